@@ -1,0 +1,297 @@
+"""The Faust app factory: wires the pure core to Kafka, tables, metrics and HTTP.
+
+``create_app(settings, gates)`` builds a fresh :class:`faust.App` (no module-level
+singleton) with:
+
+- one agent over ``gate.events`` (raw bytes in), taking events in batches
+  (``noack_take``) and acking each only after its effects were queued, so an offset
+  is committed only after the producer flushed the state changes it caused;
+- one changelog-backed table, ``vehicle-state``: key ``gate\\0vehicle``, value the
+  vehicle's distinct events; written once per changed vehicle per batch, to the
+  partition of the event's own input partition (co-partitioned with the input);
+- the :class:`~gatewatch.agents.book.Ledger` rebuilt from that table after every
+  recovery, so counts after a crash or takeover equal counts without one;
+- a 1 s timer that advances watermarks, publishes closed windows to
+  ``gate.windows`` and expires old vehicle states;
+- HTTP on 127.0.0.1: ``/metrics``, ``/healthz``, ``/readyz``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from gatewatch.agents import compat
+from gatewatch.agents.book import APPLIED, Ledger, encode_state, state_key
+from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
+from gatewatch.gates import GateSet
+from gatewatch.settings import Settings
+from gatewatch.streams.codec import Decoder, encode_window
+from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
+from gatewatch.streams.topics import Topics
+
+__all__ = ["Gatewatch", "create_app", "kafka_credentials"]
+
+log = logging.getLogger(__name__)
+
+STATE_TABLE = "vehicle-state"
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def kafka_credentials(settings: Settings) -> Any:
+    """Faust broker credentials for SASL/TLS settings (None for PLAINTEXT)."""
+    import ssl
+
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if settings.sasl_mechanism == "PLAIN":
+        return faust.SASLCredentials(username=settings.sasl_username,
+                                     password=settings.sasl_password,
+                                     ssl_context=context if protocol == "SASL_SSL" else None)
+    from faust.types.auth import SASLMechanism
+
+    mech = SASLMechanism(settings.sasl_mechanism)
+    return faust.SASLCredentials(username=settings.sasl_username,
+                                 password=settings.sasl_password, mechanism=mech,
+                                 ssl_context=context if protocol == "SASL_SSL" else None)
+
+
+@dataclass
+class Gatewatch:
+    """Everything one worker holds: the Faust app and the core it drives."""
+
+    app: faust.App
+    settings: Settings
+    gates: GateSet
+    ledger: Ledger
+    metrics: GatewatchMetrics
+    registry: CollectorRegistry
+    topics: Topics
+    wall_ms: Callable[[], int]
+    ready: bool = False
+    #: last processed (offset, kafka timestamp ms) per input partition
+    positions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: input partition each gate's events arrive on (for tombstones from the timer)
+    gate_partition: dict[str, int] = field(default_factory=dict)
+    windows_published: list[WindowRecord] = field(default_factory=list)
+
+
+def create_app(settings: Settings, gates: GateSet, *,
+               registry: CollectorRegistry | None = None,
+               wall_ms: Callable[[], int] = _wall_ms,
+               partitions: int | None = None) -> Gatewatch:
+    """Build a worker's Faust app for ``settings`` and ``gates``.
+
+    ``partitions`` is the input topic's partition count (the state table must be
+    co-partitioned with it); it defaults to ``settings.partitions``.
+    """
+    if settings.broker_compat == "tansu":
+        compat.patch_highwaters()
+    n_partitions = partitions or settings.partitions
+    topics = Topics(settings.topic_prefix)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{b.strip()}" for b in settings.bootstrap.split(",")],
+        broker_credentials=kafka_credentials(settings),
+        store="memory://",
+        topic_partitions=n_partitions,
+        topic_replication_factor=settings.replication,
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_tables_enabled=False,  # would expose table keys (plates)
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_router_enabled=True,
+        table_standby_replicas=0,
+        producer_linger=0.005,
+        stream_wait_empty=False,
+        **compat.faust_settings(settings.broker_compat),
+    )
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = GatewatchMetrics(registry, gates)
+    ledger = Ledger(gates, settings.window_seconds, settings.grace_seconds,
+                    settings.idle_seconds)
+    gw = Gatewatch(app=app, settings=settings, gates=gates, ledger=ledger, metrics=metrics,
+                   registry=registry, topics=topics, wall_ms=wall_ms)
+    decoder = Decoder(gates.ids(), settings.max_message_bytes)
+
+    events_topic = app.topic(topics.events, key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw",
+                             partitions=n_partitions)
+    rejected_topic = app.topic(topics.rejected, key_serializer="raw", value_serializer="raw")
+    windows_topic = app.topic(topics.windows, key_serializer="raw", value_serializer="raw")
+    table = app.Table(STATE_TABLE, default=None, partitions=n_partitions,
+                      key_type=bytes, value_type=bytes)
+
+    def lag_samples() -> list[LagSample]:
+        out: list[LagSample] = []
+        now = wall_ms()
+        try:
+            consumer = app.consumer
+            assigned = [tp for tp in consumer.assignment() if tp.topic == topics.events]
+        except Exception:  # noqa: BLE001 - not started yet
+            return out
+        for tp in sorted(assigned):
+            try:
+                hw = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - no fetch yet
+                hw = None
+            if hw is None:
+                continue
+            pos = gw.positions.get(tp.partition)
+            next_offset = pos[0] + 1 if pos else 0
+            behind = max(0, int(hw) - next_offset)
+            age = max(0.0, (now - pos[1]) / 1000) if behind and pos else 0.0
+            out.append(LagSample(tp.topic, tp.partition, behind, age))
+        return out
+
+    registry.register(LedgerCollector(ledger, gates, settings.no_data_seconds,
+                                      settings.window_seconds, wall_ms, lag_samples))
+
+    def process(batch: Sequence[Any]) -> None:
+        """Apply a batch to the core and queue its outputs (sync: no awaits inside)."""
+        now = wall_ms()
+        changed: dict[tuple[str, str], int] = {}
+        processed = duplicates = 0
+        rejected: list[tuple[Rejection, Any]] = []
+        positions = gw.positions
+        for event in batch:
+            msg = event.message
+            res = decoder.decode(msg.value, msg.key, now)
+            if type(res) is CrossingEvent:
+                processed += 1
+                if ledger.apply(res, now) is APPLIED:
+                    changed[(res.gate_id, res.vehicle_id)] = msg.partition
+                    gw.gate_partition[res.gate_id] = msg.partition
+                else:
+                    duplicates += 1
+            else:
+                rejected.append((res, msg))  # type: ignore[arg-type]
+            positions[msg.partition] = (msg.offset, msg.timestamp * 1000
+                                        if msg.timestamp < 1e11 else msg.timestamp)
+        for (gate_id, vehicle_id), partition in changed.items():
+            key = state_key(gate_id, vehicle_id)
+            events = ledger.vehicle_state(gate_id, vehicle_id)
+            value = encode_state(events) if events else None
+            table.data[key] = value
+            table.send_changelog(partition, key, value)
+        for rej, msg in rejected:
+            metrics.events_rejected.labels(rej.reason).inc()
+            rejected_topic.send_soon(
+                key=msg.key, value=rej.raw, headers=[
+                    ("gatewatch-reason", rej.reason.encode()),
+                    ("gatewatch-detail", rej.detail.encode()[:500]),
+                    ("gatewatch-source", f"{msg.topic}/{msg.partition}/{msg.offset}".encode()),
+                ])
+        metrics.events_processed.inc(processed)
+        if duplicates:
+            metrics.events_duplicate.inc(duplicates)
+        for wait_gate in ledger:
+            if wait_gate.waits_observed:
+                hist = metrics.wait.labels(wait_gate.gate_id)
+                for w in wait_gate.waits_observed:
+                    hist.observe(w / 1000)
+                wait_gate.waits_observed.clear()
+        metrics.batches.inc()
+
+    @app.agent(events_topic, name="gate-events")
+    async def gate_events(stream: Any) -> None:
+        async for batch in stream.noack_take(settings.batch_size,
+                                             within=settings.batch_within_seconds):
+            try:
+                process(batch)
+            except Exception:  # a bug, not data: log it and keep the worker alive
+                log.exception("batch of %d events failed; they will be redelivered after "
+                              "a restart", len(batch))
+                continue
+            for event in batch:
+                await stream.ack(event)
+
+    @table.on_recover
+    async def _rebuild() -> None:
+        now = wall_ms()
+        records = ledger.rebuild(list(table.data.items()), now)
+        for book in ledger:
+            if book.last_event_ms is not None:
+                book.last_event_wall_ms = now
+        for rec in records:
+            await _publish_window(rec, republished=True)
+        gw.ready = True
+        metrics.ready.set(1)
+        log.info("state rebuilt: %d vehicles, %d waiting, %d recent windows republished",
+                 sum(len(b.vehicles) for b in ledger),
+                 sum(sum(b.waiting_count) for b in ledger), len(records))
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def _on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        gw.ready = False
+        metrics.ready.set(0)
+
+    async def _publish_window(rec: WindowRecord, republished: bool = False) -> None:
+        await windows_topic.send(key=rec.gate_id.encode(), value=encode_window(rec))
+        if not republished:
+            metrics.windows_closed.labels(rec.closed_by).inc()
+        gw.windows_published.append(rec)
+        del gw.windows_published[:-100]
+
+    sweep_every = 30
+    ticks = {"n": 0}
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def _tick() -> None:
+        if not gw.ready:
+            return
+        now = wall_ms()
+        for rec in ledger.advance(now):
+            await _publish_window(rec)
+        ticks["n"] += 1
+        if ticks["n"] % sweep_every:
+            return
+        for book in ledger:
+            partition = gw.gate_partition.get(book.gate_id)
+            if partition is None:
+                continue
+            removed, waiting = book.expire(settings.retention_seconds * 1000,
+                                           settings.max_wait_seconds * 1000)
+            for vid in removed:
+                key = state_key(book.gate_id, vid)
+                table.data.pop(key, None)
+                table.send_changelog(partition, key, None)
+            if removed:
+                metrics.vehicles_expired.labels("waiting").inc(waiting)
+                metrics.vehicles_expired.labels("finished").inc(len(removed) - waiting)
+
+    @app.page("/metrics")
+    async def _metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def _healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def _readyz(web: Any, request: Any) -> Any:
+        if gw.ready and not app.rebalancing:
+            return web.json({"status": "ready"})
+        return web.json({"status": "not_ready",
+                         "reason": "rebalancing or recovering state"}, status=503)
+
+    return gw

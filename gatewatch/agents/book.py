@@ -1,0 +1,262 @@
+"""The ledger: exact per-gate queue state derived from per-vehicle events.
+
+``Ledger`` is the pure core the Faust agent drives. It holds, for every configured
+gate, each vehicle's distinct events (see :mod:`gatewatch.agents.queue`), the
+vehicles waiting now, and the gate's event-time windows. Applying an event
+re-derives that one vehicle's trips and applies the *difference* in transitions to
+the counters, so a late event that re-pairs a trip moves counts instead of adding
+to them. Everything takes explicit times; nothing reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import orjson
+
+from gatewatch.agents.queue import (
+    ARRIVAL,
+    CARGO_CODE,
+    DIR_CODE,
+    TYPE_CODE,
+    Transition,
+    VehicleEvent,
+    add_event,
+    derive_trips,
+    transitions,
+)
+from gatewatch.agents.windows import Bucket, GateWindows
+from gatewatch.gates import GateSet
+from gatewatch.streams.records import CrossingEvent, WindowRecord
+
+__all__ = ["APPLIED", "ARRIVAL", "DUPLICATE", "GateBook", "Ledger", "decode_state",
+           "encode_state",
+           "state_key", "split_key"]
+
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+_SEP = b"\x00"
+
+
+def state_key(gate_id: str, vehicle_id: str) -> bytes:
+    """Changelog key of one vehicle's state at one gate."""
+    return gate_id.encode() + _SEP + vehicle_id.encode()
+
+
+def split_key(key: bytes) -> tuple[str, str]:
+    gate, _, vehicle = key.partition(_SEP)
+    return gate.decode(), vehicle.decode()
+
+
+def encode_state(events: list[VehicleEvent]) -> bytes:
+    return orjson.dumps(events)
+
+
+def decode_state(raw: bytes) -> list[VehicleEvent]:
+    return [(int(e[0]), int(e[1]), int(e[2]), int(e[3]), str(e[4])) for e in orjson.loads(raw)]
+
+
+def _diff(old: list[Transition], new: list[Transition]
+          ) -> tuple[list[Transition], list[Transition]]:
+    """(removed, added) between two small transition multisets."""
+    if not old:
+        return [], new
+    added = list(new)
+    removed: list[Transition] = []
+    for tr in old:
+        if tr in added:
+            added.remove(tr)
+        else:
+            removed.append(tr)
+    return removed, added
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A vehicle waiting now."""
+
+    queued_ms: int
+    direction: int
+    cargo: int
+
+
+class GateBook:
+    """All state of one gate."""
+
+    __slots__ = ("gate_id", "vehicles", "waiting", "waiting_count", "windows", "totals",
+                 "last_event_ms", "last_event_wall_ms", "waits_observed")
+
+    def __init__(self, gate_id: str, windows: GateWindows) -> None:
+        self.gate_id = gate_id
+        self.vehicles: dict[str, list[VehicleEvent]] = {}
+        self.waiting: dict[str, Waiting] = {}
+        self.waiting_count = [0, 0]
+        self.windows = windows
+        #: transitions first seen, by ``kind * 2 + direction`` (monotonic, for _total counters)
+        self.totals = [0] * 6
+        self.last_event_ms: int | None = None
+        self.last_event_wall_ms: int | None = None
+        #: measured waits (ms) not yet taken by the metrics histogram
+        self.waits_observed: list[int] = []
+
+    def _set_waiting(self, vehicle_id: str, events: list[VehicleEvent]) -> None:
+        trips = derive_trips(events)
+        last = trips[-1] if trips else None
+        was = self.waiting.pop(vehicle_id, None)
+        if was is not None:
+            self.waiting_count[was.direction] -= 1
+        if last is not None and last.waiting and last.queued_ms is not None:
+            self.waiting[vehicle_id] = Waiting(last.queued_ms, last.direction, last.cargo)
+            self.waiting_count[last.direction] += 1
+
+    def apply(self, ev: CrossingEvent, wall_ms: int) -> str:
+        """Apply one valid event; returns APPLIED or DUPLICATE."""
+        vid = ev.vehicle_id
+        events = self.vehicles.get(vid)
+        item: VehicleEvent = (ev.occurred_at_ms, TYPE_CODE[ev.type], DIR_CODE[ev.direction],
+                              CARGO_CODE[ev.cargo], ev.event_id)
+        self.windows.observe(ev.occurred_at_ms, wall_ms)
+        self.last_event_wall_ms = wall_ms
+        if self.last_event_ms is None or ev.occurred_at_ms > self.last_event_ms:
+            self.last_event_ms = ev.occurred_at_ms
+        if events is None:
+            events = self.vehicles[vid] = []
+            old: list[Transition] = []
+        else:
+            old = transitions(derive_trips(events))
+        if not add_event(events, item):
+            return DUPLICATE
+        trips = derive_trips(events)
+        removed, added = _diff(old, transitions(trips))
+        for tr in removed:
+            self.windows.apply(tr, -1)
+        for tr in added:
+            self.windows.apply(tr, +1)
+            self.totals[tr[0] * 2 + tr[2]] += 1
+            if tr[3] >= 0:
+                self.waits_observed.append(tr[3])
+        self._set_waiting(vid, events)
+        return APPLIED
+
+    def load(self, vehicle_id: str, events: list[VehicleEvent]) -> None:
+        """Restore one vehicle's events (recovery); windows are filled without lateness."""
+        self.vehicles[vehicle_id] = events
+        for tr in transitions(derive_trips(events)):
+            start = self.windows.window_start(tr[1])
+            bucket = self.windows.open.get(start)
+            if bucket is None:
+                bucket = self.windows.open[start] = Bucket(start)
+            bucket.add(tr, +1)
+        if events:
+            last = max(e[0] for e in events)
+            if self.last_event_ms is None or last > self.last_event_ms:
+                self.last_event_ms = last
+        self._set_waiting(vehicle_id, events)
+
+    def expire(self, retention_ms: int, max_wait_ms: int) -> tuple[list[str], int]:
+        """Drop finished vehicles idle past retention and waiting ones past max wait.
+
+        Returns (vehicle ids removed, how many of them were still waiting).
+        """
+        wm = self.windows.watermark_ms
+        if wm is None:
+            return [], 0
+        removed: list[str] = []
+        expired_waiting = 0
+        for vid, events in list(self.vehicles.items()):
+            w = self.waiting.get(vid)
+            if w is not None:
+                if w.queued_ms < wm - max_wait_ms:
+                    expired_waiting += 1
+                    del self.waiting[vid]
+                    self.waiting_count[w.direction] -= 1
+                    del self.vehicles[vid]
+                    removed.append(vid)
+            elif not events or events[-1][0] < wm - retention_ms:
+                del self.vehicles[vid]
+                removed.append(vid)
+        return removed, expired_waiting
+
+    def oldest_waiting_ms(self, direction: int | None = None, cargo: int | None = None
+                          ) -> int | None:
+        """Queued time of the oldest vehicle still waiting (optionally filtered)."""
+        best: int | None = None
+        for w in self.waiting.values():
+            if direction is not None and w.direction != direction:
+                continue
+            if cargo is not None and w.cargo != cargo:
+                continue
+            if best is None or w.queued_ms < best:
+                best = w.queued_ms
+        return best
+
+
+class Ledger:
+    """Gate books for every configured gate."""
+
+    def __init__(self, gates: GateSet, window_seconds: int, grace_seconds: int,
+                 idle_seconds: int) -> None:
+        self.gates = gates
+        self.books: dict[str, GateBook] = {
+            g.gate_id: GateBook(g.gate_id, GateWindows(
+                g.gate_id, window_seconds * 1000, grace_seconds * 1000, idle_seconds * 1000))
+            for g in gates.gates
+        }
+        self._settings = (window_seconds, grace_seconds, idle_seconds)
+        self.duplicates = 0
+
+    def apply(self, ev: CrossingEvent, wall_ms: int) -> str:
+        outcome = self.books[ev.gate_id].apply(ev, wall_ms)
+        if outcome is DUPLICATE:
+            self.duplicates += 1
+        return outcome
+
+    def vehicle_state(self, gate_id: str, vehicle_id: str) -> list[VehicleEvent] | None:
+        return self.books[gate_id].vehicles.get(vehicle_id)
+
+    def advance(self, wall_ms: int) -> list[WindowRecord]:
+        out: list[WindowRecord] = []
+        for book in self.books.values():
+            out.extend(book.windows.advance(wall_ms))
+        return out
+
+    def reset(self) -> None:
+        """Forget everything (before a rebuild from the changelog)."""
+        w, g, i = self._settings
+        fresh = Ledger(self.gates, w, g, i)
+        self.books = fresh.books
+
+    def rebuild(self, items: Iterable[tuple[bytes, bytes]], wall_ms: int
+                ) -> list[WindowRecord]:
+        """Reset and restore from (changelog key, value) pairs; returns windows to republish.
+
+        Windows that had already closed more than an hour before the restored
+        watermark are closed silently (they were published before the restart); the
+        last hour's are returned so a window that closed during a crash is not lost
+        (consumers treat ``gate_id`` + ``window_start`` as the record's identity).
+        """
+        self.reset()
+        for key, value in items:
+            gate_id, vehicle_id = split_key(key)
+            book = self.books.get(gate_id)
+            if book is None or value is None:
+                continue
+            book.load(vehicle_id, decode_state(value))
+        out: list[WindowRecord] = []
+        for book in self.books.values():
+            if book.last_event_ms is None:
+                continue
+            book.windows.observe(book.last_event_ms, wall_ms)
+            horizon = book.last_event_ms - 3_600_000
+            for rec in book.windows.advance(wall_ms):
+                if rec.end_ms >= horizon:
+                    out.append(rec)
+        return out
+
+    def __iter__(self) -> Iterator[GateBook]:
+        return iter(self.books.values())
+
+    def waiting_total(self, gate_id: str) -> int:
+        return sum(self.books[gate_id].waiting_count)
+

@@ -1,0 +1,227 @@
+"""The ``gatewatch`` command: broker, worker, simulate, run.
+
+Configuration errors print ``gatewatch: error: <file or environment>: <key>: <reason>``
+and exit with status 2; nothing starts half-configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from gatewatch import __version__
+from gatewatch.errors import ConfigError, GatewatchError
+
+__all__ = ["main"]
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _load(env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    from gatewatch.gates import load_gates
+    from gatewatch.settings import Settings
+
+    settings = Settings.from_env(env)
+    return settings, load_gates(settings.gates_path)
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from gatewatch.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port, host=args.host)
+    broker.start()
+    _say(f"gatewatch broker: embedded Tansu broker ready on {broker.bootstrap} "
+         "(memory only: data is lost when it stops). Ctrl-C to stop.")
+    stopping = {"flag": False}
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping["flag"]:
+            if not broker.alive():
+                _say("gatewatch broker: the broker process exited unexpectedly")
+                return 1
+            time.sleep(0.2)
+    finally:
+        broker.stop()
+        _say("gatewatch broker: stopped")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    env = dict(os.environ)
+    if args.web_port is not None:
+        env["GATEWATCH_WEB_PORT"] = str(args.web_port)
+    settings, gates = _load(env)
+    import faust
+
+    from gatewatch.agents.app import create_app
+    from gatewatch.kafka_admin import ensure_topics
+
+    partitions = ensure_topics(settings, progress=_say)
+    gw = create_app(settings, gates, partitions=partitions)
+    _say(f"gatewatch worker: {len(gates.gates)} gates from {gates.source}; "
+         f"Kafka {settings.bootstrap}; topic {gw.topics.events} ({partitions} partitions); "
+         f"http://{settings.web_host}:{settings.web_port}/metrics")
+    worker = faust.Worker(gw.app, loglevel=settings.log_level, quiet=True,
+                          redirect_stdouts=False)
+    worker.execute_from_commandline()  # exits the process when the worker stops
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from gatewatch import simulate
+    from gatewatch.kafka_admin import ensure_topics
+    from gatewatch.streams.codec import parse_timestamp_ms
+    from gatewatch.streams.topics import Topics
+
+    settings, gates = _load()
+    ensure_topics(settings, progress=_say)
+    start_ms = None
+    if args.start:
+        start_ms = parse_timestamp_ms(args.start)
+        if start_ms is None:
+            raise ConfigError("command line", "--start", "must be RFC 3339 with an offset")
+    elif args.speed > 1:
+        start_ms = int(time.time() * 1000) - 86_400_000
+    faults = simulate.Faults(duplicate=args.duplicates, late=args.late, malformed=args.malformed)
+    topic = Topics(settings.topic_prefix).events
+    _say(f"gatewatch simulate: {len(gates.gates)} gates -> {topic} on {settings.bootstrap}; "
+         f"rate x{args.rate}, speed x{args.speed}, seed {args.seed}")
+    asyncio.run(simulate.run(
+        settings.bootstrap, topic, gates, rate=args.rate, speed=args.speed, seed=args.seed,
+        faults=faults, duration_seconds=args.duration, initial_backlog=args.initial_backlog,
+        start_ms=start_ms, progress=_say))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gatewatch.broker import EmbeddedBroker
+
+    settings, gates = _load()
+    host, _, port = settings.bootstrap.rpartition(":")
+    broker = EmbeddedBroker(port=args.broker_port or int(port), host="127.0.0.1")
+    env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=broker.bootstrap,
+               GATEWATCH_WEB_PORT=str(args.web_port))
+    exe = [sys.executable, "-m", "gatewatch"]
+    procs: list[subprocess.Popen[bytes]] = []
+    stopping = {"flag": False}
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    _say(f"gatewatch run: starting the embedded broker on {broker.bootstrap} ...")
+    broker.start()
+    try:
+        names = ["worker", "simulator"]
+        procs.append(subprocess.Popen([*exe, "worker"], env=env, start_new_session=True))
+        sim = [*exe, "simulate", "--rate", str(args.rate), "--speed", str(args.speed)]
+        procs.append(subprocess.Popen(sim, env=env, start_new_session=True))
+        base = f"http://127.0.0.1:{args.web_port}"
+        _say("\n".join([
+            "",
+            "gatewatch is running: broker + worker + simulated Lạng Sơn traffic",
+            f"  metrics   {base}/metrics   (try: curl -s {base}/metrics | grep "
+            "gate_vehicles_waiting)",
+            f"  health    {base}/healthz   ready: {base}/readyz",
+            f"  kafka     {broker.bootstrap}  (topic {settings.topic('gate.events')})",
+            "Ctrl-C stops all three.",
+            "",
+        ]))
+        while not stopping["flag"]:
+            for name, p in zip(names, procs, strict=True):
+                if p.poll() is not None:
+                    _say(f"gatewatch run: the {name} exited with code {p.returncode}; stopping")
+                    stopping["flag"] = True
+            if not broker.alive():
+                _say("gatewatch run: broker exited; stopping")
+                break
+            time.sleep(0.2)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        broker.stop()
+        _say("gatewatch run: stopped broker, worker and simulator")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gatewatch", description="Streaming congestion monitor for border gates.")
+    parser.add_argument("--version", action="version", version=f"gatewatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-compatible broker")
+    p.add_argument("--port", type=int, default=9092)
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("worker", help="run one Faust worker (GATEWATCH_* settings)")
+    p.add_argument("--web-port", type=int, default=None,
+                   help="HTTP port for /metrics, /healthz, /readyz (default 6066)")
+    p.set_defaults(func=cmd_worker)
+
+    def sim_args(q: argparse.ArgumentParser, rate: float, speed: float) -> None:
+        q.add_argument("--rate", type=float, default=rate,
+                       help=f"multiplier of the gates' configured vehicle rates (default {rate})")
+        q.add_argument("--speed", type=float, default=speed,
+                       help=f"simulated seconds per real second (default {speed})")
+
+    p = sub.add_parser("simulate", help="produce simulated Lạng Sơn traffic")
+    sim_args(p, 20.0, 1.0)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--duplicates", type=float, default=0.03, help="share of duplicate reads")
+    p.add_argument("--late", type=float, default=0.02, help="share of late deliveries")
+    p.add_argument("--malformed", type=float, default=0.005, help="share of malformed records")
+    p.add_argument("--initial-backlog", type=float, default=0.3,
+                   help="start each gate with this share of its warning threshold waiting")
+    p.add_argument("--start", default=None,
+                   help="simulated start time, RFC 3339 (default: now; a day ago if speed > 1)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("run", help="broker + worker + simulator together")
+    sim_args(p, 20.0, 1.0)
+    p.add_argument("--web-port", type=int, default=6066)
+    p.add_argument("--broker-port", type=int, default=None)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"gatewatch: error: {exc}", file=sys.stderr)
+        return 2
+    except GatewatchError as exc:
+        print(f"gatewatch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Kafka administration gatewatch needs: creating its topics, reading partition counts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gatewatch.errors import GatewatchError
+from gatewatch.settings import Settings
+from gatewatch.streams.topics import Topics
+
+__all__ = ["admin_client", "ensure_topics"]
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    cfg: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol.startswith("SASL"):
+        cfg.update(sasl_mechanism=settings.sasl_mechanism,
+                   sasl_plain_username=settings.sasl_username,
+                   sasl_plain_password=settings.sasl_password)
+    if settings.ssl_cafile:
+        cfg["ssl_cafile"] = settings.ssl_cafile
+    return cfg
+
+
+def admin_client(settings: Settings, timeout_seconds: float = 30.0,
+                 progress: Callable[[str], None] | None = None) -> Any:
+    """A kafka-python admin client, retrying until the cluster answers."""
+    from kafka import KafkaAdminClient
+
+    deadline = time.monotonic() + timeout_seconds
+    last: Exception | None = None
+    announced = False
+    while time.monotonic() < deadline:
+        try:
+            return KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","),
+                                    request_timeout_ms=10000, **_security(settings))
+        except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable and friends
+            last = exc
+            if progress and not announced:
+                progress(f"waiting for Kafka at {settings.bootstrap} ...")
+                announced = True
+            time.sleep(0.5)
+    raise GatewatchError(f"cannot reach Kafka at {settings.bootstrap} "
+                         f"(GATEWATCH_KAFKA_BOOTSTRAP) after {timeout_seconds:.0f} s: {last}")
+
+
+def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = None) -> int:
+    """Create gatewatch's topics if missing; return the input topic's partition count."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    topics = Topics(settings.topic_prefix)
+    admin = admin_client(settings, progress=progress)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topics.all_created() if t not in existing]
+        for name in missing:
+            try:
+                admin.create_topics([NewTopic(name, settings.partitions, settings.replication)])
+                if progress:
+                    progress(f"created topic {name} ({settings.partitions} partitions)")
+            except TopicAlreadyExistsError:
+                pass
+        info = admin.describe_topics([topics.events])
+        partitions = len(info[0]["partitions"]) if info and info[0].get("partitions") else 0
+        if partitions <= 0:
+            raise GatewatchError(f"topic {topics.events} has no partitions on "
+                                 f"{settings.bootstrap}")
+        return partitions
+    finally:
+        admin.close()

@@ -1,0 +1,229 @@
+"""Simulated Lạng Sơn gate traffic: contract-v1 events with realistic feed faults.
+
+Per gate, vehicles arrive as a Poisson process (``arrivals_per_hour`` × ``--rate``) and
+the gate clears its queue first-come-first-served at ``clearance_per_hour`` × ``--rate``
+(also Poisson); a few waiting vehicles give up (``withdrawn``). Cargo and direction
+follow the gate's shares. The feed is dirty on purpose, at configurable rates:
+duplicate camera reads (same event again, or a second read a few seconds later with
+a new id), late delivery (sent minutes after it happened, so out of order), and
+malformed records (bad JSON, wrong types, unknown gates).
+
+:class:`TrafficModel` is pure and deterministic under a seed, with explicit times;
+:func:`run` drives it in (accelerated) real time against Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+import signal
+import string
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gatewatch.gates import GateConfig, GateSet
+from gatewatch.streams.codec import encode_event, format_ms
+from gatewatch.streams.records import CrossingEvent
+
+__all__ = ["Faults", "Outgoing", "TrafficModel", "run"]
+
+_PROVINCES = ("12C", "12A", "12B", "12D", "29C", "29H", "30E", "51C", "43C", "14C", "98C",
+              "34C", "36C", "37C", "20C", "99C")
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Shares (0-1) of feed faults."""
+
+    duplicate: float = 0.03
+    late: float = 0.02
+    malformed: float = 0.005
+    late_max_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message to produce: key, value bytes, and the sim time it is sent."""
+
+    send_ms: int
+    key: bytes
+    value: bytes
+    valid: bool
+
+
+class _Gate:
+    __slots__ = ("cfg", "queue", "next_arrival", "next_clear", "seq")
+
+    def __init__(self, cfg: GateConfig) -> None:
+        self.cfg = cfg
+        self.queue: deque[tuple[str, str, str | None]] = deque()
+        self.next_arrival = 0.0
+        self.next_clear = 0.0
+        self.seq = 0
+
+
+class TrafficModel:
+    """Deterministic event generator over simulated time (ms since epoch)."""
+
+    def __init__(self, gates: GateSet, start_ms: int, *, rate: float = 1.0, seed: int = 7,
+                 faults: Faults | None = None, initial_backlog: float = 0.0) -> None:
+        self.rng = random.Random(seed)
+        self.rate = rate
+        self.faults = faults or Faults()
+        self.now_ms = start_ms
+        self._pending: list[tuple[int, int, Outgoing]] = []
+        self._n = 0
+        self._gates = [_Gate(g) for g in gates.gates]
+        for g in self._gates:
+            g.next_arrival = start_ms + self._gap_ms(g.cfg.simulation.arrivals_per_hour)
+            g.next_clear = start_ms + self._gap_ms(g.cfg.simulation.clearance_per_hour)
+            backlog = int(initial_backlog * g.cfg.warning_threshold)
+            for i in range(backlog):
+                self._arrive(g, start_ms - (backlog - i) * 60_000)
+
+    def _gap_ms(self, per_hour: float) -> float:
+        lam = per_hour * self.rate / 3_600_000
+        return self.rng.expovariate(lam) if lam > 0 else float("inf")
+
+    def _plate(self) -> str:
+        return f"{self.rng.choice(_PROVINCES)}-{self.rng.randrange(10000, 99999)}"
+
+    def _event_id(self) -> str:
+        self._n += 1
+        return f"sim-{self._n:09d}-{''.join(self.rng.choices(string.ascii_lowercase, k=4))}"
+
+    def _emit(self, gate: _Gate, vehicle: str, etype: str, direction: str, cargo: str | None,
+              t_ms: int) -> None:
+        ev = CrossingEvent(self._event_id(), gate.cfg.gate_id, vehicle, etype, direction, t_ms,
+                           cargo, f"L{self.rng.randint(1, 4)}")
+        key = gate.cfg.gate_id.encode()
+        send = t_ms
+        f = self.faults
+        r = self.rng.random()
+        if r < f.late:
+            send = t_ms + int(self.rng.uniform(30, f.late_max_seconds) * 1000)
+        self._push(Outgoing(send, key, encode_event(ev), True))
+        r = self.rng.random()
+        if r < f.duplicate / 2:
+            self._push(Outgoing(send + self.rng.randint(0, 3000), key, encode_event(ev), True))
+        elif r < f.duplicate:
+            again = CrossingEvent(self._event_id(), ev.gate_id, vehicle, etype, direction,
+                                  t_ms + self.rng.randint(1000, 5000), cargo, ev.lane)
+            self._push(Outgoing(again.occurred_at_ms, key, encode_event(again), True))
+        if self.rng.random() < f.malformed:
+            self._push(Outgoing(send, key, self._malformed(ev), False))
+
+    def _malformed(self, ev: CrossingEvent) -> bytes:
+        kind = self.rng.randrange(5)
+        if kind == 0:
+            return b'{"event_id": "broken", "gate_id": '
+        if kind == 1:
+            return orjson.dumps({"event_id": ev.event_id + "-x", "gate_id": ev.gate_id,
+                                 "vehicle_id": 12345, "type": ev.type,
+                                 "direction": ev.direction,
+                                 "occurred_at": format_ms(ev.occurred_at_ms)})
+        if kind == 2:
+            return orjson.dumps({"event_id": ev.event_id + "-u", "gate_id": "unknown-gate",
+                                 "vehicle_id": ev.vehicle_id, "type": ev.type,
+                                 "direction": ev.direction,
+                                 "occurred_at": format_ms(ev.occurred_at_ms)})
+        if kind == 3:
+            return b"\xff\xfe not utf-8"
+        return orjson.dumps({"event_id": ev.event_id + "-t", "gate_id": ev.gate_id,
+                             "vehicle_id": ev.vehicle_id, "type": ev.type,
+                             "direction": ev.direction, "occurred_at": "yesterday"})
+
+    def _push(self, out: Outgoing) -> None:
+        self._n += 1
+        heapq.heappush(self._pending, (out.send_ms, self._n, out))
+
+    def _arrive(self, g: _Gate, t_ms: int) -> None:
+        sim = g.cfg.simulation
+        direction = "export" if self.rng.random() < sim.export_share else "import"
+        r = self.rng.random()
+        cargo = "perishable" if r < sim.perishable_share else (
+            "empty" if r > 0.95 else "general")
+        vehicle = self._plate()
+        g.queue.append((vehicle, direction, cargo))
+        self._emit(g, vehicle, "queued", direction, cargo, t_ms)
+
+    def advance(self, to_ms: int) -> Iterator[Outgoing]:
+        """Simulate up to ``to_ms`` and yield the messages due by then, in send order."""
+        for g in self._gates:
+            sim = g.cfg.simulation
+            while g.next_arrival <= to_ms or g.next_clear <= to_ms:
+                if g.next_arrival <= g.next_clear:
+                    self._arrive(g, int(g.next_arrival))
+                    g.next_arrival += self._gap_ms(sim.arrivals_per_hour)
+                else:
+                    t = int(g.next_clear)
+                    if g.queue:
+                        if len(g.queue) > 3 and self.rng.random() < 0.02:
+                            idx = self.rng.randrange(len(g.queue))
+                            vehicle, direction, cargo = g.queue[idx]
+                            del g.queue[idx]
+                            self._emit(g, vehicle, "withdrawn", direction, cargo, t)
+                        else:
+                            vehicle, direction, cargo = g.queue.popleft()
+                            self._emit(g, vehicle, "crossed", direction, cargo, t)
+                    g.next_clear += self._gap_ms(sim.clearance_per_hour)
+        self.now_ms = to_ms
+        while self._pending and self._pending[0][0] <= to_ms:
+            yield heapq.heappop(self._pending)[2]
+
+    def waiting(self) -> dict[str, int]:
+        """Vehicles in each gate's simulated queue (ground truth)."""
+        return {g.cfg.gate_id: len(g.queue) for g in self._gates}
+
+
+async def run(bootstrap: str, topic: str, gates: GateSet, *, rate: float, speed: float,
+              seed: int, faults: Faults, duration_seconds: float | None,
+              initial_backlog: float, start_ms: int | None = None,
+              progress: Callable[[str], None] = print,
+              producer_config: dict[str, Any] | None = None,
+              ) -> int:
+    """Produce simulated traffic until stopped (or ``duration_seconds``); returns count."""
+    from aiokafka import AIOKafkaProducer
+
+    wall0 = time.time()
+    sim0 = start_ms if start_ms is not None else int(wall0 * 1000)
+    model = TrafficModel(gates, sim0, rate=rate, seed=seed, faults=faults,
+                         initial_backlog=initial_backlog)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
+                                **(producer_config or {}))
+    await producer.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sent = 0
+    last_report = wall0
+    try:
+        while not stop.is_set():
+            elapsed = time.time() - wall0
+            if duration_seconds is not None and elapsed >= duration_seconds:
+                break
+            sim_now = sim0 + int(elapsed * speed * 1000)
+            for out in model.advance(sim_now):
+                await producer.send(topic, out.value, key=out.key)
+                sent += 1
+            if time.time() - last_report >= 10:
+                last_report = time.time()
+                backlog = ", ".join(f"{k} {v}" for k, v in model.waiting().items())
+                progress(f"simulate: {sent} events sent; sim time {format_ms(sim_now)}; "
+                         f"waiting: {backlog}")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.2)
+            except TimeoutError:
+                pass
+        await producer.flush()
+    finally:
+        await producer.stop()
+    progress(f"simulate: stopped after {sent} events")
+    return sent
