@@ -269,7 +269,7 @@ def run_baseline(name: str, bootstrap: str, topic: str, n: int, partitions: int,
 
 def run_gatewatch(bootstrap: str, topic_prefix: str, n_events: int, workdir: Path,
                   gates: int, app_id: str, timeout: float) -> dict[str, Any]:
-    import httpx
+    import urllib.request
 
     gates_file = workdir / "gates.yaml"
     gates_file.write_text("version: 1\ngates:\n" + "".join(
@@ -284,7 +284,7 @@ def run_gatewatch(bootstrap: str, topic_prefix: str, n_events: int, workdir: Pat
     seen = {"count": 0, "first": 0.0, "last": 0.0}
     usage: dict[str, float] = {}
 
-    with open(log, "wb") as logf, httpx.Client(timeout=2) as client:
+    with open(log, "wb") as logf:
         start = time.time()
         proc = subprocess.Popen([str(VENV_BIN / "gatewatch"), "worker", "--web-port", str(port)],
                                 cwd=workdir, env=env, stdout=logf, stderr=subprocess.STDOUT,
@@ -292,8 +292,9 @@ def run_gatewatch(bootstrap: str, topic_prefix: str, n_events: int, workdir: Pat
         try:
             def poll_metrics() -> bool:
                 try:
-                    text = client.get(url).text
-                except httpx.HTTPError:
+                    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
+                        text = resp.read().decode()
+                except OSError:
                     return False
                 count = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                             if line.startswith(("gatewatch_events_processed_total",
@@ -392,6 +393,7 @@ def main() -> int:
     timeout = args.timeout or 60 + args.events / 1000
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited as ignored
     run_id = uuid.uuid4().hex[:8]
     prefix = f"bench-{run_id}-"
     topic = f"{prefix}gate.events"

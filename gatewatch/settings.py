@@ -46,6 +46,8 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("GATEWATCH_MAX_MESSAGE_BYTES", "65536", "larger messages are rejected as too_large"),
     ("GATEWATCH_BATCH_SIZE", "2000", "max events the agent takes per batch"),
     ("GATEWATCH_BATCH_WITHIN_SECONDS", "0.05", "max time the agent waits to fill a batch"),
+    ("GATEWATCH_BATCH_DELIVERY", "1",
+     "1: the consumer hands whole fetched batches to the agent; 0: Faust's per-event stream"),
     ("GATEWATCH_BROKER_COMPAT", "tansu",
      "'tansu' enables the embedded-broker workarounds; 'kafka' for Apache Kafka/Redpanda"),
     ("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
@@ -93,6 +95,7 @@ class Settings:
     max_message_bytes: int = 65536
     batch_size: int = 2000
     batch_within_seconds: float = 0.05
+    batch_delivery: bool = True
     broker_compat: str = "tansu"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = ""
@@ -170,6 +173,8 @@ class Settings:
                               "a positive integer"),
             batch_within_seconds=_parse(e, "GATEWATCH_BATCH_WITHIN_SECONDS", "0.05", float,
                                         lambda v: 0 < v <= 10, "a number of seconds in (0, 10]"),
+            batch_delivery=_parse(e, "GATEWATCH_BATCH_DELIVERY", "1", int,
+                                  lambda v: v in (0, 1), "0 or 1") == 1,
             broker_compat=compat,
             security_protocol=protocol,
             sasl_mechanism=mechanism,

@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from gatewatch.agents import compat
 from gatewatch.agents.book import APPLIED, Ledger, encode_state, state_key
+from gatewatch.agents.delivery import BatchConsumer
 from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
@@ -45,6 +46,12 @@ STATE_TABLE = "vehicle-state"
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _raw_store(table: Any) -> Any:
+    """The dict behind a memory-store table (keys/values are raw bytes already)."""
+    inner = getattr(table.data, "data", None)
+    return inner if isinstance(inner, dict) else table.data
 
 
 def kafka_credentials(settings: Settings) -> Any:
@@ -166,62 +173,106 @@ def create_app(settings: Settings, gates: GateSet, *,
     registry.register(LedgerCollector(ledger, gates, settings.no_data_seconds,
                                       settings.window_seconds, wall_ms, lag_samples))
 
-    def process(batch: Sequence[Any]) -> None:
-        """Apply a batch to the core and queue its outputs (sync: no awaits inside)."""
+    def apply_records(records: Sequence[Any]) -> list[tuple[bytes, bytes | None, int]]:
+        """Apply raw records to the core (sync); return the changelog writes to make.
+
+        ``records`` are aiokafka ConsumerRecords (batch delivery) or Faust Messages
+        (stream path): both have topic, partition, offset, timestamp, key and value.
+        Each changed vehicle yields one write, to the event's own input partition.
+        """
         now = wall_ms()
         changed: dict[tuple[str, str], int] = {}
         processed = duplicates = 0
         rejected: list[tuple[Rejection, Any]] = []
-        positions = gw.positions
-        for event in batch:
-            msg = event.message
-            res = decoder.decode(msg.value, msg.key, now)
+        decode = decoder.decode
+        apply = ledger.apply
+        for msg in records:
+            res = decode(msg.value, msg.key, now)
             if type(res) is CrossingEvent:
                 processed += 1
-                if ledger.apply(res, now) is APPLIED:
+                if apply(res, now) is APPLIED:
                     changed[(res.gate_id, res.vehicle_id)] = msg.partition
-                    gw.gate_partition[res.gate_id] = msg.partition
                 else:
                     duplicates += 1
             else:
                 rejected.append((res, msg))  # type: ignore[arg-type]
-            positions[msg.partition] = (msg.offset, msg.timestamp * 1000
-                                        if msg.timestamp < 1e11 else msg.timestamp)
+        if records:
+            last = records[-1]
+            ts = last.timestamp or 0
+            gw.positions[last.partition] = (last.offset, int(ts * 1000) if ts < 1e11 else ts)
+        writes: list[tuple[bytes, bytes | None, int]] = []
+        store = _raw_store(table)
         for (gate_id, vehicle_id), partition in changed.items():
+            gw.gate_partition[gate_id] = partition
             key = state_key(gate_id, vehicle_id)
             events = ledger.vehicle_state(gate_id, vehicle_id)
             value = encode_state(events) if events else None
-            table.data[key] = value
-            table.send_changelog(partition, key, value)
+            store[key] = value
+            writes.append((key, value, partition))
         for rej, msg in rejected:
-            metrics.events_rejected.labels(rej.reason).inc()
-            rejected_topic.send_soon(
-                key=msg.key, value=rej.raw, headers=[
-                    ("gatewatch-reason", rej.reason.encode()),
-                    ("gatewatch-detail", rej.detail.encode()[:500]),
-                    ("gatewatch-source", f"{msg.topic}/{msg.partition}/{msg.offset}".encode()),
-                ])
+            dead_letter(rej, msg)
         metrics.events_processed.inc(processed)
         if duplicates:
             metrics.events_duplicate.inc(duplicates)
-        for wait_gate in ledger:
-            if wait_gate.waits_observed:
-                hist = metrics.wait.labels(wait_gate.gate_id)
-                for w in wait_gate.waits_observed:
+        for book in ledger:
+            if book.waits_observed:
+                hist = metrics.wait.labels(book.gate_id)
+                for w in book.waits_observed:
                     hist.observe(w / 1000)
-                wait_gate.waits_observed.clear()
+                book.waits_observed.clear()
         metrics.batches.inc()
+        return writes
+
+    async def write_changelog(writes: list[tuple[bytes, bytes | None, int]]) -> None:
+        """Send state changes straight to the changelog with the underlying aiokafka
+        producer (Faust's per-message FutureMessage/buffer path cost more than the rest
+        of the pipeline). Faust flushes this producer before every offset commit, so a
+        committed offset never runs ahead of the state it produced."""
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+        topic = table.changelog_topic.get_topic_name()
+        send = producer.send
+        for key, value, partition in writes:
+            await send(topic, value, key=key, partition=partition)
+
+    def dead_letter(rej: Rejection, msg: Any) -> None:
+        metrics.events_rejected.labels(rej.reason).inc()
+        rejected_topic.send_soon(
+            key=msg.key, value=rej.raw, headers=[
+                ("gatewatch-reason", rej.reason.encode()),
+                ("gatewatch-detail", rej.detail.encode()[:500]),
+                ("gatewatch-source", f"{msg.topic}/{msg.partition}/{msg.offset}".encode()),
+            ])
+
+    async def process(records: Sequence[Any]) -> None:
+        """Apply a batch; if that hits a bug, retry record by record and dead-letter
+        the record that triggers it (reason ``internal_error``). Re-applying is safe:
+        the core is idempotent."""
+        try:
+            writes = apply_records(records)
+        except Exception:
+            log.exception("batch of %d records failed; retrying one by one", len(records))
+            writes = []
+            for msg in records:
+                try:
+                    writes.extend(apply_records([msg]))
+                except Exception as exc:  # noqa: BLE001 - keep the worker alive
+                    log.error("record %s/%s/%s dead-lettered: %r", msg.topic, msg.partition,
+                              msg.offset, exc)
+                    dead_letter(Rejection("internal_error", repr(exc)[:200],
+                                          msg.value or b"", msg.key), msg)
+        await write_changelog(writes)
+
+    if settings.batch_delivery:
+        app.gatewatch_handlers = {topics.events: process}  # type: ignore[attr-defined]
+        app.transport.Consumer = BatchConsumer  # type: ignore[misc]
 
     @app.agent(events_topic, name="gate-events")
     async def gate_events(stream: Any) -> None:
+        # With batch delivery (the default) records reach ``process`` straight from the
+        # consumer and this stream stays idle; without it, this is the path.
         async for batch in stream.noack_take(settings.batch_size,
                                              within=settings.batch_within_seconds):
-            try:
-                process(batch)
-            except Exception:  # a bug, not data: log it and keep the worker alive
-                log.exception("batch of %d events failed; they will be redelivered after "
-                              "a restart", len(batch))
-                continue
+            await process([event.message for event in batch])
             for event in batch:
                 await stream.ack(event)
 
@@ -271,10 +322,12 @@ def create_app(settings: Settings, gates: GateSet, *,
                 continue
             removed, waiting = book.expire(settings.retention_seconds * 1000,
                                            settings.max_wait_seconds * 1000)
+            store = _raw_store(table)
             for vid in removed:
                 key = state_key(book.gate_id, vid)
-                table.data.pop(key, None)
-                table.send_changelog(partition, key, None)
+                store.pop(key, None)
+            await write_changelog([(state_key(book.gate_id, vid), None, partition)
+                                   for vid in removed])
             if removed:
                 metrics.vehicles_expired.labels("waiting").inc(waiting)
                 metrics.vehicles_expired.labels("finished").inc(len(removed) - waiting)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from heapq import heapify, heappop, heappush
 
 import orjson
 
@@ -85,7 +86,7 @@ class GateBook:
     """All state of one gate."""
 
     __slots__ = ("gate_id", "vehicles", "waiting", "waiting_count", "windows", "totals",
-                 "last_event_ms", "last_event_wall_ms", "waits_observed")
+                 "last_event_ms", "last_event_wall_ms", "waits_observed", "_heaps")
 
     def __init__(self, gate_id: str, windows: GateWindows) -> None:
         self.gate_id = gate_id
@@ -99,6 +100,10 @@ class GateBook:
         self.last_event_wall_ms: int | None = None
         #: measured waits (ms) not yet taken by the metrics histogram
         self.waits_observed: list[int] = []
+        #: min-heaps of (queued_ms, vehicle) per direction and for perishable cargo, with
+        #: lazy deletion, so the oldest wait costs O(log n) per scrape, not a full scan
+        self._heaps: dict[tuple[str, int], list[tuple[int, str]]] = {
+            ("d", 0): [], ("d", 1): [], ("c", CARGO_CODE["perishable"]): []}
 
     def _set_waiting(self, vehicle_id: str, events: list[VehicleEvent]) -> None:
         trips = derive_trips(events)
@@ -109,6 +114,12 @@ class GateBook:
         if last is not None and last.waiting and last.queued_ms is not None:
             self.waiting[vehicle_id] = Waiting(last.queued_ms, last.direction, last.cargo)
             self.waiting_count[last.direction] += 1
+            if was is None or was.queued_ms != last.queued_ms:
+                item = (last.queued_ms, vehicle_id)
+                heappush(self._heaps[("d", last.direction)], item)
+                cargo_heap = self._heaps.get(("c", last.cargo))
+                if cargo_heap is not None:
+                    heappush(cargo_heap, item)
 
     def apply(self, ev: CrossingEvent, wall_ms: int) -> str:
         """Apply one valid event; returns APPLIED or DUPLICATE."""
@@ -131,9 +142,13 @@ class GateBook:
         removed, added = _diff(old, transitions(trips))
         for tr in removed:
             self.windows.apply(tr, -1)
+        # a transition re-added with another wait (its queued event arrived late) is an
+        # update, not a new arrival/crossing, for the monotonic totals
+        updated = {tr[:3] for tr in removed}
         for tr in added:
             self.windows.apply(tr, +1)
-            self.totals[tr[0] * 2 + tr[2]] += 1
+            if tr[:3] not in updated:
+                self.totals[tr[0] * 2 + tr[2]] += 1
             if tr[3] >= 0:
                 self.waits_observed.append(tr[3])
         self._set_waiting(vid, events)
@@ -180,16 +195,28 @@ class GateBook:
 
     def oldest_waiting_ms(self, direction: int | None = None, cargo: int | None = None
                           ) -> int | None:
-        """Queued time of the oldest vehicle still waiting (optionally filtered)."""
-        best: int | None = None
-        for w in self.waiting.values():
-            if direction is not None and w.direction != direction:
-                continue
-            if cargo is not None and w.cargo != cargo:
-                continue
-            if best is None or w.queued_ms < best:
-                best = w.queued_ms
-        return best
+        """Queued time of the oldest vehicle still waiting, by direction or cargo."""
+        if direction is None and cargo is None:
+            firsts = [t for d in (0, 1) if (t := self.oldest_waiting_ms(direction=d)) is not None]
+            return min(firsts) if firsts else None
+        heap = self._heaps[("d", direction)] if direction is not None else \
+            self._heaps.get(("c", cargo if cargo is not None else -1))
+        if heap is None:
+            return None
+        waiting = self.waiting
+        if len(heap) > 64 and len(heap) > 2 * len(waiting) + 64:
+            heap[:] = [(t, v) for t, v in heap if (w := waiting.get(v)) is not None
+                       and w.queued_ms == t]
+            heapify(heap)
+        while heap:
+            t, vid = heap[0]
+            w = waiting.get(vid)
+            if w is not None and w.queued_ms == t and (
+                    direction is None or w.direction == direction) and (
+                    cargo is None or w.cargo == cargo):
+                return t
+            heappop(heap)
+        return None
 
 
 class Ledger:
