@@ -28,7 +28,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gatewatch.agents import compat
-from gatewatch.agents.book import APPLIED, Ledger, encode_state, state_key
+from gatewatch.agents.book import APPLIED, DUPLICATE, Ledger, encode_state, state_key
 from gatewatch.agents.delivery import BatchConsumer
 from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
 from gatewatch.gates import GateSet
@@ -190,9 +190,10 @@ def create_app(settings: Settings, gates: GateSet, *,
             res = decode(msg.value, msg.key, now)
             if type(res) is CrossingEvent:
                 processed += 1
-                if apply(res, now) is APPLIED:
+                outcome = apply(res, now)
+                if outcome is not DUPLICATE:
                     changed[(res.gate_id, res.vehicle_id)] = msg.partition
-                else:
+                if outcome is not APPLIED:
                     duplicates += 1
             else:
                 rejected.append((res, msg))  # type: ignore[arg-type]

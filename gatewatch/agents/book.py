@@ -31,12 +31,14 @@ from gatewatch.agents.windows import Bucket, GateWindows
 from gatewatch.gates import GateSet
 from gatewatch.streams.records import CrossingEvent, WindowRecord
 
-__all__ = ["APPLIED", "ARRIVAL", "DUPLICATE", "GateBook", "Ledger", "decode_state",
+__all__ = ["APPLIED", "ARRIVAL", "DUPLICATE", "UNCHANGED", "GateBook", "Ledger", "decode_state",
            "encode_state",
            "state_key", "split_key"]
 
-APPLIED = "applied"
-DUPLICATE = "duplicate"
+#: outcomes of applying an event
+APPLIED = "applied"      # stored, and it changed the queue or the windows
+UNCHANGED = "unchanged"  # stored (it may matter later), but changed no count: a re-read
+DUPLICATE = "duplicate"  # already known (same id, or same type at the same ms): dropped
 _SEP = b"\x00"
 
 
@@ -140,6 +142,8 @@ class GateBook:
             return DUPLICATE
         trips = derive_trips(events)
         removed, added = _diff(old, transitions(trips))
+        if not removed and not added:
+            return UNCHANGED
         for tr in removed:
             self.windows.apply(tr, -1)
         # a transition re-added with another wait (its queued event arrived late) is an
@@ -235,7 +239,7 @@ class Ledger:
 
     def apply(self, ev: CrossingEvent, wall_ms: int) -> str:
         outcome = self.books[ev.gate_id].apply(ev, wall_ms)
-        if outcome is DUPLICATE:
+        if outcome is not APPLIED:
             self.duplicates += 1
         return outcome
 

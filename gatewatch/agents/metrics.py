@@ -52,7 +52,8 @@ class GatewatchMetrics:
             "gatewatch_events_processed", "Valid crossing events processed (incl. duplicates)",
             registry=registry)
         self.events_duplicate = Counter(
-            "gatewatch_events_duplicate", "Valid events that changed nothing (duplicates)",
+            "gatewatch_events_duplicate",
+            "Valid events that changed no count (duplicates and re-reads)",
             registry=registry)
         self.events_rejected = Counter(
             "gatewatch_events_rejected", "Messages dead-lettered, by reason", ["reason"],
