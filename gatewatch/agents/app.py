@@ -48,10 +48,25 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _raw_store(table: Any) -> Any:
-    """The dict behind a memory-store table (keys/values are raw bytes already)."""
-    inner = getattr(table.data, "data", None)
-    return inner if isinstance(inner, dict) else table.data
+def _store_put(table: Any, key: bytes, value: bytes | None, partition: int) -> None:
+    """Mirror a state write into the table's local store without a second changelog
+    send. For the memory store this also records the key's partition, so that Faust
+    drops it if the partition is assigned elsewhere after a rebalance."""
+    store = table.data
+    inner = getattr(store, "data", None)
+    key_partition = getattr(store, "_key_partition", None)
+    if not isinstance(inner, dict) or not isinstance(key_partition, dict):
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+        return
+    if value is None:
+        inner.pop(key, None)
+        key_partition.pop(key, None)
+    else:
+        inner[key] = value
+        key_partition[key] = partition
 
 
 def kafka_credentials(settings: Settings) -> Any:
@@ -202,13 +217,12 @@ def create_app(settings: Settings, gates: GateSet, *,
             ts = last.timestamp or 0
             gw.positions[last.partition] = (last.offset, int(ts * 1000) if ts < 1e11 else ts)
         writes: list[tuple[bytes, bytes | None, int]] = []
-        store = _raw_store(table)
         for (gate_id, vehicle_id), partition in changed.items():
             gw.gate_partition[gate_id] = partition
             key = state_key(gate_id, vehicle_id)
             events = ledger.vehicle_state(gate_id, vehicle_id)
             value = encode_state(events) if events else None
-            store[key] = value
+            _store_put(table, key, value, partition)
             writes.append((key, value, partition))
         for rej, msg in rejected:
             dead_letter(rej, msg)
@@ -323,10 +337,8 @@ def create_app(settings: Settings, gates: GateSet, *,
                 continue
             removed, waiting = book.expire(settings.retention_seconds * 1000,
                                            settings.max_wait_seconds * 1000)
-            store = _raw_store(table)
             for vid in removed:
-                key = state_key(book.gate_id, vid)
-                store.pop(key, None)
+                _store_put(table, state_key(book.gate_id, vid), None, partition)
             await write_changelog([(state_key(book.gate_id, vid), None, partition)
                                    for vid in removed])
             if removed:

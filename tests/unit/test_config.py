@@ -80,3 +80,14 @@ def test_secret_never_in_repr(tmp_path: Path):
                            "GATEWATCH_KAFKA_SASL_PASSWORD_FILE": str(secret)})
     assert s.sasl_password == "hunter2"
     assert "hunter2" not in repr(s)
+
+
+def test_readme_documents_every_setting_and_reject_reason():
+    from gatewatch.settings import SETTINGS_DOC
+    from gatewatch.streams.records import REJECT_REASONS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for var, _default, _meaning in SETTINGS_DOC:
+        assert f"`{var}" in readme, var
+    for reason in REJECT_REASONS:
+        assert f"`{reason}`" in readme, reason

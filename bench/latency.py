@@ -1,0 +1,189 @@
+"""End-to-end latency: an event produced → visible in the worker's /metrics.
+
+What it measures
+    Starts an embedded broker and one `gatewatch worker`, then for --seconds produces a
+    steady background load (--rate events/s of contract-v1 traffic over 8 gates) plus
+    a probe every 100 ms: a `queued` event for a new vehicle at a dedicated `probe`
+    gate. A poller reads /metrics every 10 ms; a probe's latency is from just before it
+    was handed to the producer to the first scrape where `gate_vehicles_waiting` for
+    the probe gate counts it (so it includes up to 10 ms of polling resolution and the
+    producer's linger). Runs the same measurement for the worker on Faust's per-event
+    stream path (GATEWATCH_BATCH_DELIVERY=0) as the baseline, in the same run.
+
+Run (from the repo root):
+    .venv/bin/python bench/latency.py --rate 2000 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from throughput import free_port, generate_events, stop_process  # noqa: E402
+
+from gatewatch.broker import EmbeddedBroker  # noqa: E402
+from gatewatch.streams.codec import format_ms  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+PROBE_LINE = 'gate_vehicles_waiting{direction="export",gate="probe"} '
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def gates_yaml(n: int) -> str:
+    gates = [f"gate-{i}" for i in range(n)] + ["probe"]
+    return "version: 1\ngates:\n" + "".join(
+        f'  - id: {g}\n    name: "{g}"\n    yard_capacity: 1000000\n'
+        f"    thresholds: {{warning: 500000, critical: 900000}}\n" for g in gates)
+
+
+def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_delivery: bool
+            ) -> dict[str, Any]:
+    prefix = f"lat-{uuid.uuid4().hex[:8]}-"
+    port = free_port()
+    (workdir / "gates.yaml").write_text(gates_yaml(8))
+    env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=bootstrap, GATEWATCH_TOPIC_PREFIX=prefix,
+               GATEWATCH_APP_ID=prefix + "app", GATEWATCH_GATES=str(workdir / "gates.yaml"),
+               GATEWATCH_BATCH_DELIVERY="1" if batch_delivery else "0")
+    url = f"http://127.0.0.1:{port}"
+    log = open(workdir / f"worker-{int(batch_delivery)}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([str(VENV_BIN / "gatewatch"), "worker", "--web-port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    sent_at: dict[int, float] = {}
+    seen_at: dict[int, float] = {}
+    stop = threading.Event()
+
+    def poller() -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(url + "/metrics", timeout=2) as r:  # noqa: S310
+                    body = r.read().decode()
+            except OSError:
+                time.sleep(0.01)
+                continue
+            now = time.monotonic()
+            i = body.find(PROBE_LINE)
+            if i >= 0:
+                value = int(float(body[i + len(PROBE_LINE):body.index("\n", i)]))
+                for k in range(1, value + 1):
+                    seen_at.setdefault(k, now)
+            time.sleep(0.01)
+
+    async def load() -> int:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+        await producer.start()
+        events = generate_events(10**9, 8, seed=11)
+        sent = 0
+        probe = 0
+        try:
+            start = time.monotonic()
+            next_probe = start
+            while (elapsed := time.monotonic() - start) < seconds:
+                due = int(elapsed * rate)
+                while sent < due:
+                    key, value = next(events)
+                    await producer.send(f"{prefix}gate.events", value, key=key)
+                    sent += 1
+                if time.monotonic() >= next_probe:
+                    probe += 1
+                    doc = {"event_id": f"probe-{probe}", "gate_id": "probe",
+                           "vehicle_id": f"PROBE-{probe:05d}", "type": "queued",
+                           "direction": "export",
+                           "occurred_at": format_ms(int(time.time() * 1000))}
+                    sent_at[probe] = time.monotonic()
+                    await producer.send(f"{prefix}gate.events", orjson.dumps(doc),
+                                        key=b"probe")
+                    next_probe += 0.1
+                await asyncio.sleep(0.002)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return sent
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # ready?
+            try:
+                with urllib.request.urlopen(url + "/readyz", timeout=2) as r:  # noqa: S310
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"worker not ready; see {workdir}")
+            time.sleep(0.1)
+        thread = threading.Thread(target=poller, daemon=True)
+        thread.start()
+        sent = asyncio.run(load())
+        deadline = time.monotonic() + 30
+        while len(seen_at) < len(sent_at) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(5)
+    finally:
+        stop_process(proc)
+        log.close()
+    lat = [(seen_at[k] - sent_at[k]) * 1000 for k in sent_at if k in seen_at]
+    if not lat:
+        raise RuntimeError("no probe became visible")
+    return {"background_events": sent, "rate": rate, "probes": len(sent_at),
+            "probes_seen": len(lat), "p50_ms": round(statistics.median(lat), 1),
+            "p99_ms": round(percentile(lat, 99), 1), "max_ms": round(max(lat), 1)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rate", type=int, default=2000, help="background events/s")
+    p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    broker = EmbeddedBroker(port=free_port())
+    broker.start()
+    results: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="gatewatch-latency-") as tmp:
+            for name, batch in (("gatewatch-stream", False), ("gatewatch", True)):
+                print(f"[{name}] {args.rate} events/s for {args.seconds:.0f} s ...", flush=True)
+                results[name] = measure(broker.bootstrap, Path(tmp), args.rate, args.seconds,
+                                        batch)
+                print(f"  {results[name]}", flush=True)
+    finally:
+        broker.stop()
+    print(f"\n{'path':<18} {'rate/s':>7} {'probes':>7} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'max ms':>8} {'p99 ÷ stream':>13}")
+    base = results["gatewatch-stream"]["p99_ms"]
+    for name, r in results.items():
+        ratio = f"{r['p99_ms'] / base:.2f}x" if base else ""
+        print(f"{name:<18} {r['rate']:>7} {r['probes_seen']:>7} {r['p50_ms']:>8.1f} "
+              f"{r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {ratio:>13}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
