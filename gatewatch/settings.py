@@ -48,6 +48,8 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("GATEWATCH_BATCH_WITHIN_SECONDS", "0.05", "max wait to fill a batch on the stream path"),
     ("GATEWATCH_BATCH_DELIVERY", "1",
      "1: the consumer hands whole fetched batches to the agent; 0: Faust's per-event stream"),
+    ("GATEWATCH_FETCH_MAX_WAIT_MS", "100",
+     "fetch long-poll with batch delivery (Faust's own path is fixed at 1500)"),
     ("GATEWATCH_BROKER_COMPAT", "tansu",
      "'tansu' enables the embedded-broker workarounds; 'kafka' for Apache Kafka/Redpanda"),
     ("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
@@ -96,6 +98,7 @@ class Settings:
     batch_size: int = 2000
     batch_within_seconds: float = 0.05
     batch_delivery: bool = True
+    fetch_max_wait_ms: int = 100
     broker_compat: str = "tansu"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = ""
@@ -175,6 +178,8 @@ class Settings:
                                         lambda v: 0 < v <= 10, "a number of seconds in (0, 10]"),
             batch_delivery=_parse(e, "GATEWATCH_BATCH_DELIVERY", "1", int,
                                   lambda v: v in (0, 1), "0 or 1") == 1,
+            fetch_max_wait_ms=_parse(e, "GATEWATCH_FETCH_MAX_WAIT_MS", "100", int,
+                                     lambda v: 0 <= v <= 10000, "milliseconds in [0, 10000]"),
             broker_compat=compat,
             security_protocol=protocol,
             sasl_mechanism=mechanism,

@@ -280,6 +280,7 @@ def create_app(settings: Settings, gates: GateSet, *,
     if settings.batch_delivery:
         app.gatewatch_handlers = {topics.events: process}  # type: ignore[attr-defined]
         app.transport.Consumer = BatchConsumer  # type: ignore[misc]
+        app.gatewatch_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
 
     @app.agent(events_topic, name="gate-events")
     async def gate_events(stream: Any) -> None:

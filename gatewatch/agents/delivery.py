@@ -12,7 +12,8 @@ Everything else is unchanged: group membership and assignment, generation checks
 flow control during rebalances, offsets committed only after the producer flushed,
 and every other topic (changelogs during recovery) still goes through the conductor
 one message at a time. ``GATEWATCH_BATCH_DELIVERY=0`` turns this off; the agent then
-receives the same records through Faust's stream (``noack_take``).
+receives the same records through Faust's stream (``noack_take``). This consumer also
+sets the fetch long-poll to ``GATEWATCH_FETCH_MAX_WAIT_MS`` (Faust fixes it at 1.5 s).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING, ack_lock  # type: ignore[attr-defined]
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
 __all__ = ["BatchConsumer", "BatchHandler"]
@@ -30,8 +32,24 @@ __all__ = ["BatchConsumer", "BatchHandler"]
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
 
 
+class _ShortFetchWaitThread(AIOKafkaConsumerThread):
+    """Faust hard-codes ``fetch_max_wait_ms=1500``: with a broker that holds fetches,
+    that is up to 1.5 s before a quiet partition's new event is seen. Use the app's
+    ``gatewatch_fetch_max_wait_ms`` (``GATEWATCH_FETCH_MAX_WAIT_MS``) instead."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = getattr(self.app, "gatewatch_fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = int(wait_ms)  # read when the fetcher starts
+        return consumer
+
+
 class BatchConsumer(AIOKafkaConsumer):
     """Faust's aiokafka consumer with batch delivery for registered topics."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
 
     #: topic name -> handler; set by the app factory through ``app.gatewatch_handlers``
     def _handlers(self) -> dict[str, BatchHandler]:
