@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint typecheck unit integration bench clean
+TOOLS := tools
+TOOLS_STAMP := $(TOOLS)/.stamp
+
+.PHONY: help install tools run test lint typecheck unit integration bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,6 +19,17 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install gatewatch with its dev/bench extras
+
+# Debian's prometheus/alertmanager binaries, unpacked into ./tools (no root, no services).
+$(TOOLS_STAMP):
+	@mkdir -p $(TOOLS)/deb $(TOOLS)/root
+	@cd $(TOOLS)/deb && (apt-get download prometheus prometheus-alertmanager >/dev/null 2>&1 \
+	  || { echo "apt-get download failed: run 'apt-get update' (as root) and retry"; exit 1; })
+	@for f in $(TOOLS)/deb/*.deb; do dpkg -x $$f $(TOOLS)/root; done
+	@touch $(TOOLS_STAMP)
+	@echo "tools: $$(ls $(TOOLS)/root/usr/bin | tr '\n' ' ')"
+
+tools: $(TOOLS_STAMP)  ## prometheus, promtool, alertmanager, amtool from Debian into ./tools
 
 run: $(STAMP)  ## broker + worker + simulated Lạng Sơn traffic on 127.0.0.1 (Ctrl-C stops)
 	$(BIN)/gatewatch run
@@ -32,7 +46,8 @@ unit: $(STAMP)  ## fast tests only (no broker)
 integration: $(STAMP)  ## tests against the embedded broker and a real worker
 	$(BIN)/pytest -q tests/integration
 
-test: $(STAMP) lint typecheck  ## ruff, mypy and the whole test suite
+test: $(STAMP) lint typecheck  ## ruff, mypy and the whole test suite (fetches ./tools first)
+	-@$(MAKE) --no-print-directory tools
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  ## throughput benchmark (500k events; several minutes)

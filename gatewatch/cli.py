@@ -107,6 +107,46 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    import signal as _signal
+
+    from gatewatch.agents.notify import AlertmanagerPusher, WebhookNotifier
+    from gatewatch.kafka_admin import ensure_topics
+    from gatewatch.streams.topics import Topics
+
+    settings, _gates = _load()
+    webhooks = args.webhook_url or [u for u in os.environ.get(
+        "GATEWATCH_WEBHOOK_URL", "").split(",") if u.strip()]
+    am = args.alertmanager_url or os.environ.get("GATEWATCH_ALERTMANAGER_URL", "").strip()
+    if not webhooks and not am:
+        raise ConfigError("command line", "--webhook-url/--alertmanager-url",
+                          "give at least one receiver (or GATEWATCH_WEBHOOK_URL / "
+                          "GATEWATCH_ALERTMANAGER_URL)")
+    ensure_topics(settings, progress=_say)
+    topic = Topics(settings.topic_prefix).alerts
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (_signal.SIGINT, _signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        tasks = []
+        for i, url in enumerate(webhooks):
+            group = f"{settings.app_id}-notify-webhook" + (f"-{i}" if i else "")
+            tasks.append(WebhookNotifier(settings.bootstrap, topic, group, url.strip()).run(stop))
+        if am:
+            tasks.append(AlertmanagerPusher(
+                settings.bootstrap, topic, am, resend_seconds=args.resend_seconds,
+                wall_ms=lambda: int(time.time() * 1000)).run(stop))
+        _say(f"gatewatch notify: {topic} -> " + ", ".join(
+            [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))
+        await asyncio.gather(*tasks)
+        _say("gatewatch notify: stopped")
+
+    asyncio.run(main())
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gatewatch.broker import EmbeddedBroker
 
@@ -200,6 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default=None,
                    help="simulated start time, RFC 3339 (default: now; a day ago if speed > 1)")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("notify", help="deliver gate.alerts to Alertmanager and/or webhooks")
+    p.add_argument("--webhook-url", action="append", default=[],
+                   help="POST every alert record here (repeatable; GATEWATCH_WEBHOOK_URL)")
+    p.add_argument("--alertmanager-url", default="",
+                   help="Alertmanager base URL, e.g. http://127.0.0.1:9093 "
+                        "(GATEWATCH_ALERTMANAGER_URL)")
+    p.add_argument("--resend-seconds", type=float, default=60.0,
+                   help="re-send active alerts to Alertmanager this often (default 60)")
+    p.set_defaults(func=cmd_notify)
 
     p = sub.add_parser("run", help="broker + worker + simulator together")
     sim_args(p, 20.0, 1.0)

@@ -25,7 +25,8 @@ __all__ = ["DEFAULT_GATES_FILE", "GateConfig", "GateSet", "SimulationProfile", "
 DEFAULT_GATES_FILE = "langson-gates.yaml"
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _GATE_KEYS = {"id", "name", "name_en", "kind", "yard_capacity", "thresholds",
-              "no_data_seconds", "simulation"}
+              "no_data_seconds", "perishable_max_wait_seconds", "simulation"}
+_THRESHOLD_KEYS = {"warning", "critical", "warning_clear", "critical_clear"}
 _SIM_KEYS = {"arrivals_per_hour", "clearance_per_hour", "export_share", "perishable_share"}
 
 
@@ -52,6 +53,10 @@ class GateConfig:
     critical_threshold: int
     no_data_seconds: int | None
     simulation: SimulationProfile
+    #: backlog below which a level clears (hysteresis); default 90 % of the raise level
+    warning_clear: int = 0
+    critical_clear: int = 0
+    perishable_max_wait_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +136,7 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
     thresholds = raw["thresholds"]
     _require(isinstance(thresholds, Mapping), source, f"{key}.thresholds",
              "must be a mapping with warning and critical")
-    unknown = sorted(set(thresholds) - {"warning", "critical"})
+    unknown = sorted(set(thresholds) - _THRESHOLD_KEYS)
     _require(not unknown, source, f"{key}.thresholds.{unknown[0] if unknown else ''}",
              "unknown key")
     for level in ("warning", "critical"):
@@ -140,7 +145,18 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
     critical = _int(thresholds["critical"], source, f"{key}.thresholds.critical")
     _require(critical > warning, source, f"{key}.thresholds.critical",
              f"must be greater than warning ({warning}), got {critical}")
+    warning_clear = _int(thresholds.get("warning_clear", warning * 9 // 10), source,
+                         f"{key}.thresholds.warning_clear", minimum=0)
+    critical_clear = _int(thresholds.get("critical_clear", critical * 9 // 10), source,
+                          f"{key}.thresholds.critical_clear", minimum=0)
+    _require(warning_clear <= warning, source, f"{key}.thresholds.warning_clear",
+             f"must be at most warning ({warning}), got {warning_clear}")
+    _require(warning_clear < critical_clear <= critical, source,
+             f"{key}.thresholds.critical_clear",
+             f"must be above warning_clear ({warning_clear}) and at most critical ({critical}),"
+             f" got {critical_clear}")
     no_data = raw.get("no_data_seconds")
+    perishable = raw.get("perishable_max_wait_seconds")
     return GateConfig(
         gate_id=gate_id,
         name=_text(raw["name"], source, f"{key}.name"),
@@ -152,6 +168,10 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
         no_data_seconds=None if no_data is None else _int(no_data, source,
                                                           f"{key}.no_data_seconds"),
         simulation=_simulation(raw.get("simulation"), source, f"{key}.simulation"),
+        warning_clear=warning_clear,
+        critical_clear=critical_clear,
+        perishable_max_wait_seconds=None if perishable is None else _int(
+            perishable, source, f"{key}.perishable_max_wait_seconds"),
     )
 
 

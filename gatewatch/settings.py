@@ -43,6 +43,13 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "GATEWATCH_MAX_WAIT_SECONDS expire"),
     ("GATEWATCH_MAX_WAIT_SECONDS", "2592000",
      "a vehicle still waiting after this much event time is expired (and counted)"),
+    ("GATEWATCH_ALERT_RAISE_HOLD_SECONDS", "60",
+     "a congestion level must hold this long before it is raised"),
+    ("GATEWATCH_ALERT_CLEAR_HOLD_SECONDS", "300",
+     "the backlog must stay below the clear level this long before a level clears"),
+    ("GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS", "21600",
+     "perishable-cargo wait that raises an alert (per-gate override in the gates file)"),
+    ("GATEWATCH_RUNBOOK_URL", "(the worker's /runbook)", "runbook link put in alert messages"),
     ("GATEWATCH_MAX_MESSAGE_BYTES", "65536", "larger messages are rejected as too_large"),
     ("GATEWATCH_BATCH_SIZE", "2000", "max events per batch on the stream path (BATCH_DELIVERY=0)"),
     ("GATEWATCH_BATCH_WITHIN_SECONDS", "0.05", "max wait to fill a batch on the stream path"),
@@ -95,6 +102,10 @@ class Settings:
     retention_seconds: int = 86400
     max_wait_seconds: int = 2592000
     max_message_bytes: int = 65536
+    alert_raise_hold_seconds: int = 60
+    alert_clear_hold_seconds: int = 300
+    perishable_max_wait_seconds: int = 21600
+    runbook_url: str = ""
     batch_size: int = 2000
     batch_within_seconds: float = 0.05
     batch_delivery: bool = True
@@ -170,6 +181,13 @@ class Settings:
                                      "a positive integer"),
             max_wait_seconds=_parse(e, "GATEWATCH_MAX_WAIT_SECONDS", "2592000", int, positive,
                                     "a positive integer"),
+            alert_raise_hold_seconds=_parse(e, "GATEWATCH_ALERT_RAISE_HOLD_SECONDS", "60", int,
+                                            non_negative, "a non-negative integer"),
+            alert_clear_hold_seconds=_parse(e, "GATEWATCH_ALERT_CLEAR_HOLD_SECONDS", "300", int,
+                                            non_negative, "a non-negative integer"),
+            perishable_max_wait_seconds=_parse(e, "GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS",
+                                               "21600", int, positive, "a positive integer"),
+            runbook_url=e.get("GATEWATCH_RUNBOOK_URL", "").strip(),
             max_message_bytes=_parse(e, "GATEWATCH_MAX_MESSAGE_BYTES", "65536", int, positive,
                                      "a positive integer"),
             batch_size=_parse(e, "GATEWATCH_BATCH_SIZE", "2000", int, positive,
@@ -188,6 +206,10 @@ class Settings:
             ssl_cafile=e.get("GATEWATCH_KAFKA_SSL_CAFILE", "").strip(),
             log_level=level,
         )
+
+    def runbook(self) -> str:
+        """The runbook link for alert messages."""
+        return self.runbook_url or f"http://{self.web_host}:{self.web_port}/runbook"
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name such as ``gate.events``."""

@@ -22,12 +22,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gatewatch.agents import compat
+from gatewatch.agents.alerting import AlertCollector, AlertEvaluator
 from gatewatch.agents.book import APPLIED, DUPLICATE, Ledger, encode_state, state_key
 from gatewatch.agents.delivery import BatchConsumer
 from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
@@ -109,6 +111,7 @@ class Gatewatch:
     #: input partition each gate's events arrive on (for tombstones from the timer)
     gate_partition: dict[str, int] = field(default_factory=dict)
     windows_published: list[WindowRecord] = field(default_factory=list)
+    alerts: AlertEvaluator | None = None
 
 
 def create_app(settings: Settings, gates: GateSet, *,
@@ -160,6 +163,7 @@ def create_app(settings: Settings, gates: GateSet, *,
                              partitions=n_partitions)
     rejected_topic = app.topic(topics.rejected, key_serializer="raw", value_serializer="raw")
     windows_topic = app.topic(topics.windows, key_serializer="raw", value_serializer="raw")
+    alerts_topic = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
     table = app.Table(STATE_TABLE, default=None, partitions=n_partitions,
                       key_type=bytes, value_type=bytes)
 
@@ -187,6 +191,13 @@ def create_app(settings: Settings, gates: GateSet, *,
 
     registry.register(LedgerCollector(ledger, gates, settings.no_data_seconds,
                                       settings.window_seconds, wall_ms, lag_samples))
+    evaluator = AlertEvaluator(
+        gates, ledger, raise_hold_seconds=settings.alert_raise_hold_seconds,
+        clear_hold_seconds=settings.alert_clear_hold_seconds,
+        perishable_max_wait_seconds=settings.perishable_max_wait_seconds,
+        no_data_seconds=settings.no_data_seconds, runbook_url=settings.runbook())
+    gw.alerts = evaluator
+    registry.register(AlertCollector(evaluator, wall_ms))
 
     def apply_records(records: Sequence[Any]) -> list[tuple[bytes, bytes | None, int]]:
         """Apply raw records to the core (sync); return the changelog writes to make.
@@ -299,6 +310,8 @@ def create_app(settings: Settings, gates: GateSet, *,
         for book in ledger:
             if book.last_event_ms is not None:
                 book.last_event_wall_ms = now
+            else:
+                evaluator.reset(book.gate_id)  # not ours (any more)
         for rec in records:
             await _publish_window(rec, republished=True)
         gw.ready = True
@@ -329,6 +342,9 @@ def create_app(settings: Settings, gates: GateSet, *,
         now = wall_ms()
         for rec in ledger.advance(now):
             await _publish_window(rec)
+        for gate_id, record in evaluator.evaluate(now):
+            await alerts_topic.send(key=gate_id.encode(), value=record)
+            metrics.alerts_published.inc()
         ticks["n"] += 1
         if ticks["n"] % sweep_every:
             return
@@ -349,6 +365,11 @@ def create_app(settings: Settings, gates: GateSet, *,
     @app.page("/metrics")
     async def _metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/runbook")
+    async def _runbook(web: Any, request: Any) -> Any:
+        text = resources.files("gatewatch").joinpath("data", "runbook.md").read_text("utf-8")
+        return web.text(text, content_type="text/markdown; charset=utf-8")
 
     @app.page("/healthz")
     async def _healthz(web: Any, request: Any) -> Any:

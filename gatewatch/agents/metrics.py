@@ -67,6 +67,9 @@ class GatewatchMetrics:
             "gatewatch_vehicles_expired",
             "Vehicle states dropped: finished past retention, or waiting past max wait",
             ["state"], registry=registry)
+        self.alerts_published = Counter(
+            "gatewatch_alerts_published", "Alert changes published on gate.alerts",
+            registry=registry)
         self.batches = Counter(
             "gatewatch_batches", "Event batches processed by the agent", registry=registry)
         self.wait = Histogram(

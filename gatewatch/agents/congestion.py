@@ -1,0 +1,195 @@
+"""Congestion model and alert lifecycle per gate (pure: every function takes ``now_ms``).
+
+Levels and hysteresis
+    A gate's level is ``normal``, ``warning`` or ``critical`` from its backlog. A level
+    is *raised* when the backlog reaches its raise threshold and stays there for
+    ``raise_hold_ms``; it is *cleared* only when the backlog falls below the lower clear
+    threshold and stays there for ``clear_hold_ms``. A backlog oscillating around one
+    threshold therefore never flaps.
+
+Alerts
+    Each alert has a stable id ``<gate>:<kind>``; kinds are ``congestion`` (severity
+    follows the level: warning → critical is an *update* of the same incident),
+    ``perishable_wait`` and ``no_data``. An alert goes ``firing`` → ``resolved``; every
+    change yields an :class:`AlertChange` that the worker publishes on ``gate.alerts``.
+
+Estimates
+    The estimated wait for a vehicle joining now is queue ahead ÷ crossings per hour
+    (over the rolling hour), and ``None`` ("unknown") when the gate cleared nothing in
+    that hour. The yard-full prediction uses the net inflow over the rolling hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+__all__ = ["LEVELS", "AlertChange", "AlertState", "GateAlerts", "GateSignals", "Thresholds",
+           "estimate_wait_seconds", "next_level", "seconds_until_full"]
+
+LEVELS: Final = ("normal", "warning", "critical")
+_RANK: Final = {name: i for i, name in enumerate(LEVELS)}
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Backlog thresholds (vehicles) with their clear levels and hold times."""
+
+    warning: int
+    critical: int
+    warning_clear: int
+    critical_clear: int
+    raise_hold_ms: int = 60_000
+    clear_hold_ms: int = 300_000
+
+
+@dataclass(frozen=True, slots=True)
+class LevelState:
+    level: str = "normal"
+    pending: str | None = None  # the level the backlog currently points to, if different
+    pending_since_ms: int = 0
+
+
+def _target(level: str, backlog: int, t: Thresholds) -> str:
+    """Where the backlog points, with hysteresis relative to the current level."""
+    if backlog >= t.critical or (level == "critical" and backlog >= t.critical_clear):
+        return "critical"
+    if backlog >= t.warning or (level in ("warning", "critical") and backlog >= t.warning_clear):
+        return "warning"
+    return "normal"
+
+
+def next_level(state: LevelState, backlog: int, t: Thresholds, now_ms: int) -> LevelState:
+    """Advance the level state machine by one observation at ``now_ms``."""
+    target = _target(state.level, backlog, t)
+    if target == state.level:
+        return LevelState(state.level)
+    if state.pending != target:
+        # a raise to critical passes through warning's hold: keep the earlier start
+        keep = state.pending is not None and _RANK[target] > _RANK[state.level] and \
+            _RANK[state.pending] > _RANK[state.level]
+        state = LevelState(state.level, target, state.pending_since_ms if keep else now_ms)
+    hold = t.raise_hold_ms if _RANK[target] > _RANK[state.level] else t.clear_hold_ms
+    if now_ms - state.pending_since_ms >= hold:
+        return LevelState(target)
+    return state
+
+
+def estimate_wait_seconds(backlog: int, crossings_last_hour: int) -> float | None:
+    """Queue ahead ÷ crossings per hour, in seconds; None when nothing crossed."""
+    if crossings_last_hour <= 0:
+        return None
+    return backlog / crossings_last_hour * 3600.0
+
+
+def seconds_until_full(backlog: int, capacity: int, net_inflow_per_hour: int) -> float | None:
+    """Time until the yard is full at the current net inflow; None if not filling."""
+    if backlog >= capacity:
+        return 0.0
+    if net_inflow_per_hour <= 0:
+        return None
+    return (capacity - backlog) / net_inflow_per_hour * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class GateSignals:
+    """What the alert evaluation of one gate looks at, at one instant."""
+
+    gate_id: str
+    has_data: bool
+    silent_seconds: float | None
+    backlog: int
+    capacity: int
+    arrivals_last_hour: int
+    crossings_last_hour: int
+    withdrawals_last_hour: int
+    oldest_perishable_wait_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """One alert as published: firing (with severity) or resolved."""
+
+    alert_id: str
+    gate_id: str
+    kind: str
+    state: str  # firing | resolved
+    severity: str  # warning | critical
+    value: float
+    threshold: float
+    started_ms: int
+    updated_ms: int
+    resolved_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """A change worth notifying: ``fired``, ``escalated``, ``deescalated`` or ``resolved``."""
+
+    change: str
+    alert: AlertState
+    signals: GateSignals
+    estimated_wait_seconds: float | None
+    seconds_until_full: float | None
+
+
+@dataclass
+class GateAlerts:
+    """Alert state of one gate; feed it :class:`GateSignals` with :meth:`evaluate`."""
+
+    gate_id: str
+    thresholds: Thresholds
+    perishable_limit_seconds: float
+    no_data_seconds: float
+    level: LevelState = field(default_factory=LevelState)
+    active: dict[str, AlertState] = field(default_factory=dict)
+
+    def evaluate(self, s: GateSignals, now_ms: int) -> list[AlertChange]:
+        changes: list[AlertChange] = []
+        est = estimate_wait_seconds(s.backlog, s.crossings_last_hour)
+        net = s.arrivals_last_hour - s.crossings_last_hour - s.withdrawals_last_hour
+        full = seconds_until_full(s.backlog, s.capacity, net)
+
+        def emit(change: str, alert: AlertState) -> None:
+            changes.append(AlertChange(change, alert, s, est, full))
+
+        # congestion: only judged on live data ("no data" is never "normal")
+        if s.has_data:
+            self.level = next_level(self.level, s.backlog, self.thresholds, now_ms)
+        level = self.level.level
+        t = self.thresholds
+        self._set("congestion", level != "normal", level if level != "normal" else "warning",
+                  float(s.backlog), float(t.critical if level == "critical" else t.warning),
+                  now_ms, emit)
+        perishable = s.has_data and s.oldest_perishable_wait_seconds > self.perishable_limit_seconds
+        self._set("perishable_wait", perishable, "warning", s.oldest_perishable_wait_seconds,
+                  self.perishable_limit_seconds, now_ms, emit)
+        silent = s.silent_seconds is not None and s.silent_seconds >= self.no_data_seconds
+        self._set("no_data", silent, "warning", s.silent_seconds or 0.0, self.no_data_seconds,
+                  now_ms, emit)
+        return changes
+
+    def _set(self, kind: str, on: bool, severity: str, value: float, threshold: float,
+             now_ms: int, emit: Callable[[str, AlertState], None]) -> None:
+        alert_id = f"{self.gate_id}:{kind}"
+        current = self.active.get(alert_id)
+        if on and current is None:
+            new = AlertState(alert_id, self.gate_id, kind, "firing", severity, value, threshold,
+                             now_ms, now_ms)
+            self.active[alert_id] = new
+            emit("fired", new)
+        elif on and current is not None:
+            if severity != current.severity:
+                new = replace(current, severity=severity, value=value, threshold=threshold,
+                              updated_ms=now_ms)
+                self.active[alert_id] = new
+                up = _RANK[severity] > _RANK[current.severity]
+                emit("escalated" if up else "deescalated", new)
+            else:
+                self.active[alert_id] = replace(current, value=value)
+        elif not on and current is not None:
+            new = replace(current, state="resolved", value=value, updated_ms=now_ms,
+                          resolved_ms=now_ms)
+            del self.active[alert_id]
+            emit("resolved", new)

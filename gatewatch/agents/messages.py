@@ -1,0 +1,107 @@
+"""Alert texts in Vietnamese and English, from templates.
+
+Templates use :meth:`str.format` fields: ``gate`` (name in the message's language),
+``waiting``, ``threshold``, ``level``, ``wait`` (estimated wait, or "unknown"),
+``trend``, ``value`` (minutes or vehicles, by kind) and ``runbook``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from gatewatch.agents.congestion import AlertChange
+from gatewatch.gates import GateConfig
+
+__all__ = ["TEMPLATES", "format_duration", "render"]
+
+_LEVEL: Final = {
+    "vi": {"warning": "CẢNH BÁO", "critical": "NGHIÊM TRỌNG"},
+    "en": {"warning": "WARNING", "critical": "CRITICAL"},
+}
+_TREND: Final = {
+    "vi": {"up": "đang tăng", "down": "đang giảm", "flat": "ổn định"},
+    "en": {"up": "rising", "down": "falling", "flat": "steady"},
+}
+
+#: (kind, change) -> language -> template
+TEMPLATES: Final[dict[tuple[str, str], dict[str, str]]] = {
+    ("congestion", "firing"): {
+        "vi": "[{level}] {gate}: {waiting} xe đang chờ (ngưỡng {threshold}), xu hướng {trend}. "
+              "Thời gian chờ ước tính: {wait}. Hướng dẫn: {runbook}",
+        "en": "[{level}] {gate}: {waiting} vehicles waiting (threshold {threshold}), {trend}. "
+              "Estimated wait: {wait}. Runbook: {runbook}",
+    },
+    ("congestion", "resolved"): {
+        "vi": "[ĐÃ HẾT] {gate}: ùn tắc đã giải toả, còn {waiting} xe đang chờ. "
+              "Thời gian chờ ước tính: {wait}.",
+        "en": "[RESOLVED] {gate}: congestion cleared, {waiting} vehicles waiting. "
+              "Estimated wait: {wait}.",
+    },
+    ("perishable_wait", "firing"): {
+        "vi": "[{level}] {gate}: xe chở hàng dễ hư hỏng đã chờ {value} (giới hạn {threshold}). "
+              "Hướng dẫn: {runbook}",
+        "en": "[{level}] {gate}: a perishable-cargo vehicle has waited {value} "
+              "(limit {threshold}). Runbook: {runbook}",
+    },
+    ("perishable_wait", "resolved"): {
+        "vi": "[ĐÃ HẾT] {gate}: không còn xe hàng dễ hư hỏng chờ quá giới hạn.",
+        "en": "[RESOLVED] {gate}: no perishable-cargo vehicle is over the wait limit.",
+    },
+    ("no_data", "firing"): {
+        "vi": "[{level}] {gate}: không nhận được dữ liệu trong {value} (cảm biến hoặc nguồn "
+              "dữ liệu có thể bị hỏng). Hướng dẫn: {runbook}",
+        "en": "[{level}] {gate}: no data for {value} (sensor or feed may be down). "
+              "Runbook: {runbook}",
+    },
+    ("no_data", "resolved"): {
+        "vi": "[ĐÃ HẾT] {gate}: đã nhận lại dữ liệu.",
+        "en": "[RESOLVED] {gate}: data is flowing again.",
+    },
+}
+
+
+def format_duration(seconds: float | None, lang: str) -> str:
+    """``2 h 05 min`` / ``2 giờ 05 phút``; ``unknown`` / ``chưa xác định`` for None."""
+    if seconds is None:
+        return "chưa xác định" if lang == "vi" else "unknown"
+    minutes = int(round(seconds / 60))
+    days, rem = divmod(minutes, 1440)
+    hours, mins = divmod(rem, 60)
+    units = ("ngày", "giờ", "phút") if lang == "vi" else ("d", "h", "min")
+    if days:
+        return f"{days} {units[0]} {hours} {units[1]}"
+    if hours:
+        return f"{hours} {units[1]} {mins:02d} {units[2]}"
+    return f"{mins} {units[2]}"
+
+
+def trend(change: AlertChange) -> str:
+    s = change.signals
+    net = s.arrivals_last_hour - s.crossings_last_hour - s.withdrawals_last_hour
+    return "up" if net > 0 else "down" if net < 0 else "flat"
+
+
+def render(change: AlertChange, gate: GateConfig, runbook_url: str) -> dict[str, str]:
+    """The alert's text in both languages."""
+    a = change.alert
+    state = "resolved" if a.state == "resolved" else "firing"
+    out: dict[str, str] = {}
+    for lang in ("vi", "en"):
+        if a.kind == "congestion":
+            value, threshold = str(int(a.value)), str(int(a.threshold))
+        else:
+            value = format_duration(a.value, lang)
+            threshold = format_duration(a.threshold, lang)
+        out[lang] = TEMPLATES[(a.kind, state)][lang].format(
+            level=_LEVEL[lang][a.severity],
+            gate=gate.name if lang == "vi" else gate.name_en,
+            waiting=change.signals.backlog,
+            threshold=threshold,
+            value=value,
+            wait=format_duration(change.estimated_wait_seconds, lang)
+            + (" (ước tính)" if lang == "vi" and change.estimated_wait_seconds else "")
+            + (" (estimate)" if lang == "en" and change.estimated_wait_seconds else ""),
+            trend=_TREND[lang][trend(change)],
+            runbook=f"{runbook_url.rstrip('/')}#{a.kind}",
+        )
+    return out
