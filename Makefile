@@ -26,6 +26,10 @@ $(TOOLS_STAMP):
 	@cd $(TOOLS)/deb && (apt-get download prometheus prometheus-alertmanager >/dev/null 2>&1 \
 	  || { echo "apt-get download failed: run 'apt-get update' (as root) and retry"; exit 1; })
 	@for f in $(TOOLS)/deb/*.deb; do dpkg -x $$f $(TOOLS)/root; done
+	@# Debian's alertmanager reads its templates from this fixed directory
+	@D=/usr/share/prometheus/alertmanager; if [ ! -e $$D/email.tmpl ]; then \
+	  (mkdir -p $$D && cp $(TOOLS)/root$$D/*.tmpl $$D/) 2>/dev/null \
+	  || echo "note: could not copy templates to $$D (needs root); Alertmanager tests will fail"; fi
 	@touch $(TOOLS_STAMP)
 	@echo "tools: $$(ls $(TOOLS)/root/usr/bin | tr '\n' ' ')"
 

@@ -108,12 +108,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
+    import logging
     import signal as _signal
 
     from gatewatch.agents.notify import AlertmanagerPusher, WebhookNotifier
-    from gatewatch.kafka_admin import ensure_topics
+    from gatewatch.kafka_admin import aiokafka_security, ensure_topics
     from gatewatch.streams.topics import Topics
 
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
     settings, _gates = _load()
     webhooks = args.webhook_url or [u for u in os.environ.get(
         "GATEWATCH_WEBHOOK_URL", "").split(",") if u.strip()]
@@ -124,6 +126,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
                           "GATEWATCH_ALERTMANAGER_URL)")
     ensure_topics(settings, progress=_say)
     topic = Topics(settings.topic_prefix).alerts
+    security = aiokafka_security(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -133,11 +136,12 @@ def cmd_notify(args: argparse.Namespace) -> int:
         tasks = []
         for i, url in enumerate(webhooks):
             group = f"{settings.app_id}-notify-webhook" + (f"-{i}" if i else "")
-            tasks.append(WebhookNotifier(settings.bootstrap, topic, group, url.strip()).run(stop))
+            tasks.append(WebhookNotifier(settings.bootstrap, topic, group, url.strip(),
+                                         consumer_kwargs=security).run(stop))
         if am:
             tasks.append(AlertmanagerPusher(
                 settings.bootstrap, topic, am, resend_seconds=args.resend_seconds,
-                wall_ms=lambda: int(time.time() * 1000)).run(stop))
+                wall_ms=lambda: int(time.time() * 1000), consumer_kwargs=security).run(stop))
         _say(f"gatewatch notify: {topic} -> " + ", ".join(
             [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))
         await asyncio.gather(*tasks)

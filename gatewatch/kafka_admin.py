@@ -10,7 +10,24 @@ from gatewatch.errors import GatewatchError
 from gatewatch.settings import Settings
 from gatewatch.streams.topics import Topics
 
-__all__ = ["admin_client", "ensure_topics"]
+__all__ = ["admin_client", "aiokafka_security", "ensure_topics"]
+
+
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """aiokafka client settings for SASL/TLS (empty for PLAINTEXT)."""
+    import ssl
+
+    if settings.security_protocol == "PLAINTEXT":
+        return {}
+    cfg: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        cfg["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    if settings.security_protocol.startswith("SASL"):
+        cfg.update(sasl_mechanism=settings.sasl_mechanism,
+                   sasl_plain_username=settings.sasl_username,
+                   sasl_plain_password=settings.sasl_password)
+    return cfg
+
 
 
 def _security(settings: Settings) -> dict[str, Any]:

@@ -18,8 +18,10 @@ from gatewatch.agents.book import Ledger
 from gatewatch.agents.congestion import (
     LEVELS,
     AlertChange,
+    AlertState,
     GateAlerts,
     GateSignals,
+    LevelState,
     Thresholds,
     estimate_wait_seconds,
     seconds_until_full,
@@ -27,7 +29,7 @@ from gatewatch.agents.congestion import (
 from gatewatch.agents.messages import render
 from gatewatch.agents.queue import CARGO_CODE
 from gatewatch.gates import GateConfig, GateSet
-from gatewatch.streams.codec import format_ms
+from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 
 __all__ = ["AlertCollector", "AlertEvaluator", "encode_alert"]
 
@@ -103,6 +105,32 @@ class AlertEvaluator:
             for change in self.alerts[gate.gate_id].evaluate(sig, now_ms):
                 out.append((gate.gate_id, encode_alert(change, gate, self.runbook_url)))
         return out
+
+    def restore(self, records: list[dict[str, object]], owned: set[str]) -> int:
+        """Re-establish firing alerts from ``gate.alerts`` after a restart, so an incident
+        that was already notified is not notified again. Returns how many."""
+        latest: dict[str, dict[str, object]] = {}
+        for doc in records:
+            if doc.get("gate_id") in owned and isinstance(doc.get("alert_id"), str):
+                latest[str(doc["alert_id"])] = doc
+        restored = 0
+        for aid, doc in latest.items():
+            if doc.get("state") != "firing":
+                continue
+            gate_id, kind, severity = str(doc["gate_id"]), str(doc["kind"]), str(doc["severity"])
+            ga = self.alerts.get(gate_id)
+            if ga is None or severity not in LEVELS:
+                continue
+            started = parse_timestamp_ms(str(doc.get("started_at"))) or 0
+            updated = parse_timestamp_ms(str(doc.get("updated_at"))) or started
+            ga.active[aid] = AlertState(aid, gate_id, kind, "firing", severity,
+                                        float(doc.get("value") or 0),  # type: ignore[arg-type]
+                                        float(doc.get("threshold") or 0),  # type: ignore[arg-type]
+                                        started, updated)
+            if kind == "congestion":
+                ga.level = LevelState(severity)
+            restored += 1
+        return restored
 
     def reset(self, gate_id: str) -> None:
         """Forget a gate's alert state (its partition moved to another worker)."""

@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any
 
 import faust
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from gatewatch.agents import compat
@@ -34,6 +35,7 @@ from gatewatch.agents.book import APPLIED, DUPLICATE, Ledger, encode_state, stat
 from gatewatch.agents.delivery import BatchConsumer
 from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
 from gatewatch.gates import GateSet
+from gatewatch.kafka_admin import aiokafka_security
 from gatewatch.settings import Settings
 from gatewatch.streams.codec import Decoder, encode_window
 from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
@@ -112,6 +114,8 @@ class Gatewatch:
     gate_partition: dict[str, int] = field(default_factory=dict)
     windows_published: list[WindowRecord] = field(default_factory=list)
     alerts: AlertEvaluator | None = None
+    #: alert records evaluated but not yet accepted by the broker
+    pending_alerts: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def create_app(settings: Settings, gates: GateSet, *,
@@ -188,6 +192,13 @@ def create_app(settings: Settings, gates: GateSet, *,
             age = max(0.0, (now - pos[1]) / 1000) if behind and pos else 0.0
             out.append(LagSample(tp.topic, tp.partition, behind, age))
         return out
+
+    def _plain_consumer() -> Any:
+        from aiokafka import AIOKafkaConsumer
+
+        return AIOKafkaConsumer(bootstrap_servers=settings.bootstrap.split(","),
+                                enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
+                                **aiokafka_security(settings))
 
     registry.register(LedgerCollector(ledger, gates, settings.no_data_seconds,
                                       settings.window_seconds, wall_ms, lag_samples))
@@ -312,6 +323,15 @@ def create_app(settings: Settings, gates: GateSet, *,
                 book.last_event_wall_ms = now
             else:
                 evaluator.reset(book.gate_id)  # not ours (any more)
+        owned = {b.gate_id for b in ledger if b.last_event_ms is not None}
+        if owned:
+            try:
+                old = await compat.read_to_end(_plain_consumer, topics.alerts)
+                n = evaluator.restore([orjson.loads(r.value) for r in old if r.value], owned)
+                if n:
+                    log.info("restored %d firing alert(s) from %s", n, topics.alerts)
+            except Exception:  # noqa: BLE001 - alerts may then be notified once more
+                log.exception("could not restore alert state from %s", topics.alerts)
         for rec in records:
             await _publish_window(rec, republished=True)
         gw.ready = True
@@ -339,11 +359,21 @@ def create_app(settings: Settings, gates: GateSet, *,
     async def _tick() -> None:
         if not gw.ready:
             return
+        try:
+            await _tick_once()
+        except Exception:  # noqa: BLE001 - e.g. broker unreachable: retry next second
+            log.exception("periodic window/alert/expiry step failed; retrying")
+
+    async def _tick_once() -> None:
         now = wall_ms()
         for rec in ledger.advance(now):
             await _publish_window(rec)
-        for gate_id, record in evaluator.evaluate(now):
+        pending = gw.pending_alerts
+        pending.extend(evaluator.evaluate(now))
+        while pending:  # kept across ticks until the broker took them: none is lost
+            gate_id, record = pending[0]
             await alerts_topic.send(key=gate_id.encode(), value=record)
+            pending.pop(0)
             metrics.alerts_published.inc()
         ticks["n"] += 1
         if ticks["n"] % sweep_every:

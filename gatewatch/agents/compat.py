@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["faust_settings", "fetch_true_highwaters", "patch_highwaters"]
+__all__ = ["faust_settings", "fetch_true_highwaters", "patch_highwaters", "read_to_end"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,46 @@ async def fetch_true_highwaters(consumer_factory: Callable[[], Any], tps: list[A
     finally:
         await consumer.stop()
     return result
+
+
+async def read_to_end(consumer_factory: Callable[[], Any], topic: str,
+                      timeout_seconds: float = 10.0) -> list[Any]:
+    """Every record of ``topic`` from the beginning to its (fetch-confirmed) end."""
+    from aiokafka import TopicPartition
+
+    probe = consumer_factory()
+    await probe.start()
+    try:
+        partitions = probe.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        listed = await probe.end_offsets(tps) if tps else {}
+    finally:
+        await probe.stop()
+    ends = await fetch_true_highwaters(consumer_factory, tps, listed)
+    out: list[Any] = []
+    pending = {tp for tp in tps if ends[tp] > 0}
+    if not pending:
+        return out
+    consumer = consumer_factory()
+    await consumer.start()
+    try:
+        consumer.assign(list(pending))
+        for tp in pending:
+            consumer.seek(tp, 0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds
+        while pending and loop.time() < deadline:
+            batch = await consumer.getmany(*pending, timeout_ms=200)
+            for tp, records in batch.items():
+                out.extend(records)
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    pending.discard(tp)
+        if pending:
+            log.warning("read_to_end(%s): %d partition(s) not read to the end in %.0f s",
+                        topic, len(pending), timeout_seconds)
+    finally:
+        await consumer.stop()
+    return out
 
 
 def patch_highwaters() -> None:

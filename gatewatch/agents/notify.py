@@ -171,12 +171,19 @@ class AlertmanagerPusher:
                     for records in batch.values():
                         for rec in records:
                             doc = orjson.loads(rec.value)
+                            aid = doc["alert_id"]
+                            before = self.active.get(aid)
+                            if before is not None and before["severity"] != doc["severity"]:
+                                # escalation changes the severity label: end the old one
+                                old = dict(before, state="resolved",
+                                           resolved_at=doc["updated_at"])
+                                unsent[f"{aid}:{before['severity']}"] = old
                             if doc["state"] == "resolved":
-                                self.active.pop(doc["alert_id"], None)
+                                self.active.pop(aid, None)
                             else:
-                                self.active[doc["alert_id"]] = doc
-                            unsent.pop(doc["alert_id"], None)
-                            unsent[doc["alert_id"]] = doc
+                                self.active[aid] = doc
+                            unsent.pop(aid, None)
+                            unsent[aid] = doc
                     if unsent and await self._push(s, list(unsent.values())):
                         unsent = {}
                     if loop.time() >= next_resend:

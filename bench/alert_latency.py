@@ -1,0 +1,148 @@
+"""Alert latency: the threshold-crossing event entering Kafka → the webhook receiving it.
+
+What it measures
+    Starts an embedded broker, a worker (raise/clear hold 0, so the figure is the
+    pipeline's own delay, not the configured hold) and `gatewatch notify` with a webhook
+    to a local receiver. Each run fills a gate to one below its warning threshold,
+    then times from just before the crossing event is produced to the moment the
+    receiver gets the `fired` record; then drains the queue and waits for `resolved`.
+    The path: consumer → core → 1 s evaluation timer → gate.alerts → notify → HTTP.
+    Add the configured GATEWATCH_ALERT_RAISE_HOLD_SECONDS (default 60 s) for production.
+
+Run (from the repo root):
+    .venv/bin/python bench/alert_latency.py --runs 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gatewatch.broker import EmbeddedBroker, free_port  # noqa: E402
+from gatewatch.streams.codec import format_ms  # noqa: E402
+from tests.integration.kafka_io import produce  # noqa: E402
+from tests.integration.receivers import WebhookReceiver  # noqa: E402
+
+GATES = """version: 1
+gates:
+  - id: huu-nghi
+    name: "Cửa khẩu Quốc tế Hữu Nghị"
+    yard_capacity: 1000
+    thresholds: {warning: 50, critical: 500}
+"""
+
+
+def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.005)
+    raise TimeoutError(what)
+
+
+def waiting(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",  # noqa: S310
+                                    timeout=1) as r:
+            body = r.read().decode()
+    except OSError:
+        return -1
+    line = 'gate_vehicles_waiting{direction="export",gate="huu-nghi"} '
+    i = body.find(line)
+    return -1 if i < 0 else int(float(body[i + len(line):body.index("\n", i)]))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    broker = EmbeddedBroker(port=free_port())
+    broker.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    latencies: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp, WebhookReceiver() as hook:
+            (Path(tmp) / "gates.yaml").write_text(GATES)
+            port = free_port()
+            env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=broker.bootstrap,
+                       GATEWATCH_GATES=str(Path(tmp) / "gates.yaml"),
+                       GATEWATCH_APP_ID="alert-bench", GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0",
+                       GATEWATCH_ALERT_CLEAR_HOLD_SECONDS="0")
+            bindir = Path(sys.executable).parent
+            log = open(Path(tmp) / "log", "wb")  # noqa: SIM115
+            procs.append(subprocess.Popen([str(bindir / "gatewatch"), "worker", "--web-port",
+                                           str(port)], env=env, stdout=log, stderr=log))
+            procs.append(subprocess.Popen([str(bindir / "gatewatch"), "notify",
+                                           "--webhook-url", hook.url], env=env, stdout=log,
+                                          stderr=log))
+
+            def ready() -> bool:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz",  # noqa: S310
+                                                timeout=1) as r:
+                        return r.status == 200
+                except OSError:
+                    return False
+            wait_until(ready, 60, "worker ready")
+            n = 0
+
+            def ev(etype: str, vehicle: int) -> tuple[bytes, bytes]:
+                nonlocal n
+                n += 1
+                return b"huu-nghi", orjson.dumps({
+                    "event_id": f"e{n}", "gate_id": "huu-nghi", "vehicle_id": f"V{vehicle}",
+                    "type": etype, "direction": "export",
+                    "occurred_at": format_ms(int(time.time() * 1000))})
+
+            def changes() -> list[str]:
+                return [b["change"] for b in hook.bodies]
+
+            for run in range(args.runs):
+                base = run * 1000
+                produce(broker.bootstrap, "gate.events", [ev("queued", base + i)
+                                                          for i in range(49)])
+                wait_until(lambda: waiting(port) == 49, 30, "49 waiting")
+                before = len(hook.bodies)
+                t0 = time.monotonic()
+                produce(broker.bootstrap, "gate.events", [ev("queued", base + 49)])
+                wait_until(lambda b=before: "fired" in changes()[b:], 30, "fired")
+                latencies.append(time.monotonic() - t0)
+                print(f"run {run + 1}: fired after {latencies[-1] * 1000:.0f} ms", flush=True)
+                produce(broker.bootstrap, "gate.events", [ev("crossed", base + i)
+                                                          for i in range(50)])
+                wait_until(lambda b=before: "resolved" in changes()[b:], 30, "resolved")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        broker.stop()
+    result = {"runs": len(latencies), "p50_ms": round(statistics.median(latencies) * 1000),
+              "max_ms": round(max(latencies) * 1000), "min_ms": round(min(latencies) * 1000)}
+    print(f"\nthreshold-crossing event → webhook: p50 {result['p50_ms']} ms, "
+          f"min {result['min_ms']} ms, max {result['max_ms']} ms over {result['runs']} runs "
+          "(hold times 0; add GATEWATCH_ALERT_RAISE_HOLD_SECONDS)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""Alerts end to end with the real binaries: worker → gate.alerts → `gatewatch notify` →
+Alertmanager → webhook, and Prometheus's own rule for a stopped worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from gatewatch.broker import free_port
+from gatewatch.streams.codec import format_ms
+from tests.conftest import OUTPUT, ROOT, poll
+from tests.integration.kafka_io import produce
+from tests.integration.receivers import WebhookReceiver
+
+pytestmark = pytest.mark.integration
+
+BIN = ROOT / "tools" / "root" / "usr" / "bin"
+
+GATES = """
+version: 1
+gates:
+  - id: huu-nghi
+    name: "Cửa khẩu Quốc tế Hữu Nghị"
+    name_en: "Huu Nghi International Border Gate"
+    yard_capacity: 100
+    thresholds: {warning: 5, critical: 10, warning_clear: 3, critical_clear: 8}
+"""
+
+
+def binary(name: str) -> Path:
+    path = BIN / name
+    if not path.exists():
+        pytest.skip(f"{path} missing: run `make tools`")
+    return path
+
+
+class Service:
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.log = open(log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=ROOT, start_new_session=True)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, test_id: str) -> Iterator[tuple[str, WebhookReceiver]]:
+    """Real Alertmanager on a loopback port, routing everything to a test receiver."""
+    exe = binary("prometheus-alertmanager")
+    with WebhookReceiver() as hook:
+        cfg = {
+            "route": {"receiver": "test", "group_by": ["alertname", "gate", "severity"],
+                      "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+            "inhibit_rules": [{"source_matchers": ['severity="critical"'],
+                               "target_matchers": ['severity="warning"'],
+                               "equal": ["gate", "kind"]}],
+            "receivers": [{"name": "test", "webhook_configs": [
+                {"url": hook.url, "send_resolved": True}]}],
+        }
+        (tmp_path / "am.yml").write_text(yaml.safe_dump(cfg))
+        port = free_port()
+        svc = Service([str(exe), f"--config.file={tmp_path / 'am.yml'}",
+                       f"--storage.path={tmp_path / 'am-data'}",
+                       f"--web.listen-address=127.0.0.1:{port}",
+                       "--cluster.listen-address="], OUTPUT / f"{test_id}-alertmanager.log")
+        url = f"http://127.0.0.1:{port}"
+        try:
+            import urllib.request
+
+            def ready() -> bool:
+                try:
+                    with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
+                        return r.status == 200
+                except OSError:
+                    return False
+            poll(ready, 30, "alertmanager ready")
+            yield url, hook
+        finally:
+            svc.stop()
+
+
+def queued(i: int, t_ms: int) -> tuple[bytes, bytes]:
+    return b"huu-nghi", orjson.dumps({
+        "event_id": f"q{i}", "gate_id": "huu-nghi", "vehicle_id": f"51C-{i:05d}",
+        "type": "queued", "direction": "export", "occurred_at": format_ms(t_ms),
+        "cargo": "general"})
+
+
+def crossed(i: int, t_ms: int) -> tuple[bytes, bytes]:
+    return b"huu-nghi", orjson.dumps({
+        "event_id": f"c{i}", "gate_id": "huu-nghi", "vehicle_id": f"51C-{i:05d}",
+        "type": "crossed", "direction": "export", "occurred_at": format_ms(t_ms)})
+
+
+def am_alerts(hook: WebhookReceiver) -> list[tuple[str, str, str]]:
+    """(status, alertname, severity) of every alert Alertmanager delivered, in order."""
+    return [(a["status"], a["labels"]["alertname"], a["labels"].get("severity", ""))
+            for body in hook.bodies for a in body["alerts"]]
+
+
+def test_threshold_crossing_reaches_the_receiver_through_alertmanager_and_resolves(
+        bootstrap, worker_factory, test_id, tmp_path, alertmanager):
+    am_url, hook = alertmanager
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(GATES)
+    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="1",
+                       GATEWATCH_ALERT_CLEAR_HOLD_SECONDS="2")
+    notify = Service([sys.executable, "-m", "gatewatch", "notify", "--alertmanager-url",
+                      am_url, "--resend-seconds", "5"], OUTPUT / f"{test_id}-notify.log",
+                     env=w.env)
+    try:
+        w.wait_ready()
+        now = int(time.time() * 1000)
+        produce(bootstrap, f"{test_id}-gate.events", [queued(i, now - 60_000 + i) for i in
+                                                      range(7)])
+        poll(lambda: ("firing", "GateCongestion", "warning") in am_alerts(hook), 60,
+             "firing warning at the receiver")
+        # escalation: 12 waiting > critical 10
+        produce(bootstrap, f"{test_id}-gate.events", [queued(i, now - 50_000 + i) for i in
+                                                      range(7, 12)])
+        poll(lambda: ("firing", "GateCongestion", "critical") in am_alerts(hook), 60,
+             "firing critical at the receiver")
+        # drain the queue: resolved
+        produce(bootstrap, f"{test_id}-gate.events", [crossed(i, now + i) for i in range(12)])
+        poll(lambda: ("resolved", "GateCongestion", "critical") in am_alerts(hook), 60,
+             "resolved at the receiver")
+        alert = next(a for body in hook.bodies for a in body["alerts"]
+                     if a["labels"]["severity"] == "critical")
+        assert alert["labels"]["gate"] == "huu-nghi"
+        assert "Hữu Nghị" in alert["annotations"]["summary_vi"]
+        assert "vehicles waiting" in alert["annotations"]["summary"]
+        firing = [x for x in am_alerts(hook) if x == ("firing", "GateCongestion", "critical")]
+        assert len(firing) == 1  # one notification per incident and level
+    finally:
+        notify.stop()
+
+
+def test_prometheus_rule_fires_for_a_stopped_worker(bootstrap, worker_factory, test_id,
+                                                     tmp_path, alertmanager):
+    am_url, hook = alertmanager
+    exe = binary("prometheus")
+    w = worker_factory()
+    w.wait_ready()
+    rules = (ROOT / "deploy" / "prometheus" / "gatewatch-rules.yml").read_text()
+    (tmp_path / "gatewatch-rules.yml").write_text(rules.replace(
+        "expr: up{job=\"gatewatch\"} == 0\n        for: 1m", "expr: up{job=\"gatewatch\"} == 0\n"
+        "        for: 2s"))
+    cfg = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+           "rule_files": [str(tmp_path / "gatewatch-rules.yml")],
+           "alerting": {"alertmanagers": [{"static_configs": [
+               {"targets": [am_url.removeprefix("http://")]}]}]},
+           "scrape_configs": [{"job_name": "gatewatch", "static_configs": [
+               {"targets": [f"127.0.0.1:{w.port}"]}]}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    prom = Service([str(exe), f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}"],
+                   OUTPUT / f"{test_id}-prometheus.log")
+    try:
+        import urllib.request
+
+        def scraped_up() -> bool:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/api/v1/query?query=up", timeout=2) as r:
+                    res = orjson.loads(r.read())["data"]["result"]
+            except OSError:
+                return False
+            return any(x["value"][1] == "1" for x in res)
+        poll(scraped_up, 60, "prometheus scraping the worker")
+        os.kill(w.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        poll(lambda: ("firing", "GatewatchWorkerDown", "critical") in am_alerts(hook), 60,
+             "GatewatchWorkerDown at the receiver")
+    finally:
+        prom.stop()
+
+
+def test_webhook_down_for_a_while_loses_no_alert(bootstrap, test_id):
+    """Records already on gate.alerts while the receiver is down are all delivered, in
+    order, once it is back (the notifier retries with back-off)."""
+    port = free_port()
+    records = [orjson.dumps({"alert_id": "huu-nghi:congestion", "seq": i, "state": "firing",
+                             "kind": "congestion", "gate_id": "huu-nghi"}) for i in range(5)]
+    produce(bootstrap, f"{test_id}-gate.alerts", [(b"huu-nghi", r) for r in records])
+    env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=bootstrap,
+               GATEWATCH_TOPIC_PREFIX=f"{test_id}-", GATEWATCH_APP_ID=f"{test_id}-app")
+    log = OUTPUT / f"{test_id}-notify.log"
+    notify = Service([sys.executable, "-m", "gatewatch", "notify", "--webhook-url",
+                      f"http://127.0.0.1:{port}/hook"], log, env=env)
+    try:
+        poll(lambda: log.read_text().count("retrying in") >= 3, 60,
+             "the notifier retrying against the dead receiver")
+        with WebhookReceiver(port=port, fail_first=2) as hook:  # back, but flaky at first
+            poll(lambda: len(hook.bodies) >= 5, 60, "all records delivered")
+            assert [b["seq"] for b in hook.bodies] == [0, 1, 2, 3, 4]
+    finally:
+        notify.stop()
