@@ -4,9 +4,11 @@ What it measures
     Starts an embedded broker, a worker (raise/clear hold 0, so the figure is the
     pipeline's own delay, not the configured hold) and `gatewatch notify` with a webhook
     to a local receiver. Each run fills a gate to one below its warning threshold,
-    then times from just before the crossing event is produced to the moment the
-    receiver gets the `fired` record; then drains the queue and waits for `resolved`.
-    The path: consumer → core → 1 s evaluation timer → gate.alerts → notify → HTTP.
+    then times until the moment the
+    receiver gets the `fired` record, timed from the broker's acknowledgement of the
+    crossing event; then drains the queue and waits for `resolved`.
+    The path: consumer → core → evaluation of the gates the batch touched → gate.alerts
+    → `gatewatch notify` → HTTP. (Hold expiries and no-data are evaluated every second.)
     Add the configured GATEWATCH_ALERT_RAISE_HOLD_SECONDS (default 60 s) for production.
 
 Run (from the repo root):
@@ -118,8 +120,8 @@ def main() -> int:
                                                           for i in range(49)])
                 wait_until(lambda: waiting(port) == 49, 30, "49 waiting")
                 before = len(hook.bodies)
-                t0 = time.monotonic()
                 produce(broker.bootstrap, "gate.events", [ev("queued", base + 49)])
+                t0 = time.monotonic()  # the broker has acknowledged it: it is in Kafka
                 wait_until(lambda b=before: "fired" in changes()[b:], 30, "fired")
                 latencies.append(time.monotonic() - t0)
                 print(f"run {run + 1}: fired after {latencies[-1] * 1000:.0f} ms", flush=True)

@@ -95,10 +95,13 @@ class AlertEvaluator:
             crossings_last_hour=hour[2] + hour[3], withdrawals_last_hour=hour[4] + hour[5],
             oldest_perishable_wait_seconds=perishable)
 
-    def evaluate(self, now_ms: int) -> list[tuple[str, bytes]]:
-        """Evaluate every gate; returns (gate_id, record) for each alert change."""
+    def evaluate(self, now_ms: int, gate_ids: set[str] | None = None
+                 ) -> list[tuple[str, bytes]]:
+        """Evaluate every gate (or those named); returns (gate_id, record) per change."""
         out: list[tuple[str, bytes]] = []
         for gate in self.gates.gates:
+            if gate_ids is not None and gate.gate_id not in gate_ids:
+                continue
             sig = self.signals(gate, now_ms)
             if sig is None:
                 continue

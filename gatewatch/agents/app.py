@@ -18,6 +18,7 @@ singleton) with:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from gatewatch.agents import compat
 from gatewatch.agents.alerting import AlertCollector, AlertEvaluator
-from gatewatch.agents.book import APPLIED, DUPLICATE, Ledger, encode_state, state_key
+from gatewatch.agents.book import (
+    APPLIED,
+    DUPLICATE,
+    Ledger,
+    encode_state,
+    split_key,
+    state_key,
+)
 from gatewatch.agents.delivery import BatchConsumer
 from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
 from gatewatch.gates import GateSet
@@ -298,6 +306,13 @@ def create_app(settings: Settings, gates: GateSet, *,
                     dead_letter(Rejection("internal_error", repr(exc)[:200],
                                           msg.value or b"", msg.key), msg)
         await write_changelog(writes)
+        if gw.ready:
+            # evaluate the gates this batch touched now, not at the next tick: a threshold
+            # crossing reaches gate.alerts within one batch
+            touched = {split_key(key)[0] for key, _v, _p in writes}
+            if touched:
+                gw.pending_alerts.extend(evaluator.evaluate(wall_ms(), touched))
+                await _send_pending_alerts()
 
     if settings.batch_delivery:
         app.gatewatch_handlers = {topics.events: process}  # type: ignore[attr-defined]
@@ -364,17 +379,23 @@ def create_app(settings: Settings, gates: GateSet, *,
         except Exception:  # noqa: BLE001 - e.g. broker unreachable: retry next second
             log.exception("periodic window/alert/expiry step failed; retrying")
 
+    send_lock = asyncio.Lock()
+
+    async def _send_pending_alerts() -> None:
+        async with send_lock:  # the batch path and the timer both send: keep order, no dups
+            pending = gw.pending_alerts
+            while pending:  # kept until the broker took them (retried next time)
+                gate_id, record = pending[0]
+                await alerts_topic.send(key=gate_id.encode(), value=record)
+                pending.pop(0)
+                metrics.alerts_published.inc()
+
     async def _tick_once() -> None:
         now = wall_ms()
         for rec in ledger.advance(now):
             await _publish_window(rec)
-        pending = gw.pending_alerts
-        pending.extend(evaluator.evaluate(now))
-        while pending:  # kept across ticks until the broker took them: none is lost
-            gate_id, record = pending[0]
-            await alerts_topic.send(key=gate_id.encode(), value=record)
-            pending.pop(0)
-            metrics.alerts_published.inc()
+        gw.pending_alerts.extend(evaluator.evaluate(now))
+        await _send_pending_alerts()
         ticks["n"] += 1
         if ticks["n"] % sweep_every:
             return
