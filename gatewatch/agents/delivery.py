@@ -99,9 +99,12 @@ class BatchConsumer(AIOKafkaConsumer):
                     if active is not None and tp not in active \
                             and tp not in self._buffered_partitions:
                         continue
+                    # Faust's seek sets the read offset to the *next* offset to read (the
+                    # committed one): records at or after it are new. (Skipping the one at
+                    # the read offset lost the first uncommitted event after a restart.)
                     r_offset = read_offset[tp]
-                    if r_offset is not None:
-                        recs = [r for r in recs if r.offset > r_offset]
+                    if r_offset is not None and recs[0].offset < r_offset:
+                        recs = [r for r in recs if r.offset >= r_offset]
                         if not recs:
                             continue
                     app.monitor.track_tp_end_offset(tp, self.highwater(tp))
@@ -114,7 +117,7 @@ class BatchConsumer(AIOKafkaConsumer):
                         continue
                     await handler(recs)
                     self._ack_batch(tp, [r.offset for r in recs])
-                    read_offset[tp] = recs[-1].offset
+                    read_offset[tp] = recs[-1].offset + 1
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()

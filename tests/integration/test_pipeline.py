@@ -10,7 +10,7 @@ import pytest
 
 from gatewatch.streams.codec import format_ms
 from tests.conftest import poll
-from tests.integration.kafka_io import produce, read_all
+from tests.integration.kafka_io import committed_total, produce, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,11 @@ def test_http_server_binds_loopback_only(worker_factory):
     assert listening == ["0100007F"]  # 127.0.0.1
 
 
-def test_sigkill_and_restart_keeps_counts_exact(bootstrap, worker_factory, test_id):
+@pytest.mark.parametrize("committed", [False, True], ids=["redelivered", "committed"])
+def test_sigkill_and_restart_keeps_counts_exact(bootstrap, worker_factory, test_id, committed):
+    """Killed before committing: phase 1 is redelivered and must change nothing.
+    Killed after committing everything: the first phase-2 event sits exactly at the
+    committed offset and must not be skipped."""
     topic = f"{test_id}-gate.events"
     w1 = worker_factory()
     w1.wait_ready()
@@ -121,7 +125,10 @@ def test_sigkill_and_restart_keeps_counts_exact(bootstrap, worker_factory, test_
     msgs, _ = dirty_stream(t0)
     produce(bootstrap, topic, msgs)
     poll(lambda: counts_match(w1, EXPECTED, 15), 30, "phase 1 counts")
-    w1.kill()  # no chance to commit the latest offsets: they will be redelivered
+    if committed:
+        poll(lambda: committed_total(bootstrap, f"{test_id}-app", topic) == len(msgs), 30,
+             "all phase 1 offsets committed")
+    w1.kill()
     phase2 = [
         event("a2", "huu-nghi", "12C-00001", "crossed", t0 + 50 * MIN),    # A leaves
         event("j1", "huu-nghi", "12C-00010", "queued", t0 + 51 * MIN),     # J joins
