@@ -213,3 +213,53 @@ def test_webhook_down_for_a_while_loses_no_alert(bootstrap, test_id):
             assert [b["seq"] for b in hook.bodies] == [0, 1, 2, 3, 4]
     finally:
         notify.stop()
+
+
+def test_oscillating_backlog_gives_one_notification_per_change(bootstrap, worker_factory,
+                                                                test_id, tmp_path):
+    """Direct webhook path: fire once, ignore oscillation inside the hysteresis band,
+    escalate once, resolve once; every record carries what a coordinator needs."""
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(GATES)
+    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="1",
+                       GATEWATCH_ALERT_CLEAR_HOLD_SECONDS="2")
+    with WebhookReceiver() as hook:
+        notify = Service([sys.executable, "-m", "gatewatch", "notify", "--webhook-url",
+                          hook.url], OUTPUT / f"{test_id}-notify.log", env=w.env)
+        try:
+            w.wait_ready()
+            topic = f"{test_id}-gate.events"
+            now = int(time.time() * 1000) - 60_000
+
+            def changes() -> list[str]:
+                return [b["change"] for b in hook.bodies]
+
+            def waiting_is(n: int) -> bool:
+                m = w.metrics()
+                return m.get(("gate_vehicles_waiting", frozenset(
+                    {("gate", "huu-nghi"), ("direction", "export")}))) == n
+
+            produce(bootstrap, topic, [queued(i, now + i) for i in range(6)])  # 6 ≥ 5
+            poll(lambda: changes() == ["fired"], 30, "fired")
+            for k in range(3):  # oscillate 6 → 4 → 6: 4 is above warning_clear (3)
+                base = 100 + 10 * k
+                produce(bootstrap, topic, [crossed(i, now + base + i) for i in
+                                           range(2 * k, 2 * k + 2)])
+                poll(lambda: waiting_is(4), 30, "4 waiting")
+                produce(bootstrap, topic, [queued(i, now + base + 5 + i) for i in
+                                           range(20 + 2 * k, 22 + 2 * k)])
+                poll(lambda: waiting_is(6), 30, "6 waiting")
+            produce(bootstrap, topic, [queued(i, now + 300 + i) for i in range(40, 46)])  # 12
+            poll(lambda: changes() == ["fired", "escalated"], 30, "escalated")
+            waiting_now = [b["waiting"] for b in hook.bodies]
+            produce(bootstrap, topic, [crossed(i, now + 400 + i) for i in
+                                       [*range(20, 26), *range(40, 46)]])  # all 12 leave
+            poll(lambda: changes() == ["fired", "escalated", "resolved"], 30, "resolved")
+            assert waiting_now == [6, 12]
+            for body in hook.bodies:
+                assert body["gate_id"] == "huu-nghi" and body["kind"] == "congestion"
+                assert "estimated_wait_seconds" in body and body["message"]["vi"]
+                assert body["message"]["en"]
+            assert [b["severity"] for b in hook.bodies] == ["warning", "critical", "critical"]
+        finally:
+            notify.stop()
