@@ -57,6 +57,9 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "1: the consumer hands whole fetched batches to the agent; 0: Faust's per-event stream"),
     ("GATEWATCH_FETCH_MAX_WAIT_MS", "100",
      "fetch long-poll with batch delivery (Faust's own path is fixed at 1500)"),
+    ("GATEWATCH_API_TOKEN", "", "if set, the JSON API requires 'Authorization: Bearer <token>'"),
+    ("GATEWATCH_API_CORS_ORIGINS", "", "origins allowed to call the API from a browser (comma "
+     "list, or *)"),
     ("GATEWATCH_BROKER_COMPAT", "tansu",
      "'tansu' enables the embedded-broker workarounds; 'kafka' for Apache Kafka/Redpanda"),
     ("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
@@ -111,6 +114,8 @@ class Settings:
     batch_delivery: bool = True
     fetch_max_wait_ms: int = 100
     broker_compat: str = "tansu"
+    api_token: str = dataclasses.field(default="", repr=False)
+    api_cors_origins: tuple[str, ...] = ()
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = ""
     sasl_username: str = ""
@@ -199,6 +204,9 @@ class Settings:
             fetch_max_wait_ms=_parse(e, "GATEWATCH_FETCH_MAX_WAIT_MS", "100", int,
                                      lambda v: 0 <= v <= 10000, "milliseconds in [0, 10000]"),
             broker_compat=compat,
+            api_token=e.get("GATEWATCH_API_TOKEN", "").strip(),
+            api_cors_origins=tuple(o.strip() for o in e.get(
+                "GATEWATCH_API_CORS_ORIGINS", "").split(",") if o.strip()),
             security_protocol=protocol,
             sasl_mechanism=mechanism,
             sasl_username=e.get("GATEWATCH_KAFKA_SASL_USERNAME", ""),

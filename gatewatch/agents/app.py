@@ -30,7 +30,8 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from gatewatch.agents import compat
+from gatewatch import __version__
+from gatewatch.agents import api, compat
 from gatewatch.agents.alerting import AlertCollector, AlertEvaluator
 from gatewatch.agents.book import (
     APPLIED,
@@ -412,6 +413,11 @@ def create_app(settings: Settings, gates: GateSet, *,
             if removed:
                 metrics.vehicles_expired.labels("waiting").inc(waiting)
                 metrics.vehicles_expired.labels("finished").inc(len(removed) - waiting)
+
+    api.install(app, gates=gates, ledger=ledger, alerts=evaluator, wall_ms=wall_ms,
+                no_data_seconds=settings.no_data_seconds, token=settings.api_token,
+                cors_origins=settings.api_cors_origins, state_table=STATE_TABLE,
+                version=__version__)
 
     @app.page("/metrics")
     async def _metrics(web: Any, request: Any) -> Any:

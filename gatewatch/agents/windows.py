@@ -51,9 +51,11 @@ class GateWindows:
     """Open and recently closed windows of one gate, and its watermark."""
 
     __slots__ = ("gate_id", "size_ms", "grace_ms", "idle_ms", "open", "closed",
-                 "watermark_ms", "max_event_ms", "last_event_wall_ms", "late_transitions")
+                 "watermark_ms", "max_event_ms", "last_event_wall_ms", "late_transitions",
+                 "history", "history_ms")
 
-    def __init__(self, gate_id: str, size_ms: int, grace_ms: int, idle_ms: int) -> None:
+    def __init__(self, gate_id: str, size_ms: int, grace_ms: int, idle_ms: int,
+                 history_ms: int = 86_400_000) -> None:
         self.gate_id = gate_id
         self.size_ms = size_ms
         self.grace_ms = grace_ms
@@ -64,6 +66,9 @@ class GateWindows:
         self.max_event_ms: int | None = None
         self.last_event_wall_ms: int | None = None
         self.late_transitions = 0
+        #: closed window records of the last ``history_ms`` (for the API), oldest first
+        self.history: deque[WindowRecord] = deque()
+        self.history_ms = history_ms
 
     def observe(self, event_ms: int, wall_ms: int) -> None:
         """Record that an event with time ``event_ms`` arrived at wall time ``wall_ms``."""
@@ -113,10 +118,14 @@ class GateWindows:
             if bucket.empty():
                 continue
             self.closed.append(bucket)
-            records.append(self._record(bucket, closed_by))
+            rec = self._record(bucket, closed_by)
+            records.append(rec)
+            self.history.append(rec)
         horizon = wm - HOUR_MS - self.size_ms
         while self.closed and self.closed[0].start_ms < horizon:
             self.closed.popleft()
+        while self.history and self.history[0].start_ms < wm - self.history_ms:
+            self.history.popleft()
         return records
 
     def _record(self, b: Bucket, closed_by: str) -> WindowRecord:
@@ -139,8 +148,13 @@ class GateWindows:
         if self.watermark_ms is None:
             return total
         lo = self.window_start(self.watermark_ms) - HOUR_MS + self.size_ms
-        for bucket in list(self.closed) + list(self.open.values()):
-            if bucket.start_ms >= lo and bucket.start_ms <= self.watermark_ms:
+        for bucket in self.open.values():
+            if lo <= bucket.start_ms <= self.watermark_ms:
                 for i, v in enumerate(bucket.counts):
                     total[i] += v
+        for bucket in reversed(self.closed):
+            if bucket.start_ms < lo:
+                break
+            for i, v in enumerate(bucket.counts):
+                total[i] += v
         return total
