@@ -423,6 +423,11 @@ def create_app(settings: Settings, gates: GateSet, *,
     async def _metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
+    @app.page("/wall")
+    async def _wall(web: Any, request: Any) -> Any:
+        html = resources.files("gatewatch").joinpath("data", "wall.html").read_text("utf-8")
+        return web.html(html)
+
     @app.page("/runbook")
     async def _runbook(web: Any, request: Any) -> Any:
         text = resources.files("gatewatch").joinpath("data", "runbook.md").read_text("utf-8")

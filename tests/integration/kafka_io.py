@@ -8,6 +8,18 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
+def _run(coro_fn: Any) -> Any:
+    """asyncio.run, in a worker thread when this thread already runs a loop (Playwright)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro_fn())
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coro_fn())).result()
+
+
 def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
     """Send (key, value) pairs in order and wait until all are acknowledged."""
     async def run() -> None:
@@ -19,7 +31,7 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
             await producer.flush()
         finally:
             await producer.stop()
-    asyncio.run(run())
+    _run(run)
 
 
 def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20) -> list[Any]:
@@ -39,7 +51,7 @@ def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20) -> li
         finally:
             await consumer.stop()
         return out
-    return asyncio.run(run())
+    return _run(run)
 
 
 def committed_total(bootstrap: str, group: str, topic: str) -> int:
@@ -61,4 +73,4 @@ def committed_total(bootstrap: str, group: str, topic: str) -> int:
             return total
         finally:
             await consumer.stop()
-    return asyncio.run(run())
+    return _run(run)

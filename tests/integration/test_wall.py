@@ -1,0 +1,102 @@
+"""The built-in wall page in a real headless browser (Debian's chromium via Playwright):
+tiles show what the API says, "no data" is not zero, a gate turning critical turns red
+without a reload, and the Vietnamese/English toggle works. Saves a screenshot."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.request
+
+import orjson
+import pytest
+
+from gatewatch.streams.codec import format_ms
+from tests.conftest import OUTPUT, poll
+from tests.integration.kafka_io import produce
+
+pytestmark = pytest.mark.integration
+
+GATES = """
+version: 1
+gates:
+  - id: huu-nghi
+    name: "Cửa khẩu Quốc tế Hữu Nghị"
+    name_en: "Huu Nghi International Border Gate"
+    yard_capacity: 100
+    thresholds: {warning: 5, critical: 10}
+  - id: tan-thanh
+    name: "Cửa khẩu Tân Thanh"
+    name_en: "Tan Thanh Border Gate"
+    yard_capacity: 100
+    thresholds: {warning: 50, critical: 80}
+"""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def queued(i: int, t_ms: int) -> tuple[bytes, bytes]:
+    return b"huu-nghi", orjson.dumps({
+        "event_id": f"w{i}", "gate_id": "huu-nghi", "vehicle_id": f"29C-{i:05d}",
+        "type": "queued", "direction": "export", "occurred_at": format_ms(t_ms),
+        "cargo": "perishable"})
+
+
+def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tmp_path):
+    exe = chromium()
+    from playwright.sync_api import sync_playwright
+
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(GATES)
+    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0")
+    w.wait_ready()
+    topic = f"{test_id}-gate.events"
+    now = int(time.time() * 1000) - 600_000
+    produce(bootstrap, topic, [queued(i, now + i * 1000) for i in range(3)])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(f"{w.url}/wall?refresh_ms=300")
+            page.wait_for_selector('#gate-huu-nghi .waiting[data-waiting="3"]', timeout=30000)
+            page.evaluate("window.__noReload = 1")
+            # every tile shows what the API returns
+            with urllib.request.urlopen(f"{w.url}/api/v1/gates", timeout=5) as r:
+                api = {g["gate_id"]: g for g in orjson.loads(r.read())["gates"]}
+            for gid, g in api.items():
+                tile = page.locator(f"#gate-{gid}")
+                assert tile.get_attribute("data-congestion") == g["congestion"]
+                shown = tile.locator(".waiting").get_attribute("data-waiting")
+                assert shown == ("" if g["waiting"] is None else str(g["waiting"]["total"]))
+            # no data is visibly different from zero
+            nodata = page.locator("#gate-tan-thanh")
+            assert "no_data" in (nodata.get_attribute("class") or "")
+            assert "KHÔNG CÓ DỮ LIỆU" in nodata.inner_text()
+            assert "0" not in nodata.locator(".waiting").inner_text()
+            # the gate turns critical: the tile turns red without a reload
+            produce(bootstrap, topic, [queued(i, now + i * 1000) for i in range(3, 14)])
+            page.wait_for_selector("#gate-huu-nghi.critical", timeout=30000)
+            assert page.evaluate("window.__noReload") == 1
+            red = page.locator("#gate-huu-nghi").evaluate(
+                "e => getComputedStyle(e).backgroundColor")
+            assert red == "rgb(218, 54, 51)"
+            poll(lambda: "ùn tắc" in page.locator("#alert-list").inner_text(), 30,
+                 "the congestion alert listed")
+            OUTPUT.mkdir(exist_ok=True)
+            page.screenshot(path=str(OUTPUT / "wall.png"))
+            # Vietnamese / English toggle
+            page.click("#lang")
+            assert "Huu Nghi International Border Gate" in page.locator(
+                "#gate-huu-nghi").inner_text()
+            assert page.locator("#title").inner_text().startswith("Lạng Sơn border gates")
+            assert "NO DATA" in page.locator("#gate-tan-thanh").inner_text()
+        finally:
+            browser.close()
