@@ -1,0 +1,114 @@
+"""The JSON API on real workers: documents, errors, token, OpenAPI; and two workers of
+one group answering the same state for every gate."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+import orjson
+import pytest
+
+from gatewatch.streams.codec import format_ms
+from tests.conftest import poll
+from tests.integration.kafka_io import produce
+
+pytestmark = pytest.mark.integration
+
+GATES = ("huu-nghi", "tan-thanh", "chi-ma", "coc-nam", "dong-dang-rail")
+
+
+def get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, dict]:
+    req = urllib.request.Request(url, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, orjson.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        return exc.code, orjson.loads(body) if body.startswith(b"{") else {}
+
+
+def traffic(t0: int) -> list[tuple[bytes, bytes]]:
+    """Gate i gets i + 2 vehicles waiting (dong-dang-rail: 6)."""
+    out = []
+    for i, gate in enumerate(GATES):
+        for v in range(i + 2):
+            out.append((gate.encode(), orjson.dumps({
+                "event_id": f"{gate}-{v}", "gate_id": gate, "vehicle_id": f"{gate[:2]}-{v}",
+                "type": "queued", "direction": "export", "occurred_at": format_ms(t0 + v)})))
+    return out
+
+
+def test_api_documents_errors_token_and_openapi(bootstrap, worker_factory, test_id):
+    token = "s3cret-token"
+    w = worker_factory(GATEWATCH_API_TOKEN=token)
+    w.wait_ready()
+    produce(bootstrap, f"{test_id}-gate.events", traffic(int(time.time() * 1000) - 60_000))
+    assert get(f"{w.url}/api/v1/gates")[0] == 401
+    assert get(f"{w.url}/api/v1/gates", "wrong")[1]["error"]["code"] == "unauthorized"
+
+    def waiting_all() -> dict | None:
+        status, doc = get(f"{w.url}/api/v1/gates", token)
+        gates = {g["gate_id"]: g for g in doc.get("gates", [])}
+        done = all(g["waiting"] and g["waiting"]["total"] == i + 2
+                   for i, g in enumerate(gates[x] for x in GATES))
+        return gates if status == 200 and done else None
+    gates = poll(waiting_all, 30, "every gate's waiting count in the API")
+    hn = gates["huu-nghi"]
+    assert hn["congestion"] == "normal" and hn["name"].startswith("Cửa khẩu")
+    assert hn["estimated_wait_seconds"] is None  # nothing crossed: unknown, not a number
+    assert hn["last_event_at"].endswith("Z")
+    status, one = get(f"{w.url}/api/v1/gates/chi-ma", token)
+    assert status == 200 and one["waiting"]["total"] == 4 and "windows" in one
+    assert get(f"{w.url}/api/v1/gates/mong-cai", token)[1]["error"]["code"] == "unknown_gate"
+    assert get(f"{w.url}/api/v1/gates/mong-cai", token)[0] == 404
+    bad = get(f"{w.url}/api/v1/gates/huu-nghi/windows?from=2021-12-21T00:00:00Z"
+              "&to=2021-12-20T00:00:00Z", token)
+    assert bad == (400, {"error": {"code": "bad_range", "message": "from must not be after to"}})
+    assert get(f"{w.url}/api/v1/gates/huu-nghi/windows?size=501", token)[0] == 400
+    assert get(f"{w.url}/api/v1/gates/huu-nghi/windows?from=yesterday", token)[0] == 400
+    status, wins = get(f"{w.url}/api/v1/gates/huu-nghi/windows?size=5", token)
+    assert status == 200 and wins["size"] == 5 and isinstance(wins["windows"], list)
+    assert get(f"{w.url}/api/v1/gates", token, method="POST")[0] == 405  # read-only
+    assert get(f"{w.url}/api/v1/alerts", token) == (200, {"alerts": []})
+    status, spec = get(f"{w.url}/openapi.json")
+    assert status == 200
+    from openapi_spec_validator import validate
+
+    validate(spec)
+    assert set(spec["paths"]) == {"/api/v1/gates", "/api/v1/gates/{gate_id}",
+                                  "/api/v1/gates/{gate_id}/windows", "/api/v1/alerts"}
+
+
+def test_any_of_two_workers_answers_for_every_gate(bootstrap, worker_factory, test_id):
+    w1 = worker_factory()
+    w2 = worker_factory()
+    w1.wait_ready(timeout=90)
+    w2.wait_ready(timeout=90)
+    produce(bootstrap, f"{test_id}-gate.events", traffic(int(time.time() * 1000) - 60_000))
+
+    def state(w) -> dict | None:  # type: ignore[no-untyped-def]
+        status, doc = get(f"{w.url}/api/v1/gates")
+        if status != 200:
+            return None
+        return {g["gate_id"]: (g["congestion"], g["waiting"] and g["waiting"]["total"])
+                for g in doc["gates"]}
+
+    expected = {g: ("normal", i + 2) for i, g in enumerate(GATES)}
+    poll(lambda: state(w1) == expected and state(w2) == expected, 90,
+         "both workers answering the same state for every gate")
+    for gate in GATES:
+        a, b = get(f"{w1.url}/api/v1/gates/{gate}")[1], get(f"{w2.url}/api/v1/gates/{gate}")[1]
+        assert a["waiting"] == b["waiting"] and a["congestion"] == b["congestion"]
+
+    def local(w) -> set[str]:  # type: ignore[no-untyped-def]
+        req = urllib.request.Request(f"{w.url}/api/v1/gates",
+                                     headers={"X-Gatewatch-Forwarded": "1"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return {g["gate_id"] for g in orjson.loads(r.read())["gates"] if g["owned"]}
+    mine1, mine2 = local(w1), local(w2)
+    print(f"worker 1 holds {sorted(mine1)}, worker 2 holds {sorted(mine2)}")
+    assert mine1 | mine2 == set(GATES) and not mine1 & mine2  # each gate held exactly once
