@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from gatewatch import __version__
@@ -151,6 +152,27 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    from gatewatch.dashboards import push, write_all
+
+    directory = Path(args.dir)
+    if args.action == "generate":
+        for path in write_all(directory):
+            _say(f"wrote {path}")
+        return 0
+    token = args.token or os.environ.get("GATEWATCH_GRAFANA_TOKEN", "")
+    if not args.grafana_url or not token:
+        raise ConfigError("command line", "--grafana-url/--token",
+                          "push needs the Grafana URL and an API token "
+                          "(or GATEWATCH_GRAFANA_TOKEN)")
+    if not any(directory.glob("*.json")):
+        raise ConfigError(str(directory), "(directory)", "no dashboard JSON; run "
+                          "`gatewatch dashboards generate` first")
+    for uid in push(args.grafana_url, token, args.prometheus_url, directory):
+        _say(f"pushed dashboard {uid} to {args.grafana_url}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gatewatch.broker import EmbeddedBroker
 
@@ -254,6 +276,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resend-seconds", type=float, default=60.0,
                    help="re-send active alerts to Alertmanager this often (default 60)")
     p.set_defaults(func=cmd_notify)
+
+    p = sub.add_parser("dashboards", help="generate the Grafana dashboards or push them")
+    p.add_argument("action", choices=["generate", "push"])
+    p.add_argument("--dir", default="dashboards", help="where the JSON lives (dashboards/)")
+    p.add_argument("--grafana-url", default="", help="e.g. http://127.0.0.1:3000")
+    p.add_argument("--token", default="", help="Grafana API token (or GATEWATCH_GRAFANA_TOKEN)")
+    p.add_argument("--prometheus-url", default="http://127.0.0.1:9090",
+                   help="Prometheus URL for the datasource gatewatch creates")
+    p.set_defaults(func=cmd_dashboards)
 
     p = sub.add_parser("run", help="broker + worker + simulator together")
     sim_args(p, 20.0, 1.0)

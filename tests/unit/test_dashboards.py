@@ -1,0 +1,112 @@
+"""Dashboards as code: the committed JSON is what the generator makes, and the push
+command talks Grafana's HTTP API. No Grafana server can run here, so the push is
+tested against a small fake of Grafana's API (a mock, by necessity)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+from gatewatch.dashboards import DATASOURCE_UID, build_all, panel_queries, push
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_dashboards_equal_the_generated_ones():
+    built = build_all()
+    on_disk = {p.stem: json.loads(p.read_text()) for p in (ROOT / "dashboards").glob("*.json")}
+    assert set(on_disk) == {"gatewatch-wall", "gatewatch-gate"}
+    for uid, doc in built.items():
+        assert on_disk[uid] == doc, f"dashboards/{uid}.json is stale: run " \
+                                    "`gatewatch dashboards generate`"
+
+
+def test_wall_dashboard_has_what_the_operations_center_needs():
+    wall = build_all()["gatewatch-wall"]
+    titles = " ".join(p["title"] for p in wall["panels"])
+    for word in ("Congestion level", "Vehicles waiting", "Backlog trend",
+                 "Arrivals vs crossings", "Estimated wait", "Oldest perishable wait",
+                 "Active alerts"):
+        assert word in titles
+    assert all(p["datasource"]["uid"] == DATASOURCE_UID for p in wall["panels"])
+    gate = build_all()["gatewatch-gate"]
+    assert gate["templating"]["list"][0]["name"] == "gate"
+    assert all("$gate" in q or "gatewatch_" in q for _, q in panel_queries(gate))
+
+
+def test_provisioning_points_at_the_same_datasource():
+    ds = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/gatewatch.yml")
+                        .read_text())
+    assert ds["datasources"][0]["uid"] == DATASOURCE_UID
+    prov = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/gatewatch.yml")
+                          .read_text())
+    assert prov["providers"][0]["type"] == "file"
+
+
+class FakeGrafana:
+    """Just enough of Grafana's HTTP API for `gatewatch dashboards push` (a mock)."""
+
+    def __init__(self, token: str) -> None:
+        self.calls: list[tuple[str, str, dict]] = []
+        self.datasources: dict[str, dict] = {}
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _body(self) -> dict:
+                n = int(self.headers.get("Content-Length", 0))
+                return json.loads(self.rfile.read(n) or b"{}")
+
+            def _reply(self, status: int, doc: dict) -> None:
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _handle(self, method: str) -> None:
+                body = self._body()
+                outer.calls.append((method, self.path, body))
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    return self._reply(401, {"message": "Unauthorized"})
+                if method == "POST" and self.path == "/api/datasources":
+                    if body["uid"] in outer.datasources:
+                        return self._reply(409, {"message": "data source exists"})
+                    outer.datasources[body["uid"]] = body
+                    return self._reply(200, {"id": 1, "message": "Datasource added"})
+                if method == "PUT" and self.path.startswith("/api/datasources/uid/"):
+                    outer.datasources[self.path.rsplit("/", 1)[1]] = body
+                    return self._reply(200, {"message": "Datasource updated"})
+                if method == "POST" and self.path == "/api/dashboards/db":
+                    return self._reply(200, {"status": "success",
+                                             "uid": body["dashboard"]["uid"]})
+                return self._reply(404, {"message": "not found"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._handle("POST")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._handle("PUT")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_push_uploads_datasource_and_dashboards_and_updates_on_rerun():
+    fake = FakeGrafana("tok")
+    try:
+        done = push(fake.url, "tok", "http://127.0.0.1:9090", ROOT / "dashboards")
+        assert sorted(done) == ["gatewatch-gate", "gatewatch-wall"]
+        assert fake.datasources[DATASOURCE_UID]["url"] == "http://127.0.0.1:9090"
+        uploaded = [b["dashboard"]["uid"] for m, p, b in fake.calls if p == "/api/dashboards/db"]
+        assert sorted(uploaded) == ["gatewatch-gate", "gatewatch-wall"]
+        push(fake.url, "tok", "http://prom:9090", ROOT / "dashboards")  # datasource exists
+        assert fake.datasources[DATASOURCE_UID]["url"] == "http://prom:9090"
+    finally:
+        fake.server.shutdown()
