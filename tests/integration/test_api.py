@@ -44,7 +44,8 @@ def traffic(t0: int) -> list[tuple[bytes, bytes]]:
 
 def test_api_documents_errors_token_and_openapi(bootstrap, worker_factory, test_id):
     token = "s3cret-token"
-    w = worker_factory(GATEWATCH_API_TOKEN=token)
+    w = worker_factory(GATEWATCH_API_TOKEN=token,
+                       GATEWATCH_API_CORS_ORIGINS="https://ops.example.vn")
     w.wait_ready()
     produce(bootstrap, f"{test_id}-gate.events", traffic(int(time.time() * 1000) - 60_000))
     assert get(f"{w.url}/api/v1/gates")[0] == 401
@@ -74,6 +75,12 @@ def test_api_documents_errors_token_and_openapi(bootstrap, worker_factory, test_
     assert status == 200 and wins["size"] == 5 and isinstance(wins["windows"], list)
     assert get(f"{w.url}/api/v1/gates", token, method="POST")[0] == 405  # read-only
     assert get(f"{w.url}/api/v1/alerts", token) == (200, {"alerts": []})
+    for origin, allowed in (("https://ops.example.vn", "https://ops.example.vn"),
+                            ("https://evil.example", None)):
+        req = urllib.request.Request(f"{w.url}/api/v1/alerts", headers={
+            "Origin": origin, "Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers.get("Access-Control-Allow-Origin") == allowed
     status, spec = get(f"{w.url}/openapi.json")
     assert status == 200
     from openapi_spec_validator import validate
