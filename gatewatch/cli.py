@@ -173,6 +173,65 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from gatewatch.kafka_admin import aiokafka_security, ensure_topics
+    from gatewatch.replay import ColumnMap, parse_log
+    from gatewatch.streams.codec import Decoder
+    from gatewatch.streams.topics import Topics
+
+    settings, gates = _load()
+    path = Path(args.file)
+    if not path.is_file():
+        raise ConfigError(str(path), "(file)", "file not found")
+    cmap = ColumnMap.parse(args.map, args.types, args.directions, args.default_direction,
+                           args.assume_offset)
+    decoder = Decoder(gates.ids(), settings.max_message_bytes)
+    good, report = parse_log(path, cmap, decoder, int(time.time() * 1000), args.format)
+    for err in report.errors[: args.show]:
+        _say(f"{path}: row {err.row}: {err.reason}: {err.detail}")
+    if len(report.errors) > args.show:
+        _say(f"... and {len(report.errors) - args.show} more rejected rows")
+    if args.report:
+        import orjson
+
+        Path(args.report).write_bytes(b"".join(
+            orjson.dumps({"row": e.row, "reason": e.reason, "detail": e.detail}) + b"\n"
+            for e in report.errors))
+        _say(f"wrote the rejected rows to {args.report}")
+    _say(f"{path}: {report.summary()}")
+    if args.dry_run or not good:
+        return 0 if not report.errors else 3
+    ensure_topics(settings, progress=_say)
+    topic = Topics(settings.topic_prefix).events
+    good.sort(key=lambda g: g[2])  # replay in event-time order
+
+    async def send() -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap.split(","),
+                                    linger_ms=20, **aiokafka_security(settings))
+        await producer.start()
+        try:
+            start_wall, first = time.monotonic(), good[0][2]
+            for i, (key, value, t_ms) in enumerate(good, start=1):
+                if args.speed > 0:
+                    due = (t_ms - first) / 1000 / args.speed
+                    delay = due - (time.monotonic() - start_wall)
+                    if delay > 0:
+                        await producer.flush()
+                        await asyncio.sleep(delay)
+                await producer.send(topic, value, key=key)
+                if i % 10000 == 0:
+                    _say(f"replay: {i}/{len(good)} events sent")
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    _say(f"replay: {len(good)} events sent to {topic} on {settings.bootstrap}")
+    return 0 if not report.errors else 3
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gatewatch.broker import EmbeddedBroker
 
@@ -276,6 +335,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resend-seconds", type=float, default=60.0,
                    help="re-send active alerts to Alertmanager this often (default 60)")
     p.set_defaults(func=cmd_notify)
+
+    p = sub.add_parser("replay", help="import a gate log (CSV / JSON Lines) into gate.events")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["csv", "jsonl"], default=None,
+                   help="default: by extension (.jsonl/.ndjson/.json = JSON Lines)")
+    p.add_argument("--map", default="",
+                   help="field=Column,... for gate_id, vehicle_id, occurred_at, type, "
+                        "direction, cargo, lane, event_id (default: the contract names)")
+    p.add_argument("--types", default="",
+                   help="contract type=log value(s), e.g. queued=vao_bai,crossed=qua_cua|ra")
+    p.add_argument("--directions", default="", help="e.g. export=xuat,import=nhap")
+    p.add_argument("--default-direction", default="export", choices=["export", "import"])
+    p.add_argument("--assume-offset", default="+07:00",
+                   help="offset for timestamps that have none (default +07:00)")
+    p.add_argument("--speed", type=float, default=0.0,
+                   help="replay at N x the original pace (default 0: as fast as possible)")
+    p.add_argument("--dry-run", action="store_true", help="validate and report only")
+    p.add_argument("--report", default="", help="write rejected rows (JSON Lines) here")
+    p.add_argument("--show", type=int, default=20, help="print at most N rejected rows")
+    p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("dashboards", help="generate the Grafana dashboards or push them")
     p.add_argument("action", choices=["generate", "push"])
