@@ -36,7 +36,7 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("GATEWATCH_GRACE_SECONDS", "60", "how late an event may be and still count in its window"),
     ("GATEWATCH_IDLE_SECONDS", "30",
      "after this much wall-clock silence a gate's watermark follows the wall clock"),
-    ("GATEWATCH_NO_DATA_SECONDS", "300",
+    ("GATEWATCH_NO_DATA_SECONDS", "900",
      "a gate silent this long is 'no data' (per-gate override in the gates file)"),
     ("GATEWATCH_RETENTION_SECONDS", "86400",
      "how long finished trips are kept (dedup horizon); waiting vehicles older than "
@@ -101,7 +101,7 @@ class Settings:
     window_seconds: int = 300
     grace_seconds: int = 60
     idle_seconds: int = 30
-    no_data_seconds: int = 300
+    no_data_seconds: int = 900
     retention_seconds: int = 86400
     max_wait_seconds: int = 2592000
     max_message_bytes: int = 65536
@@ -180,7 +180,7 @@ class Settings:
                                  "a non-negative integer"),
             idle_seconds=_parse(e, "GATEWATCH_IDLE_SECONDS", "30", int, positive,
                                 "a positive integer"),
-            no_data_seconds=_parse(e, "GATEWATCH_NO_DATA_SECONDS", "300", int, positive,
+            no_data_seconds=_parse(e, "GATEWATCH_NO_DATA_SECONDS", "900", int, positive,
                                    "a positive integer"),
             retention_seconds=_parse(e, "GATEWATCH_RETENTION_SECONDS", "86400", int, positive,
                                      "a positive integer"),

@@ -33,6 +33,24 @@ from gatewatch.streams.records import CrossingEvent
 
 __all__ = ["Faults", "Outgoing", "TrafficModel", "run"]
 
+#: Relative arrival rate by local hour (UTC+7) for road gates: quiet nights, a morning
+#: peak as trucks arrive from the provinces overnight, an afternoon peak. Mean ≈ 1.
+DAY_PROFILE = (0.35, 0.3, 0.3, 0.3, 0.4, 0.6, 0.9, 1.3, 1.6, 1.7, 1.6, 1.4,
+               1.2, 1.2, 1.4, 1.5, 1.4, 1.2, 1.0, 0.9, 0.8, 0.7, 0.55, 0.45)
+_PROFILE_MAX = max(DAY_PROFILE)
+_VN_OFFSET_MS = 7 * 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class GateOverride:
+    """Scenario changes to one gate's traffic (absolute times in ms)."""
+
+    arrivals_multiplier: float = 1.0
+    clearance_per_hour: float | None = None
+    perishable_share: float | None = None
+    silent: tuple[tuple[int, int], ...] = ()  # the gate's feed sends nothing in these
+
+
 _PROVINCES = ("12C", "12A", "12B", "12D", "29C", "29H", "30E", "51C", "43C", "14C", "98C",
               "34C", "36C", "37C", "20C", "99C")
 
@@ -72,8 +90,12 @@ class TrafficModel:
     """Deterministic event generator over simulated time (ms since epoch)."""
 
     def __init__(self, gates: GateSet, start_ms: int, *, rate: float = 1.0, seed: int = 7,
-                 faults: Faults | None = None, initial_backlog: float = 0.0) -> None:
+                 faults: Faults | None = None, initial_backlog: float = 0.0,
+                 overrides: dict[str, GateOverride] | None = None,
+                 day_profile: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.overrides = overrides or {}
+        self.day_profile = day_profile
         self.rate = rate
         self.faults = faults or Faults()
         self.now_ms = start_ms
@@ -81,11 +103,30 @@ class TrafficModel:
         self._n = 0
         self._gates = [_Gate(g) for g in gates.gates]
         for g in self._gates:
-            g.next_arrival = start_ms + self._gap_ms(g.cfg.simulation.arrivals_per_hour)
-            g.next_clear = start_ms + self._gap_ms(g.cfg.simulation.clearance_per_hour)
+            g.next_arrival = start_ms + self._gap_ms(self._arrival_rate(g))
+            g.next_clear = start_ms + self._gap_ms(self._clearance_rate(g))
             backlog = int(initial_backlog * g.cfg.warning_threshold)
             for i in range(backlog):
                 self._arrive(g, start_ms - (backlog - i) * 60_000)
+
+    def _override(self, g: _Gate) -> GateOverride:
+        return self.overrides.get(g.cfg.gate_id) or GateOverride()
+
+    def _arrival_rate(self, g: _Gate) -> float:
+        """Peak arrivals per hour (thinned by the day profile when it is on)."""
+        base = g.cfg.simulation.arrivals_per_hour * self._override(g).arrivals_multiplier
+        return base * (_PROFILE_MAX if self.day_profile else 1.0)
+
+    def _clearance_rate(self, g: _Gate) -> float:
+        o = self._override(g)
+        return o.clearance_per_hour if o.clearance_per_hour is not None else \
+            g.cfg.simulation.clearance_per_hour
+
+    def _accept_arrival(self, t_ms: float) -> bool:
+        if not self.day_profile:
+            return True
+        hour = int(((t_ms + _VN_OFFSET_MS) // 3_600_000) % 24)
+        return self.rng.random() < DAY_PROFILE[hour] / _PROFILE_MAX
 
     def _gap_ms(self, per_hour: float) -> float:
         lam = per_hour * self.rate / 3_600_000
@@ -103,6 +144,8 @@ class TrafficModel:
         ev = CrossingEvent(self._event_id(), gate.cfg.gate_id, vehicle, etype, direction, t_ms,
                            cargo, f"L{self.rng.randint(1, 4)}")
         key = gate.cfg.gate_id.encode()
+        if any(a <= t_ms < b for a, b in self._override(gate).silent):
+            return  # sensor / feed outage: the vehicle moved, nobody reported it
         send = t_ms
         f = self.faults
         r = self.rng.random()
@@ -147,7 +190,8 @@ class TrafficModel:
         sim = g.cfg.simulation
         direction = "export" if self.rng.random() < sim.export_share else "import"
         r = self.rng.random()
-        cargo = "perishable" if r < sim.perishable_share else (
+        share = self._override(g).perishable_share
+        cargo = "perishable" if r < (sim.perishable_share if share is None else share) else (
             "empty" if r > 0.95 else "general")
         vehicle = self._plate()
         g.queue.append((vehicle, direction, cargo))
@@ -156,11 +200,11 @@ class TrafficModel:
     def advance(self, to_ms: int) -> Iterator[Outgoing]:
         """Simulate up to ``to_ms`` and yield the messages due by then, in send order."""
         for g in self._gates:
-            sim = g.cfg.simulation
             while g.next_arrival <= to_ms or g.next_clear <= to_ms:
                 if g.next_arrival <= g.next_clear:
-                    self._arrive(g, int(g.next_arrival))
-                    g.next_arrival += self._gap_ms(sim.arrivals_per_hour)
+                    if self._accept_arrival(g.next_arrival):
+                        self._arrive(g, int(g.next_arrival))
+                    g.next_arrival += self._gap_ms(self._arrival_rate(g))
                 else:
                     t = int(g.next_clear)
                     if g.queue:
@@ -172,7 +216,7 @@ class TrafficModel:
                         else:
                             vehicle, direction, cargo = g.queue.popleft()
                             self._emit(g, vehicle, "crossed", direction, cargo, t)
-                    g.next_clear += self._gap_ms(sim.clearance_per_hour)
+                    g.next_clear += self._gap_ms(self._clearance_rate(g))
         self.now_ms = to_ms
         while self._pending and self._pending[0][0] <= to_ms:
             yield heapq.heappop(self._pending)[2]

@@ -1,0 +1,183 @@
+"""Scenarios: small YAML stories of the Lạng Sơn gates, each with the outcome it must
+produce (``gatewatch/data/scenarios/*.yaml``).
+
+:func:`run_offline` plays a scenario through the real pipeline core in one process with
+event-time control: the simulator's events go through the decoder, the ledger and the
+alert evaluator, with the clock set to simulated time (so 72 hours take seconds), and
+the documented expectations are checked. ``gatewatch scenario NAME`` does this, or
+with ``--live`` produces the scenario's events to Kafka for a running worker.
+
+Expectations (``expect:``), each for a ``gate`` (or ``"*"`` for every gate):
+
+- ``alert``/``fires``: the alert kind fires (optionally with ``severity``, ``within_hours``
+  of the start), or never fires (``fires: false``); ``resolves: true`` it also resolves;
+- ``min_estimated_wait_hours``: the estimated wait reaches at least this;
+- ``yard_full_predicted``: a time-to-full prediction was made;
+- ``no_data_shown``: the gate was reported as "no data" (not as zero waiting);
+- ``min_total_waiting``: vehicles waiting at the end (over the named gates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from gatewatch.agents.alerting import AlertEvaluator
+from gatewatch.agents.book import Ledger
+from gatewatch.errors import ConfigError
+from gatewatch.gates import GateSet
+from gatewatch.settings import Settings
+from gatewatch.simulate import Faults, GateOverride, TrafficModel
+from gatewatch.streams.codec import Decoder, parse_timestamp_ms
+
+__all__ = ["Outcome", "Scenario", "available", "load_scenario", "run_offline"]
+
+HOUR = 3_600_000
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    start_ms: int
+    duration_hours: float
+    seed: int
+    rate: float
+    day_profile: bool
+    initial_backlog: float
+    overrides: dict[str, GateOverride]
+    expect: list[dict[str, Any]]
+
+
+def available() -> list[str]:
+    folder = resources.files("gatewatch").joinpath("data", "scenarios")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    else:
+        ref = resources.files("gatewatch").joinpath("data", "scenarios", f"{name_or_path}.yaml")
+        if not ref.is_file():
+            raise ConfigError("command line", "scenario", f"no scenario {name_or_path!r}; "
+                              f"available: {', '.join(available())}")
+        text, source = ref.read_text(encoding="utf-8"), f"(bundled) {name_or_path}.yaml"
+    doc = yaml.safe_load(text)
+    start = parse_timestamp_ms(str(doc.get("start", "")))
+    if start is None:
+        raise ConfigError(source, "start", "must be RFC 3339 with an offset")
+    overrides = {}
+    for gate_id, o in (doc.get("gates") or {}).items():
+        overrides[gate_id] = GateOverride(
+            arrivals_multiplier=float(o.get("arrivals_multiplier", 1.0)),
+            clearance_per_hour=None if o.get("clearance_per_hour") is None
+            else float(o["clearance_per_hour"]),
+            perishable_share=None if o.get("perishable_share") is None
+            else float(o["perishable_share"]),
+            silent=tuple((start + int(a * HOUR), start + int(b * HOUR))
+                         for a, b in o.get("silent", [])))
+    return Scenario(str(doc["name"]), str(doc.get("description", "")), start,
+                    float(doc["duration_hours"]), int(doc.get("seed", 7)),
+                    float(doc.get("rate", 1.0)), bool(doc.get("day_profile", False)),
+                    float(doc.get("initial_backlog", 0.0)), overrides,
+                    list(doc.get("expect") or []))
+
+
+@dataclass
+class Outcome:
+    """What happened, and which expectations held."""
+
+    scenario: str
+    events: int = 0
+    changes: list[dict[str, Any]] = field(default_factory=list)  # alert records
+    max_estimated_wait_hours: dict[str, float] = field(default_factory=dict)
+    yard_full_predicted: set[str] = field(default_factory=set)
+    no_data_shown: set[str] = field(default_factory=set)
+    final_waiting: dict[str, int] = field(default_factory=dict)
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(ok for _, ok in self.checks)
+
+
+def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
+                step_ms: int = 60_000) -> Outcome:
+    """Play ``sc`` through decoder → ledger → alerts in simulated time; check ``expect``."""
+    s = settings or Settings()
+    ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds)
+    alerts = AlertEvaluator(gates, ledger, raise_hold_seconds=s.alert_raise_hold_seconds,
+                            clear_hold_seconds=s.alert_clear_hold_seconds,
+                            perishable_max_wait_seconds=s.perishable_max_wait_seconds,
+                            no_data_seconds=s.no_data_seconds, runbook_url=s.runbook())
+    decoder = Decoder(gates.ids(), s.max_message_bytes)
+    model = TrafficModel(gates, sc.start_ms, rate=sc.rate, seed=sc.seed,
+                         faults=Faults(malformed=0.002), initial_backlog=sc.initial_backlog,
+                         overrides=sc.overrides, day_profile=sc.day_profile)
+    out = Outcome(sc.name)
+    end = sc.start_ms + int(sc.duration_hours * HOUR)
+    now = sc.start_ms
+    while now < end:
+        now = min(end, now + step_ms)
+        for msg in model.advance(now):
+            ev = decoder.decode(msg.value, msg.key, now)
+            if not hasattr(ev, "reason"):
+                ledger.apply(ev, now)
+                out.events += 1
+        ledger.advance(now)
+        for _gate, record in alerts.evaluate(now):
+            doc = orjson.loads(record)
+            doc["hours"] = (now - sc.start_ms) / HOUR
+            out.changes.append(doc)
+        for gate in gates.gates:
+            sig = alerts.signals(gate, now)
+            if sig is None:
+                continue
+            if not sig.has_data:
+                out.no_data_shown.add(gate.gate_id)
+                continue
+            if sig.crossings_last_hour:
+                est = sig.backlog / sig.crossings_last_hour
+                prev = out.max_estimated_wait_hours.get(gate.gate_id, 0.0)
+                out.max_estimated_wait_hours[gate.gate_id] = max(prev, est)
+            net = sig.arrivals_last_hour - sig.crossings_last_hour - sig.withdrawals_last_hour
+            if net > 0:
+                out.yard_full_predicted.add(gate.gate_id)
+    out.final_waiting = {g.gate_id: ledger.waiting_total(g.gate_id) for g in gates.gates}
+    out.checks = [_check(e, out, gates) for e in sc.expect]
+    return out
+
+
+def _check(e: dict[str, Any], out: Outcome, gates: GateSet) -> tuple[str, bool]:
+    names = [g.gate_id for g in gates.gates] if e.get("gate") == "*" else [e["gate"]]
+    label = ", ".join(f"{k}={v}" for k, v in e.items())
+    if "alert" in e:
+        def matching(change: str) -> list[dict[str, Any]]:
+            return [c for c in out.changes if c["gate_id"] in names and c["kind"] == e["alert"]
+                    and c["change"] in change.split("|")
+                    and ("severity" not in e or c["severity"] == e["severity"])]
+        within = float(e.get("within_hours", 1e9))
+        if e.get("resolves"):
+            hits = matching("resolved")
+            return label, any(c["hours"] <= within for c in hits)
+        hits = matching("fired|escalated")
+        if e.get("fires", True):
+            return label, any(c["hours"] <= within for c in hits)
+        return label, not hits
+    if "min_estimated_wait_hours" in e:
+        return label, all(out.max_estimated_wait_hours.get(n, 0) >= e["min_estimated_wait_hours"]
+                          for n in names)
+    if e.get("yard_full_predicted"):
+        return label, all(n in out.yard_full_predicted for n in names)
+    if e.get("no_data_shown"):
+        return label, all(n in out.no_data_shown for n in names)
+    if "min_total_waiting" in e:
+        return label, sum(out.final_waiting[n] for n in names) >= e["min_total_waiting"]
+    raise ConfigError(out.scenario, "expect", f"unknown expectation {label!r}")
