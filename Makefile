@@ -35,8 +35,8 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP)  ## prometheus, promtool, alertmanager, amtool from Debian into ./tools
 
-run: $(STAMP)  ## broker + worker + simulated Lạng Sơn traffic on 127.0.0.1 (Ctrl-C stops)
-	$(BIN)/gatewatch run
+run: $(STAMP)  ## broker + worker + simulated traffic on 127.0.0.1; SCENARIO=name plays a story
+	$(BIN)/gatewatch run $(if $(SCENARIO),--scenario $(SCENARIO))
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check gatewatch tests bench

@@ -104,7 +104,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     asyncio.run(simulate.run(
         settings.bootstrap, topic, gates, rate=args.rate, speed=args.speed, seed=args.seed,
         faults=faults, duration_seconds=args.duration, initial_backlog=args.initial_backlog,
-        start_ms=start_ms, progress=_say))
+        start_ms=start_ms, progress=_say, day_profile=args.day_profile))
     return 0
 
 
@@ -232,6 +232,41 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if not report.errors else 3
 
 
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from gatewatch.scenarios import available, load_scenario, run_offline
+
+    if args.name == "list":
+        for name in available():
+            _say(f"{name}: {load_scenario(name).description}")
+        return 0
+    settings, gates = _load()
+    sc = load_scenario(args.name)
+    if not args.live:
+        _say(f"scenario {sc.name}: {sc.description} ({sc.duration_hours:g} h in event time)")
+        outcome = run_offline(sc, gates, settings)
+        for c in outcome.changes:
+            if c["kind"] != "no_data" or args.verbose:
+                _say(f"  +{c['hours']:5.1f} h  {c['gate_id']:<15} {c['kind']:<16} "
+                     f"{c['change']:<10} {c['severity']:<8} waiting {c['waiting']}")
+        _say(f"  waiting at the end: {outcome.final_waiting}")
+        for label, ok in outcome.checks:
+            _say(f"  {'PASS' if ok else 'FAIL'}  {label}")
+        return 0 if outcome.passed else 1
+    from gatewatch import simulate
+    from gatewatch.kafka_admin import ensure_topics
+    from gatewatch.streams.topics import Topics
+
+    ensure_topics(settings, progress=_say)
+    topic = Topics(settings.topic_prefix).events
+    _say(f"scenario {sc.name} live: {sc.duration_hours:g} h at x{args.speed} -> {topic}")
+    asyncio.run(simulate.run(
+        settings.bootstrap, topic, gates, rate=sc.rate, speed=args.speed, seed=sc.seed,
+        faults=simulate.Faults(), duration_seconds=sc.duration_hours * 3600 / args.speed,
+        initial_backlog=sc.initial_backlog, start_ms=sc.start_ms, progress=_say,
+        overrides=sc.overrides, day_profile=sc.day_profile))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gatewatch.broker import EmbeddedBroker
 
@@ -255,6 +290,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         names = ["worker", "simulator"]
         procs.append(subprocess.Popen([*exe, "worker"], env=env, start_new_session=True))
         sim = [*exe, "simulate", "--rate", str(args.rate), "--speed", str(args.speed)]
+        if args.scenario:
+            sim = [*exe, "scenario", args.scenario, "--live", "--speed", "600"]
         procs.append(subprocess.Popen(sim, env=env, start_new_session=True))
         base = f"http://127.0.0.1:{args.web_port}"
         _say("\n".join([
@@ -322,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--malformed", type=float, default=0.005, help="share of malformed records")
     p.add_argument("--initial-backlog", type=float, default=0.3,
                    help="start each gate with this share of its warning threshold waiting")
+    p.add_argument("--day-profile", action="store_true",
+                   help="vary arrivals by the local hour (quiet nights, morning peak)")
     p.add_argument("--start", default=None,
                    help="simulated start time, RFC 3339 (default: now; a day ago if speed > 1)")
     p.set_defaults(func=cmd_simulate)
@@ -356,6 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", type=int, default=20, help="print at most N rejected rows")
     p.set_defaults(func=cmd_replay)
 
+    p = sub.add_parser("scenario", help="run a scenario and check its outcome, or play it live")
+    p.add_argument("name", help="a bundled scenario, a YAML file, or `list`")
+    p.add_argument("--live", action="store_true",
+                   help="produce its events to Kafka for a running worker instead")
+    p.add_argument("--speed", type=float, default=600.0,
+                   help="with --live: simulated seconds per real second (default 600)")
+    p.add_argument("--verbose", action="store_true", help="also print no-data changes")
+    p.set_defaults(func=cmd_scenario)
+
     p = sub.add_parser("dashboards", help="generate the Grafana dashboards or push them")
     p.add_argument("action", choices=["generate", "push"])
     p.add_argument("--dir", default="dashboards", help="where the JSON lives (dashboards/)")
@@ -369,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim_args(p, 20.0, 1.0)
     p.add_argument("--web-port", type=int, default=6066)
     p.add_argument("--broker-port", type=int, default=None)
+    p.add_argument("--scenario", default="", help="play a scenario (x600) instead of the "
+                   "default simulation; `gatewatch scenario list` names them")
     p.set_defaults(func=cmd_run)
     return parser
 

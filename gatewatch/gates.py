@@ -27,7 +27,8 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _GATE_KEYS = {"id", "name", "name_en", "kind", "yard_capacity", "thresholds",
               "no_data_seconds", "perishable_max_wait_seconds", "simulation"}
 _THRESHOLD_KEYS = {"warning", "critical", "warning_clear", "critical_clear"}
-_SIM_KEYS = {"arrivals_per_hour", "clearance_per_hour", "export_share", "perishable_share"}
+_SIM_KEYS = {"arrivals_per_hour", "clearance_per_hour", "export_share", "perishable_share",
+             "open_hours", "perishable_share_by_month"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,10 @@ class SimulationProfile:
     clearance_per_hour: float = 30.0
     export_share: float = 0.7
     perishable_share: float = 0.4
+    #: local hours [from, to) when the gate clears vehicles (arrivals continue at night)
+    open_hours: tuple[int, int] = (0, 24)
+    #: perishable share by month (1-12), e.g. dragon-fruit season; others use the default
+    perishable_share_by_month: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +114,23 @@ def _simulation(raw: Any, source: str, key: str) -> SimulationProfile:
     unknown = sorted(set(raw) - _SIM_KEYS)
     _require(not unknown, source, f"{key}.{unknown[0] if unknown else ''}", "unknown key")
     d = SimulationProfile()
+    hours = raw.get("open_hours", [0, 24])
+    _require(isinstance(hours, list) and len(hours) == 2 and all(
+        isinstance(h, int) and 0 <= h <= 24 for h in hours) and hours[0] < hours[1],
+        source, f"{key}.open_hours", f"must be [from, to] local hours with from < to, got "
+        f"{hours!r}")
+    months = raw.get("perishable_share_by_month", {}) or {}
+    _require(isinstance(months, Mapping), source, f"{key}.perishable_share_by_month",
+             "must map month numbers (1-12) to shares")
+    by_month = []
+    for m, share in months.items():
+        _require(isinstance(m, int) and 1 <= m <= 12, source,
+                 f"{key}.perishable_share_by_month", f"month {m!r} must be 1-12")
+        by_month.append((int(m), _number(share, source,
+                                         f"{key}.perishable_share_by_month.{m}", 0, 1)))
     return SimulationProfile(
+        open_hours=(int(hours[0]), int(hours[1])),
+        perishable_share_by_month=tuple(sorted(by_month)),
         arrivals_per_hour=_number(raw.get("arrivals_per_hour", d.arrivals_per_hour), source,
                                   f"{key}.arrivals_per_hour", 0, None),
         clearance_per_hour=_number(raw.get("clearance_per_hour", d.clearance_per_hour), source,

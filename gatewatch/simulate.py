@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -191,7 +192,10 @@ class TrafficModel:
         direction = "export" if self.rng.random() < sim.export_share else "import"
         r = self.rng.random()
         share = self._override(g).perishable_share
-        cargo = "perishable" if r < (sim.perishable_share if share is None else share) else (
+        if share is None:
+            month = datetime.fromtimestamp((t_ms + _VN_OFFSET_MS) / 1000, tz=UTC).month
+            share = dict(sim.perishable_share_by_month).get(month, sim.perishable_share)
+        cargo = "perishable" if r < share else (
             "empty" if r > 0.95 else "general")
         vehicle = self._plate()
         g.queue.append((vehicle, direction, cargo))
@@ -207,6 +211,13 @@ class TrafficModel:
                     g.next_arrival += self._gap_ms(self._arrival_rate(g))
                 else:
                     t = int(g.next_clear)
+                    lo, hi = g.cfg.simulation.open_hours
+                    hour = ((t + _VN_OFFSET_MS) // 3_600_000) % 24
+                    if not lo <= hour < hi:  # closed: the next clearance is at opening time
+                        day = (t + _VN_OFFSET_MS) // 86_400_000 * 86_400_000 - _VN_OFFSET_MS
+                        opening = day + lo * 3_600_000
+                        g.next_clear = opening + (86_400_000 if opening <= t else 0)
+                        continue
                     if g.queue:
                         if len(g.queue) > 3 and self.rng.random() < 0.02:
                             idx = self.rng.randrange(len(g.queue))
@@ -231,6 +242,7 @@ async def run(bootstrap: str, topic: str, gates: GateSet, *, rate: float, speed:
               initial_backlog: float, start_ms: int | None = None,
               progress: Callable[[str], None] = print,
               producer_config: dict[str, Any] | None = None,
+              overrides: dict[str, GateOverride] | None = None, day_profile: bool = False,
               ) -> int:
     """Produce simulated traffic until stopped (or ``duration_seconds``); returns count."""
     from aiokafka import AIOKafkaProducer
@@ -238,7 +250,8 @@ async def run(bootstrap: str, topic: str, gates: GateSet, *, rate: float, speed:
     wall0 = time.time()
     sim0 = start_ms if start_ms is not None else int(wall0 * 1000)
     model = TrafficModel(gates, sim0, rate=rate, seed=seed, faults=faults,
-                         initial_backlog=initial_backlog)
+                         initial_backlog=initial_backlog, overrides=overrides,
+                         day_profile=day_profile)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
                                 **(producer_config or {}))
     await producer.start()

@@ -83,3 +83,36 @@ def test_no_plate_in_any_label():
     for metric in registry.collect():
         for sample in metric.samples:
             assert "12C-04567" not in str(sample.labels)
+
+
+def test_opening_hours_season_and_day_profile():
+    import orjson
+
+    from gatewatch.gates import parse_gates
+    from gatewatch.streams.codec import parse_timestamp_ms
+
+    gs = parse_gates("""
+version: 1
+gates:
+  - id: tan-thanh
+    name: "Tân Thanh"
+    yard_capacity: 1000
+    thresholds: {warning: 500, critical: 900}
+    simulation: {arrivals_per_hour: 40, clearance_per_hour: 60, open_hours: [7, 19],
+                 perishable_share: 0.1, perishable_share_by_month: {8: 0.9}}
+""", "t.yaml")
+    start = parse_timestamp_ms("2021-08-02T00:00:00+07:00")
+    assert start is not None
+    model = TrafficModel(gs, start, seed=3, faults=Faults(0, 0, 0), day_profile=True)
+    docs = [orjson.loads(o.value) for o in model.advance(start + 48 * 3_600_000)]
+    crossed_hours = {(parse_timestamp_ms(d["occurred_at"]) // 3_600_000 + 7) % 24
+                     for d in docs if d["type"] == "crossed"}
+    assert crossed_hours and crossed_hours <= set(range(7, 19))  # clears only when open
+    queued = [d for d in docs if d["type"] == "queued"]
+    perishable = sum(d["cargo"] == "perishable" for d in queued) / len(queued)
+    assert perishable > 0.8  # August: dragon-fruit season
+    night = sum(1 for d in queued if (parse_timestamp_ms(d["occurred_at"]) // 3_600_000 + 7)
+                % 24 in (1, 2, 3))
+    morning = sum(1 for d in queued if (parse_timestamp_ms(d["occurred_at"]) // 3_600_000
+                                        + 7) % 24 in (8, 9, 10))
+    assert morning > 3 * night  # the day profile
