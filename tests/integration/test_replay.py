@@ -64,3 +64,18 @@ def test_replay_dry_run_and_clear_errors(tmp_path):
                           "--map", "plate=BienSo"], capture_output=True, text=True,
                          timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "--map: unknown field 'plate'" in bad.stderr
+
+
+def test_scenario_live_plays_into_a_running_worker(worker_factory):
+    w = worker_factory()
+    w.wait_ready()
+    proc = subprocess.run([sys.executable, "-m", "gatewatch", "scenario",
+                           "clearance-collapse-2021", "--live", "--speed", "36000"],
+                          env=w.env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def backlog() -> int:
+        with urllib.request.urlopen(f"{w.url}/api/v1/gates", timeout=5) as r:
+            gates = orjson.loads(r.read())["gates"]
+        return sum(g["waiting"]["total"] for g in gates if g["waiting"])
+    poll(lambda: backlog() > 3000, 60, "the 2021 backlog building up in the worker")
