@@ -116,6 +116,13 @@ class BatchConsumer(AIOKafkaConsumer):
                             read_offset[tp] = rec.offset
                         continue
                     await handler(recs)
+                    if app.consumer_generation_id != generation or not self.flow_active:
+                        # a rebalance happened while the handler awaited: Faust has seeked
+                        # back to the committed offsets and recovered the tables, so these
+                        # records must be neither acked nor marked read; they come again
+                        # and are re-applied (idempotently). Marking them read here lost
+                        # them for good in the two-worker SIGKILL drill.
+                        break
                     self._ack_batch(tp, [r.offset for r in recs])
                     read_offset[tp] = recs[-1].offset + 1
                     if commit_every is not None and self._n_acked >= commit_every:
