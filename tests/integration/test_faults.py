@@ -48,11 +48,11 @@ def waiting(w) -> dict[str, int] | None:  # type: ignore[no-untyped-def]
 
 
 KNOWN_TAKEOVER_BUG = pytest.mark.xfail(
-    reason="known defect (session 1, left for the scale-out issue): after a peer is "
-           "SIGKILLed, the survivor's counts can end wrong. Batch delivery: its own gates "
-           "over-count every time; Faust's stream path: passed once, failed once in CI "
-           "(the taken-over gates under-counted). Suspects: events around the Tansu "
-           "rebalance, changelog recovery of taken-over partitions.", strict=False)
+    reason="known flaky defect (session 1, left for the scale-out issue): after a peer is "
+           "SIGKILLed, the survivor's counts sometimes end wrong, on both delivery paths "
+           "(seen: the survivor's own gates over-counted; the taken-over gates "
+           "under-counted; and exact runs). Suspects: events around the Tansu rebalance, "
+           "changelog recovery of taken-over partitions.", strict=False)
 
 
 @pytest.mark.parametrize("delivery", [pytest.param("batch", marks=KNOWN_TAKEOVER_BUG),
