@@ -41,7 +41,7 @@ from gatewatch.agents.book import (
     split_key,
     state_key,
 )
-from gatewatch.agents.delivery import BatchConsumer
+from gatewatch.agents.delivery import BatchConsumer, RewindingConsumer
 from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
 from gatewatch.gates import GateSet
 from gatewatch.kafka_admin import aiokafka_security
@@ -315,10 +315,13 @@ def create_app(settings: Settings, gates: GateSet, *,
                 gw.pending_alerts.extend(evaluator.evaluate(wall_ms(), touched))
                 await _send_pending_alerts()
 
+    app.gatewatch_source_topics = {topics.events}  # type: ignore[attr-defined]
     if settings.batch_delivery:
         app.gatewatch_handlers = {topics.events: process}  # type: ignore[attr-defined]
         app.transport.Consumer = BatchConsumer  # type: ignore[misc]
         app.gatewatch_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+    else:
+        app.transport.Consumer = RewindingConsumer  # type: ignore[misc]
 
     @app.agent(events_topic, name="gate-events")
     async def gate_events(stream: Any) -> None:

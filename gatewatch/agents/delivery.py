@@ -19,14 +19,17 @@ sets the fetch long-poll to ``GATEWATCH_FETCH_MAX_WAIT_MS`` (Faust fixes it at 1
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING, ack_lock  # type: ignore[attr-defined]
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
-__all__ = ["BatchConsumer", "BatchHandler"]
+__all__ = ["BatchConsumer", "BatchHandler", "RewindingConsumer"]
+
+log = logging.getLogger(__name__)
 
 #: Receives the raw aiokafka ConsumerRecords of one partition, in offset order.
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
@@ -45,7 +48,38 @@ class _ShortFetchWaitThread(AIOKafkaConsumerThread):
         return consumer
 
 
-class BatchConsumer(AIOKafkaConsumer):
+class RewindingConsumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer, with partitions that have no committed offset
+    rewound to their beginning whenever Faust seeks to the committed offsets.
+
+    Faust (both its own drain loop and :class:`BatchConsumer`) drops records it
+    fetched but may not deliver (a rebalance started, the partition is paused) and
+    relies on ``seek_to_committed`` to fetch them again. aiokafka's
+    ``seek_to_committed`` does nothing for a partition without a committed offset,
+    so there the fetch position stayed *after* the dropped records and they were
+    never processed. That is what happened when a worker died before its first
+    commit and a peer took its partitions over: the peer's first record was the
+    partition's last batch (seen: first record at offset 5087 of 5092) and every
+    vehicle whose events were in between was counted wrong. Rewinding to the
+    beginning re-reads them; the core is idempotent, so re-reading is safe.
+
+    Only the topics named in ``app.gatewatch_source_topics`` are rewound (changelog
+    partitions are positioned by Faust's recovery).
+    """
+
+    async def seek_to_committed(self) -> Mapping[Any, int]:
+        committed = await super().seek_to_committed()
+        sources = getattr(self.app, "gatewatch_source_topics", ())
+        fresh = [tp for tp, offset in committed.items()
+                 if tp.topic in sources and (offset is None or offset <= 0)]
+        if fresh:
+            log.info("no committed offset for %s: reading from the beginning",
+                     ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(fresh)))
+            await self._thread.seek_to_beginning(*fresh)
+        return committed
+
+
+class BatchConsumer(RewindingConsumer):
     """Faust's aiokafka consumer with batch delivery for registered topics."""
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:

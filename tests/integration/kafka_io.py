@@ -74,3 +74,22 @@ def committed_total(bootstrap: str, group: str, topic: str) -> int:
         finally:
             await consumer.stop()
     return _run(run)
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
+    """The group's committed offset per partition of ``topic``."""
+    async def run() -> dict[int, int | None]:
+        from aiokafka import TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic) or set()
+            return {p: await consumer.committed(TopicPartition(topic, p)) for p in sorted(parts)}
+        finally:
+            await consumer.stop()
+    return _run(run)
