@@ -112,11 +112,12 @@ def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
                 step_ms: int = 60_000) -> Outcome:
     """Play ``sc`` through decoder → ledger → alerts in simulated time; check ``expect``."""
     s = settings or Settings()
-    ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds)
+    ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds,
+                    s.no_data_seconds)
     alerts = AlertEvaluator(gates, ledger, raise_hold_seconds=s.alert_raise_hold_seconds,
                             clear_hold_seconds=s.alert_clear_hold_seconds,
                             perishable_max_wait_seconds=s.perishable_max_wait_seconds,
-                            no_data_seconds=s.no_data_seconds, runbook_url=s.runbook())
+                            runbook_url=s.runbook())
     decoder = Decoder(gates.ids(), s.max_message_bytes)
     model = TrafficModel(gates, sc.start_ms, rate=sc.rate, seed=sc.seed,
                          faults=Faults(malformed=0.002), initial_backlog=sc.initial_backlog,

@@ -32,8 +32,9 @@ def gates() -> GateSet:
     return parse_gates(GATES_YAML, "test-gates.yaml")
 
 
-def ledger(window_seconds: int = 300, grace_seconds: int = 60, idle_seconds: int = 30) -> Ledger:
-    return Ledger(gates(), window_seconds, grace_seconds, idle_seconds)
+def ledger(window_seconds: int = 300, grace_seconds: int = 60, idle_seconds: int = 30,
+           no_data_seconds: int = 900) -> Ledger:
+    return Ledger(gates(), window_seconds, grace_seconds, idle_seconds, no_data_seconds)
 
 
 def ev(vehicle: str, etype: str, t_ms: int, gate: str = "huu-nghi", direction: str = "export",

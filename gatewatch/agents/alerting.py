@@ -61,12 +61,10 @@ class AlertEvaluator:
 
     def __init__(self, gates: GateSet, ledger: Ledger, *, raise_hold_seconds: int,
                  clear_hold_seconds: int, perishable_max_wait_seconds: int,
-                 no_data_seconds: int, runbook_url: str) -> None:
+                 runbook_url: str) -> None:
         self.gates = gates
         self.ledger = ledger
         self.runbook_url = runbook_url
-        self.no_data_ms = {g.gate_id: (g.no_data_seconds or no_data_seconds) * 1000
-                           for g in gates.gates}
         self.alerts: dict[str, GateAlerts] = {
             g.gate_id: GateAlerts(
                 g.gate_id,
@@ -75,7 +73,7 @@ class AlertEvaluator:
                            clear_hold_seconds * 1000),
                 perishable_limit_seconds=float(g.perishable_max_wait_seconds
                                                or perishable_max_wait_seconds),
-                no_data_seconds=self.no_data_ms[g.gate_id] / 1000)
+                no_data_seconds=ledger.books[g.gate_id].no_data_ms / 1000)
             for g in gates.gates}
 
     def signals(self, gate: GateConfig, now_ms: int) -> GateSignals | None:
@@ -89,7 +87,7 @@ class AlertEvaluator:
         first = book.oldest_waiting_ms(cargo=_PERISHABLE)
         perishable = 0.0 if first is None or wm is None else max(0.0, (wm - first) / 1000)
         return GateSignals(
-            gate_id=gate.gate_id, has_data=silent * 1000 <= self.no_data_ms[gate.gate_id],
+            gate_id=gate.gate_id, has_data=book.has_data(now_ms),
             silent_seconds=silent, backlog=sum(book.waiting_count),
             capacity=gate.yard_capacity, arrivals_last_hour=hour[0] + hour[1],
             crossings_last_hour=hour[2] + hour[3], withdrawals_last_hour=hour[4] + hour[5],

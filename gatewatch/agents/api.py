@@ -56,13 +56,13 @@ def window_doc(r: WindowRecord) -> dict[str, Any]:
             "closed_by": r.closed_by}
 
 
-def gate_doc(gate: GateConfig, ledger: Ledger, alerts: AlertEvaluator, now_ms: int,
-             no_data_ms: int) -> dict[str, Any]:
+def gate_doc(gate: GateConfig, ledger: Ledger, alerts: AlertEvaluator, now_ms: int
+             ) -> dict[str, Any]:
     """One gate's state; ``owned`` says whether this worker holds the gate's state."""
     book = ledger.books[gate.gate_id]
     owned = book.last_event_ms is not None
     last_wall = book.last_event_wall_ms
-    fresh = last_wall is not None and now_ms - last_wall <= no_data_ms
+    fresh = book.has_data(now_ms)
     wm = book.windows.watermark_ms
     hour = book.windows.rolling_hour()
     backlog = sum(book.waiting_count)
@@ -228,11 +228,9 @@ def openapi(version: str) -> dict[str, Any]:
 
 
 def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
-            wall_ms: Callable[[], int], no_data_seconds: int, token: str,
+            wall_ms: Callable[[], int], token: str,
             cors_origins: tuple[str, ...], state_table: str, version: str) -> None:
     """Add the API views to a Faust app."""
-    no_data_ms = {g.gate_id: (g.no_data_seconds or no_data_seconds) * 1000
-                  for g in gates.gates}
     spec = openapi(version)
 
     def headers_for(request: Any) -> dict[str, str]:
@@ -304,7 +302,7 @@ def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
     async def _gates(web: Any, request: Any) -> Any:
         async def body() -> dict[str, Any]:
             now = wall_ms()
-            docs = {g.gate_id: gate_doc(g, ledger, alerts, now, no_data_ms[g.gate_id])
+            docs = {g.gate_id: gate_doc(g, ledger, alerts, now)
                     for g in gates.gates}
             missing = [g for g, d in docs.items() if not d["owned"]]
             if missing:
@@ -320,7 +318,7 @@ def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
         async def body() -> dict[str, Any]:
             gate = known(gate_id)
             now = wall_ms()
-            doc = gate_doc(gate, ledger, alerts, now, no_data_ms[gate_id])
+            doc = gate_doc(gate, ledger, alerts, now)
             if not doc["owned"]:
                 for peer in await ask_peers(request, f"/api/v1/gates/{gate_id}"):
                     if peer.get("owned"):

@@ -166,7 +166,7 @@ def create_app(settings: Settings, gates: GateSet, *,
     registry = registry if registry is not None else CollectorRegistry()
     metrics = GatewatchMetrics(registry, gates)
     ledger = Ledger(gates, settings.window_seconds, settings.grace_seconds,
-                    settings.idle_seconds)
+                    settings.idle_seconds, settings.no_data_seconds)
     gw = Gatewatch(app=app, settings=settings, gates=gates, ledger=ledger, metrics=metrics,
                    registry=registry, topics=topics, wall_ms=wall_ms)
     decoder = Decoder(gates.ids(), settings.max_message_bytes)
@@ -209,13 +209,13 @@ def create_app(settings: Settings, gates: GateSet, *,
                                 enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
                                 **aiokafka_security(settings))
 
-    registry.register(LedgerCollector(ledger, gates, settings.no_data_seconds,
-                                      settings.window_seconds, wall_ms, lag_samples))
+    registry.register(LedgerCollector(ledger, gates, settings.window_seconds, wall_ms,
+                                      lag_samples))
     evaluator = AlertEvaluator(
         gates, ledger, raise_hold_seconds=settings.alert_raise_hold_seconds,
         clear_hold_seconds=settings.alert_clear_hold_seconds,
         perishable_max_wait_seconds=settings.perishable_max_wait_seconds,
-        no_data_seconds=settings.no_data_seconds, runbook_url=settings.runbook())
+        runbook_url=settings.runbook())
     gw.alerts = evaluator
     registry.register(AlertCollector(evaluator, wall_ms))
 
@@ -418,7 +418,7 @@ def create_app(settings: Settings, gates: GateSet, *,
                 metrics.vehicles_expired.labels("finished").inc(len(removed) - waiting)
 
     api.install(app, gates=gates, ledger=ledger, alerts=evaluator, wall_ms=wall_ms,
-                no_data_seconds=settings.no_data_seconds, token=settings.api_token,
+                token=settings.api_token,
                 cors_origins=settings.api_cors_origins, state_table=STATE_TABLE,
                 version=__version__)
 

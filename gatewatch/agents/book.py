@@ -90,10 +90,13 @@ class GateBook:
     """All state of one gate."""
 
     __slots__ = ("gate_id", "vehicles", "waiting", "waiting_count", "windows", "totals",
-                 "last_event_ms", "last_event_wall_ms", "waits_observed", "_heaps")
+                 "last_event_ms", "last_event_wall_ms", "waits_observed", "_heaps",
+                 "no_data_ms")
 
-    def __init__(self, gate_id: str, windows: GateWindows) -> None:
+    def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000) -> None:
         self.gate_id = gate_id
+        #: wall-clock silence after which the gate is "no data" (never "zero waiting")
+        self.no_data_ms = no_data_ms
         self.vehicles: dict[str, list[VehicleEvent]] = {}
         self.waiting: dict[str, Waiting] = {}
         self.waiting_count = [0, 0]
@@ -108,6 +111,11 @@ class GateBook:
         #: lazy deletion, so the oldest wait costs O(log n) per scrape, not a full scan
         self._heaps: dict[tuple[str, int], list[tuple[int, str]]] = {
             ("d", 0): [], ("d", 1): [], ("c", CARGO_CODE["perishable"]): []}
+
+    def has_data(self, now_ms: int) -> bool:
+        """True if an event reached the worker within ``no_data_ms`` of ``now_ms``."""
+        last = self.last_event_wall_ms
+        return last is not None and now_ms - last <= self.no_data_ms
 
     def _set_waiting(self, vehicle_id: str, events: list[VehicleEvent]) -> None:
         trips = derive_trips(events)
@@ -229,14 +237,15 @@ class Ledger:
     """Gate books for every configured gate."""
 
     def __init__(self, gates: GateSet, window_seconds: int, grace_seconds: int,
-                 idle_seconds: int) -> None:
+                 idle_seconds: int, no_data_seconds: int = 900) -> None:
         self.gates = gates
         self.books: dict[str, GateBook] = {
             g.gate_id: GateBook(g.gate_id, GateWindows(
-                g.gate_id, window_seconds * 1000, grace_seconds * 1000, idle_seconds * 1000))
+                g.gate_id, window_seconds * 1000, grace_seconds * 1000, idle_seconds * 1000),
+                (g.no_data_seconds or no_data_seconds) * 1000)
             for g in gates.gates
         }
-        self._settings = (window_seconds, grace_seconds, idle_seconds)
+        self._settings = (window_seconds, grace_seconds, idle_seconds, no_data_seconds)
         self.duplicates = 0
 
     def apply(self, ev: CrossingEvent, wall_ms: int) -> str:
@@ -256,8 +265,7 @@ class Ledger:
 
     def reset(self) -> None:
         """Forget everything (before a rebuild from the changelog)."""
-        w, g, i = self._settings
-        fresh = Ledger(self.gates, w, g, i)
+        fresh = Ledger(self.gates, *self._settings)
         self.books = fresh.books
 
     def rebuild(self, items: Iterable[tuple[bytes, bytes]], wall_ms: int

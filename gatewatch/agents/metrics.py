@@ -85,21 +85,14 @@ class GatewatchMetrics:
 class LedgerCollector(Collector):
     """Per-gate state metrics read from the ledger when Prometheus scrapes."""
 
-    def __init__(self, ledger: Ledger, gates: GateSet, no_data_seconds: int,
-                 window_seconds: int, wall_ms: Callable[[], int],
+    def __init__(self, ledger: Ledger, gates: GateSet, window_seconds: int,
+                 wall_ms: Callable[[], int],
                  lag: Callable[[], list[LagSample]] | None = None) -> None:
         self.ledger = ledger
         self.gates = gates
-        self.no_data_ms = {g.gate_id: (g.no_data_seconds or no_data_seconds) * 1000
-                           for g in gates.gates}
         self.window_seconds = window_seconds
         self.wall_ms = wall_ms
         self.lag = lag
-
-    def has_data(self, gate_id: str, now_ms: int) -> bool:
-        book = self.ledger.books[gate_id]
-        last = book.last_event_wall_ms
-        return last is not None and now_ms - last <= self.no_data_ms[gate_id]
 
     def collect(self) -> Iterator[Metric]:
         now = self.wall_ms()
@@ -143,7 +136,7 @@ class LedgerCollector(Collector):
         for gate in self.gates.gates:
             gid = gate.gate_id
             book = self.ledger.books[gid]
-            fresh = self.has_data(gid, now)
+            fresh = book.has_data(now)
             has_data.add_metric([gid], 1.0 if fresh else 0.0)
             capacity.add_metric([gid], float(gate.yard_capacity))
             thresholds.add_metric([gid, "warning"], float(gate.warning_threshold))

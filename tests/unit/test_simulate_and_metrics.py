@@ -49,13 +49,13 @@ def test_ledger_matches_simulated_ground_truth_despite_feed_faults():
 
 def test_collector_exports_waiting_and_hides_no_data_gates():
     gs = gates()
-    led = ledger()
+    led = ledger(no_data_seconds=300)
     led.apply(ev("A", "queued", T0), T0)
     led.apply(ev("B", "queued", T0 + MIN, direction="import", cargo="perishable"), T0)
     registry = CollectorRegistry()
     GatewatchMetrics(registry, gs)
     now = {"ms": T0 + 10_000}
-    registry.register(LedgerCollector(led, gs, no_data_seconds=300, window_seconds=300,
+    registry.register(LedgerCollector(led, gs, window_seconds=300,
                                       wall_ms=lambda: now["ms"]))
     get = registry.get_sample_value
     assert get("gate_vehicles_waiting", {"gate": "huu-nghi", "direction": "export"}) == 1
@@ -79,7 +79,7 @@ def test_no_plate_in_any_label():
     led.apply(ev("12C-04567", "queued", T0), T0)
     registry = CollectorRegistry()
     GatewatchMetrics(registry, gs)
-    registry.register(LedgerCollector(led, gs, 300, 300, lambda: T0))
+    registry.register(LedgerCollector(led, gs, 300, lambda: T0))
     for metric in registry.collect():
         for sample in metric.samples:
             assert "12C-04567" not in str(sample.labels)
