@@ -96,6 +96,18 @@ def alertmanager(tmp_path: Path, test_id: str) -> Iterator[tuple[str, WebhookRec
             svc.stop()
 
 
+def start_prometheus(tmp_path: Path, test_id: str, cfg: dict) -> tuple[Service, str]:
+    """Real Prometheus (Debian's) on a loopback port with ``cfg`` and its own data dir."""
+    exe = binary("prometheus")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    prom = Service([str(exe), f"--config.file={tmp_path / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{port}"],
+                   OUTPUT / f"{test_id}-prometheus.log")
+    return prom, f"http://127.0.0.1:{port}"
+
+
 def queued(i: int, t_ms: int) -> tuple[bytes, bytes]:
     return b"huu-nghi", orjson.dumps({
         "event_id": f"q{i}", "gate_id": "huu-nghi", "vehicle_id": f"51C-{i:05d}",
@@ -155,7 +167,7 @@ def test_threshold_crossing_reaches_the_receiver_through_alertmanager_and_resolv
 def test_prometheus_rule_fires_for_a_stopped_worker(bootstrap, worker_factory, test_id,
                                                      tmp_path, alertmanager):
     am_url, hook = alertmanager
-    exe = binary("prometheus")
+    binary("prometheus")
     w = worker_factory()
     w.wait_ready()
     rules = (ROOT / "deploy" / "prometheus" / "gatewatch-rules.yml").read_text()
@@ -168,19 +180,14 @@ def test_prometheus_rule_fires_for_a_stopped_worker(bootstrap, worker_factory, t
                {"targets": [am_url.removeprefix("http://")]}]}]},
            "scrape_configs": [{"job_name": "gatewatch", "static_configs": [
                {"targets": [f"127.0.0.1:{w.port}"]}]}]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    prom = Service([str(exe), f"--config.file={tmp_path / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}"],
-                   OUTPUT / f"{test_id}-prometheus.log")
+    prom, prom_url = start_prometheus(tmp_path, test_id, cfg)
     try:
         import urllib.request
 
         def scraped_up() -> bool:
             try:
-                with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/api/v1/query?query=up", timeout=2) as r:
+                with urllib.request.urlopen(f"{prom_url}/api/v1/query?query=up",
+                                            timeout=2) as r:
                     res = orjson.loads(r.read())["data"]["result"]
             except OSError:
                 return False

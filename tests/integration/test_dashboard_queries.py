@@ -13,10 +13,9 @@ import orjson
 import pytest
 import yaml
 
-from gatewatch.broker import free_port
 from gatewatch.dashboards import build_all, panel_queries
 from tests.conftest import OUTPUT, ROOT, poll
-from tests.integration.test_alerting import Service, binary
+from tests.integration.test_alerting import Service, binary, start_prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +37,7 @@ def has_numbers(result: list) -> bool:
 
 
 def test_every_panel_query_returns_data(bootstrap, worker_factory, test_id, tmp_path):
-    exe = binary("prometheus")
+    binary("prometheus")
     gates = yaml.safe_load((ROOT / "gatewatch/data/langson-gates.yaml").read_text())
     gates["gates"][1]["thresholds"] = {"warning": 20, "critical": 400}  # Tân Thanh alerts
     (tmp_path / "gates.yaml").write_text(yaml.safe_dump(gates, allow_unicode=True))
@@ -51,13 +50,7 @@ def test_every_panel_query_returns_data(bootstrap, worker_factory, test_id, tmp_
     cfg = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
            "scrape_configs": [{"job_name": "gatewatch", "static_configs": [
                {"targets": [f"127.0.0.1:{w.port}"]}]}]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    prom = Service([str(exe), f"--config.file={tmp_path / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}"],
-                   OUTPUT / f"{test_id}-prometheus.log")
-    url = f"http://127.0.0.1:{port}"
+    prom, url = start_prometheus(tmp_path, test_id, cfg)
     try:
         queries = [(uid, title, expr.replace("$gate", "tan-thanh"))
                    for uid, doc in build_all().items() for title, expr in panel_queries(doc)]
