@@ -63,8 +63,10 @@ def admin_client(settings: Settings, timeout_seconds: float = 30.0,
                          f"(GATEWATCH_KAFKA_BOOTSTRAP) after {timeout_seconds:.0f} s: {last}")
 
 
-def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = None) -> int:
-    """Create gatewatch's topics if missing; return the input topic's partition count."""
+def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = None,
+                  extra: dict[str, int] | None = None) -> int:
+    """Create gatewatch's topics (and ``extra``: name -> partitions) if missing; return
+    the input topic's partition count."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -72,12 +74,13 @@ def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = N
     admin = admin_client(settings, progress=progress)
     try:
         existing = set(admin.list_topics())
-        missing = [t for t in topics.all_created() if t not in existing]
+        wanted = {t: settings.partitions for t in topics.all_created()} | (extra or {})
+        missing = [t for t in wanted if t not in existing]
         for name in missing:
             try:
-                admin.create_topics([NewTopic(name, settings.partitions, settings.replication)])
+                admin.create_topics([NewTopic(name, wanted[name], settings.replication)])
                 if progress:
-                    progress(f"created topic {name} ({settings.partitions} partitions)")
+                    progress(f"created topic {name} ({wanted[name]} partitions)")
             except TopicAlreadyExistsError:
                 pass
         info = admin.describe_topics([topics.events])

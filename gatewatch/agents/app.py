@@ -42,6 +42,7 @@ from gatewatch.agents.book import (
     state_key,
 )
 from gatewatch.agents.delivery import BatchConsumer, RewindingConsumer
+from gatewatch.agents.health import BrokerWatch, quiet_repeats
 from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
 from gatewatch.gates import GateSet
 from gatewatch.kafka_admin import aiokafka_security
@@ -125,6 +126,7 @@ class Gatewatch:
     alerts: AlertEvaluator | None = None
     #: alert records evaluated but not yet accepted by the broker
     pending_alerts: list[tuple[str, bytes]] = field(default_factory=list)
+    broker: BrokerWatch | None = None
 
 
 def create_app(settings: Settings, gates: GateSet, *,
@@ -136,6 +138,7 @@ def create_app(settings: Settings, gates: GateSet, *,
     ``partitions`` is the input topic's partition count (the state table must be
     co-partitioned with it); it defaults to ``settings.partitions``.
     """
+    quiet_repeats()  # aiokafka repeats connection errors every 100 ms while a broker is down
     if settings.broker_compat == "tansu":
         compat.patch_highwaters()
     n_partitions = partitions or settings.partitions
@@ -359,6 +362,29 @@ def create_app(settings: Settings, gates: GateSet, *,
                  sum(len(b.vehicles) for b in ledger),
                  sum(sum(b.waiting_count) for b in ledger), len(records))
 
+    def _broker_changed(up: bool) -> None:
+        metrics.broker_up.set(1 if up else 0)
+
+    def _recreate_topics() -> None:
+        from gatewatch.kafka_admin import ensure_topics
+
+        ensure_topics(settings, progress=log.warning, extra={
+            table.changelog_topic.get_topic_name(): n_partitions,
+            f"{settings.app_id}-__assignor-__leader": 1})
+
+    async def _broker_topics() -> set[str]:
+        client = app.producer._ensure_producer().client  # type: ignore[attr-defined]
+        cluster = await client.fetch_all_metadata()
+        return set(cluster.topics())
+
+    watch = BrokerWatch(_broker_topics, topics.events, _recreate_topics, _broker_changed)
+    gw.broker = watch
+    metrics.broker_up.set(1)
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def _watch_broker() -> None:
+        await watch.check()
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def _on_revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
         gw.ready = False
@@ -442,6 +468,10 @@ def create_app(settings: Settings, gates: GateSet, *,
 
     @app.page("/readyz")
     async def _readyz(web: Any, request: Any) -> Any:
+        if gw.broker is not None and not gw.broker.up:
+            return web.json({"status": "not_ready",
+                             "reason": f"Kafka broker unreachable for "
+                                       f"{gw.broker.down_seconds():.0f} s"}, status=503)
         if gw.ready and not app.rebalancing:
             return web.json({"status": "ready"})
         return web.json({"status": "not_ready",

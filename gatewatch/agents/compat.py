@@ -19,7 +19,11 @@ easy to see, to test and to remove. Enabled by ``GATEWATCH_BROKER_COMPAT=tansu``
 4. **A graceful stop does not leave the group**: a takeover waits for the session
    timeout (about 8-10 s). Nothing to patch; documented.
 5. **Memory only, no retention or compaction**: the broker's memory grows with every
-   record until a topic is deleted, and everything is gone when it stops.
+   record until a topic is deleted, and everything is gone when it stops. A worker
+   that sees it come back empty recreates the topics
+   (:class:`gatewatch.agents.health.BrokerWatch`) and keeps counting from the state it
+   holds; Faust's recovery consistency check is off so old changelog offsets do not
+   stop it.
 """
 
 from __future__ import annotations
@@ -40,8 +44,11 @@ def faust_settings(compat: str) -> dict[str, Any]:
     """Faust App settings the broker needs (empty for a real Kafka)."""
     if compat != "tansu":
         return {}
+    # recovery_consistency_check compares the changelog offsets a worker read before
+    # with the broker's end offsets; after a memory-only broker restarted (empty) the
+    # old offsets are "ahead" and Faust would stop the worker with ConsistencyError.
     return {"broker_session_timeout": 6.0, "broker_heartbeat_interval": 1.0,
-            "broker_rebalance_timeout": 20.0}
+            "broker_rebalance_timeout": 20.0, "recovery_consistency_check": False}
 
 
 async def fetch_true_highwaters(consumer_factory: Callable[[], Any], tps: list[Any],

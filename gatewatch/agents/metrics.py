@@ -78,6 +78,9 @@ class GatewatchMetrics:
         self.ready = Gauge(
             "gatewatch_ready", "1 when the worker is consuming (assigned, recovered)",
             registry=registry)
+        self.broker_up = Gauge(
+            "gatewatch_broker_up", "1 while the Kafka broker answers metadata requests "
+            "(checked every second)", registry=registry)
         for gate in gates.gates:
             self.wait.labels(gate.gate_id)
 

@@ -38,6 +38,19 @@ def traffic(hours: float, seed: int) -> tuple[list[tuple[bytes, bytes]], dict[st
     return msgs, {g.gate_id: ledger.waiting_total(g.gate_id) for g in gates.gates}
 
 
+def counts_of(msgs: list[tuple[bytes, bytes]]) -> dict[str, int]:
+    """Waiting counts implied by ``msgs`` alone."""
+    gates = load_gates(None)
+    ledger = Ledger(gates, 300, 60, 30)
+    dec = Decoder(gates.ids())
+    now = int(time.time() * 1000)
+    for key, value in msgs:
+        ev = dec.decode(value, key, now)
+        if isinstance(ev, CrossingEvent):
+            ledger.apply(ev, 0)
+    return {g.gate_id: ledger.waiting_total(g.gate_id) for g in gates.gates}
+
+
 def waiting(w) -> dict[str, int] | None:  # type: ignore[no-untyped-def]
     try:
         with urllib.request.urlopen(f"{w.url}/api/v1/gates", timeout=5) as r:
@@ -123,3 +136,48 @@ def test_sigkill_one_of_two_workers_mid_stream(bootstrap, worker_factory, test_i
     takeover = time.monotonic() - killed
     print(f"SIGKILL takeover to exact counts: {takeover:.1f} s for {len(msgs)} events")
     assert sum(truth.values()) > 100
+
+
+def test_broker_stop_and_restart(worker_factory, tmp_path):
+    """The broker goes away under a running worker and comes back (empty: the embedded
+    broker is memory-only). The worker does not crash, says it is not ready while the
+    broker is gone (/readyz 503 and gatewatch_broker_up 0) while still serving its
+    last known counts, and counts new events on top of its state once it returns."""
+    from gatewatch.broker import EmbeddedBroker, free_port
+
+    broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
+    broker.start()
+    try:
+        msgs, truth_a = traffic(hours=2, seed=7)
+        half = len(msgs) // 2
+        first, second = msgs[:half], msgs[half:]
+        truth_first = counts_of(first)
+        w = worker_factory(GATEWATCH_KAFKA_BOOTSTRAP=broker.bootstrap)
+        w.wait_ready(timeout=90)
+        produce(broker.bootstrap, w.env["GATEWATCH_TOPIC_PREFIX"] + "gate.events", first)
+        poll(lambda: waiting(w) == truth_first, 30, f"counts before the stop {truth_first}")
+
+        broker.stop()
+        down = time.monotonic()
+
+        def reports_down() -> bool:
+            m = w.metrics()
+            return (w.get("/readyz")[0] == 503
+                    and m.get(("gatewatch_broker_up", frozenset())) == 0.0)
+        poll(reports_down, 15, "/readyz 503 and gatewatch_broker_up 0 with the broker gone")
+        print(f"broker stop seen as not ready after {time.monotonic() - down:.1f} s")
+        assert w.proc is not None and w.proc.poll() is None, "the worker must not exit"
+        assert waiting(w) == truth_first, "last known counts stay served while the broker is away"
+        status, body = w.get("/readyz")
+        assert b"broker unreachable" in body
+
+        broker.start()
+        back = time.monotonic()
+        w.wait_ready(timeout=90)
+        print(f"ready again {time.monotonic() - back:.1f} s after the broker returned")
+        produce(broker.bootstrap, w.env["GATEWATCH_TOPIC_PREFIX"] + "gate.events", second)
+        poll(lambda: waiting(w) == truth_a, 60, f"counts after the restart {truth_a}")
+        assert w.metrics().get(("gatewatch_broker_up", frozenset())) == 1.0
+        assert w.proc.poll() is None
+    finally:
+        broker.stop()
