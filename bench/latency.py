@@ -57,8 +57,11 @@ def gates_yaml(n: int) -> str:
         f"    thresholds: {{warning: 500000, critical: 900000}}\n" for g in gates)
 
 
-def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_delivery: bool
-            ) -> dict[str, Any]:
+def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_delivery: bool,
+            events_start: float | None = None, progress: bool = False) -> dict[str, Any]:
+    """One worker under `rate` events/s of background load for `seconds`, probed every
+    100 ms. `events_start` sets the background events' first event time (epoch s);
+    `progress` prints the events sent every 10 s."""
     prefix = f"lat-{uuid.uuid4().hex[:8]}-"
     port = free_port()
     (workdir / "gates.yaml").write_text(gates_yaml(8))
@@ -68,7 +71,7 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
     url = f"http://127.0.0.1:{port}"
     log = open(workdir / f"worker-{int(batch_delivery)}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([str(VENV_BIN / "gatewatch"), "worker", "--web-port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     sent_at: dict[int, float] = {}
     seen_at: dict[int, float] = {}
@@ -95,18 +98,25 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
 
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
         await producer.start()
-        events = generate_events(10**9, 8, seed=11)
+        events = generate_events(10**9, 8, seed=11, start=events_start)
         sent = 0
         probe = 0
         try:
             start = time.monotonic()
             next_probe = start
+            next_report = start + 10
             while (elapsed := time.monotonic() - start) < seconds:
+                if progress and time.monotonic() >= next_report:
+                    next_report += 10
+                    print(f"  ... {elapsed:.0f} s: {sent:,} events sent, {probe} probes",
+                          flush=True)
                 due = int(elapsed * rate)
                 while sent < due:
                     key, value = next(events)
                     await producer.send(f"{prefix}gate.events", value, key=key)
                     sent += 1
+                    if not sent % 64 and time.monotonic() >= next_probe:
+                        break  # near saturation a catch-up takes long: send the probe on time
                 if time.monotonic() >= next_probe:
                     probe += 1
                     doc = {"event_id": f"probe-{probe}", "gate_id": "probe",

@@ -39,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -96,11 +96,16 @@ def start_broker(timeout: float = 20) -> Any:
 
 # --- events -------------------------------------------------------------------------------
 
-def generate_events(n: int, gates: int, seed: int = 7) -> Iterator[tuple[bytes, bytes]]:
-    """Exactly n (key, value) messages, in event-time order, ~2 % re-sent duplicates."""
+def generate_events(n: int, gates: int, seed: int = 7,
+                    start: float | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """Exactly n (key, value) messages, in event-time order, ~2 % re-sent duplicates.
+
+    Event time starts at `start` (epoch s; default 2026-11-27 08:00 +07:00) and advances
+    ~9k vehicles per hour: keep the end less than a day ahead of the clock (the worker
+    rejects later events as timestamp_out_of_range)."""
     rng = random.Random(seed)
     letters = "ABCDEFGHKLMNPSTUVXYZ"
-    t = datetime(2026, 11, 27, 8, 0, tzinfo=TZ).timestamp()
+    t = datetime(2026, 11, 27, 8, 0, tzinfo=TZ).timestamp() if start is None else start
     # (time, seq, queued event) of vehicles waiting to cross or withdraw
     pending: list[tuple[float, int, dict[str, str]]] = []
     recent: deque[tuple[bytes, bytes]] = deque(maxlen=50)
@@ -158,7 +163,9 @@ def delete_topics(bootstrap: str, match: Callable[[str], bool]) -> None:
                 print(f"  (could not delete a topic: {exc})")
 
 
-def produce(bootstrap: str, topic: str, n: int, gates: int) -> dict[str, float]:
+def produce(bootstrap: str, topic: str, n: int, gates: int,
+            events: Iterable[tuple[bytes, bytes]] | None = None) -> dict[str, float]:
+    """Produce n events (default `generate_events(n, gates)`) as fast as possible."""
     from confluent_kafka import Producer
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all",
@@ -173,7 +180,8 @@ def produce(bootstrap: str, topic: str, n: int, gates: int) -> dict[str, float]:
 
     start = time.monotonic()
     next_report = start + 5
-    for i, (key, value) in enumerate(generate_events(n, gates), 1):
+    source = generate_events(n, gates) if events is None else events
+    for i, (key, value) in enumerate(source, 1):
         while True:
             try:
                 producer.produce(topic, value, key, on_delivery=on_delivery)

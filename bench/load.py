@@ -1,0 +1,637 @@
+"""Load, soak and scale figures for real gatewatch workers on the embedded broker.
+
+What it measures (each phase in its own topics and consumer group, one broker, one run)
+    saturation  Pre-produces --events contract-v1 events (throughput.generate_events: 8
+                gates, ~2 % duplicates, 4 partitions, 2 gates per partition) and drains
+                them with 1 worker, then with 2 workers in one consumer group. Progress is
+                gatewatch_events_processed_total (+ rejected) polled from every worker's
+                /metrics every 0.2 s; done when the sum reaches N and every partition's
+                gatewatch_consumer_lag_messages is 0. "steady events/s" is the slope
+                between the moment every worker has done 10 % of its own share and the
+                moment the first has done 90 % (no start-up, no tail); "drain s" is first
+                to last event. --repeats runs of each, alternating 1, 2, 1, 2, ...; the
+                run with the median steady rate is reported. Baseline: 1 worker.
+    latency     latency.measure (the method of bench/latency.py): one worker, steady
+                background load paced at each --latency-loads fraction of the measured
+                1-worker steady rate, a probe event every 100 ms, latency = probe produced
+                -> counted in /metrics (polled every 10 ms). Baseline: the first load.
+    memory      One worker; --vehicles levels of distinct vehicles, each with one `queued`
+                event only (so every vehicle stays waiting and its state is kept); after
+                each level is processed, the worker's VmRSS from /proc once it is steady.
+                Baseline: the idle worker (ready, no events).
+    gates       For each --gate-counts size, a generated gates file, a fresh worker, 3
+                queued + 1 crossed events per gate (so every gate has data), then the
+                series in /metrics, its size, and the median of --scrapes GETs of /metrics
+                and of /api/v1/gates; worker CPU % over --idle-seconds without traffic
+                (the 1 s timer) and RSS. Baseline: the smallest size.
+
+Every service binds 127.0.0.1 on a free port; every process it starts is stopped by its
+pid (also on Ctrl-C and errors). No plate is ever printed.
+
+Run (from the repo root):
+    .venv/bin/python bench/load.py                       # full run, ~12 min on 2 cores
+    .venv/bin/python bench/load.py --quick               # smoke run, < 2 min
+    .venv/bin/python bench/load.py --phases gates --gate-counts 5,1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    BENCH,
+    ROOT,
+    Worker,
+    gates_file_text,
+    loadavg,
+    machine,
+    metric_sum,
+    series_count,
+    timed_get,
+    wait_until,
+)
+from latency import measure as measure_latency  # noqa: E402
+from latency import percentile  # noqa: E402
+from throughput import (  # noqa: E402
+    create_topic,
+    delete_topics,
+    free_port,
+    generate_events,
+    produce,
+)
+
+from gatewatch.broker import EmbeddedBroker  # noqa: E402
+from gatewatch.streams.codec import format_ms  # noqa: E402
+
+PHASES = ("saturation", "latency", "memory", "gates")
+LAG_LINE = re.compile(r'^gatewatch_consumer_lag_messages\{[^}]*partition="(\d+)"[^}]*\} (\S+)$',
+                      re.MULTILINE)
+DAY = 86400.0
+
+#: workers still running; stopped by pid in main()'s finally whatever happens
+LIVE: list[Worker] = []
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def start_workers(workers: list[Worker]) -> None:
+    for w in workers:
+        LIVE.append(w)
+        w.start()
+
+
+def stop_workers(workers: list[Worker]) -> None:
+    for w in workers:
+        w.stop()
+        if w in LIVE:
+            LIVE.remove(w)
+
+
+def progress_of(body: str) -> tuple[int, dict[int, int]]:
+    """(events handled = processed + rejected, lag by partition) from a /metrics body."""
+    done = metric_sum(body, "gatewatch_events_processed_total") + \
+        metric_sum(body, "gatewatch_events_rejected_total")
+    lag = {int(p): int(float(v)) for p, v in LAG_LINE.findall(body)}
+    return int(done), lag
+
+
+def value_at(series: list[tuple[float, int]], t: float) -> float:
+    """Linear interpolation of a (time, count) series at time t."""
+    if t <= series[0][0]:
+        return series[0][1]
+    for (t0, v0), (t1, v1) in zip(series, series[1:], strict=False):
+        if t0 <= t <= t1:
+            return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else v1
+    return series[-1][1]
+
+
+def time_at(series: list[tuple[float, int]], target: float) -> float:
+    """First (interpolated) time a (time, count) series reaches `target`."""
+    prev_t, prev_v = series[0]
+    for t, v in series:
+        if v >= target:
+            if v == prev_v:
+                return t
+            return prev_t + (t - prev_t) * (target - prev_v) / (v - prev_v)
+        prev_t, prev_v = t, v
+    return series[-1][0]
+
+
+# --- 1. saturation ------------------------------------------------------------------------
+
+def drain(bootstrap: str, workdir: Path, prefix: str, app_id: str, gates_file: Path,
+          n_workers: int, n: int, partitions: int, timeout: float) -> dict[str, Any]:
+    workers = [Worker.for_run(f"worker-{i}", workdir / f"worker-{i}", bootstrap, prefix,
+                              app_id, gates_file) for i in range(n_workers)]
+    series: list[list[tuple[float, int]]] = [[] for _ in workers]
+    state: dict[str, Any] = {"lag": {}}
+
+    def poll() -> bool:
+        now = time.monotonic()
+        lag: dict[int, int] = {}
+        for i, w in enumerate(workers):
+            body = w.metrics(2)
+            if body is None:
+                return False
+            count, wlag = progress_of(body)
+            series[i].append((now, count))
+            lag.update(wlag)
+        state["lag"] = lag
+        total = sum(s[-1][1] for s in series)
+        return total >= n and set(lag) == set(range(partitions)) and not any(lag.values())
+
+    def alive() -> None:
+        for w in workers:
+            w.check_alive()
+
+    def progress() -> str:
+        counts = [s[-1][1] if s else 0 for s in series]
+        return f"{sum(counts):,}/{n:,} events ({' + '.join(f'{c:,}' for c in counts)})"
+
+    start = time.monotonic()
+    start_workers(workers)
+    try:
+        wait_until(poll, timeout, f"{n_workers} worker(s) draining", alive, interval=0.2,
+                   progress=progress)
+        usage = [w.usage() for w in workers]
+        rss = [round(w.rss_mib(), 1) for w in workers]
+    finally:
+        stop_workers(workers)
+    finals = [s[-1][1] for s in series]
+    t0 = max(time_at(s, 0.1 * f) for s, f in zip(series, finals, strict=True))
+    t1 = min(time_at(s, 0.9 * f) for s, f in zip(series, finals, strict=True))
+    firsts = [time_at(s, 1) for s in series]  # interpolated: between the polls around it
+    t_done = max(time_at(s, f) for s, f in zip(series, finals, strict=True))
+    if t1 - t0 < 1.0:  # one worker finished its share very early: use the whole drain
+        t0, t1 = min(firsts), t_done
+    in_window = sum(value_at(s, t1) - value_at(s, t0) for s in series)
+    steady = in_window / (t1 - t0)
+    return {
+        "workers": n_workers,
+        "steady_events_per_s": round(steady),
+        "steady_events_per_s_per_worker": round(steady / n_workers),
+        "steady_window_s": round(t1 - t0, 2),
+        "drain_s": round(t_done - min(firsts), 2),
+        "drain_events_per_s": round(sum(finals) / max(t_done - min(firsts), 1e-9)),
+        "start_to_first_event_s": round(min(firsts) - start, 2),
+        "first_event_skew_s": round(max(firsts) - min(firsts), 2),
+        "events_handled_per_worker": finals,
+        "reprocessed_events": sum(finals) - n,
+        "cpu_s_per_worker": [u["cpu_s"] for u in usage],
+        "rss_mib_per_worker": rss,
+    }
+
+
+def partition_counts(bootstrap: str, topic: str, partitions: int) -> list[int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex[:6]}",
+                  "log_level": 3})
+    try:
+        out = []
+        for p in range(partitions):
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            out.append(hi - lo)
+        return out
+    finally:
+        c.close()
+
+
+def run_saturation(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    prefix = f"load-{run_id}-sat-"
+    topic = f"{prefix}gate.events"
+    n, gates = args.events, args.gates
+    gates_file = tmp / "saturation-gates.yaml"
+    gates_file.write_text(gates_file_text(f"gate-{i}" for i in range(gates)))
+    say(f"[saturation] producing {n:,} events over {gates} gates to {args.partitions} "
+        "partitions")
+    create_topic(bootstrap, topic, args.partitions)
+    # event time: starts two days ago, so even 1M events (~2 days) stay behind the clock
+    produced = produce(bootstrap, topic, n, gates,
+                       generate_events(n, gates, start=time.time() - 2 * DAY))
+    per_partition = partition_counts(bootstrap, topic, args.partitions)
+    say(f"  events per partition: {per_partition}")
+    out: dict[str, Any] = {"events": n, "gates": gates, "partitions": args.partitions,
+                           "events_per_partition": per_partition, "produce": produced}
+    timeout = 120 + n / 1000
+    runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+    for rep in range(1, args.repeats + 1):
+        for k in (1, 2):  # alternating, so a slower spell of the machine hits both
+            say(f"[saturation] run {rep}/{args.repeats}: draining {n:,} events with {k} "
+                f"worker(s) in one group (load average {loadavg():.2f})")
+            group = f"{prefix}g{k}r{rep}"
+            r = drain(bootstrap, tmp / f"saturation-{k}-{rep}", prefix, group, gates_file, k,
+                      n, args.partitions, timeout)
+            r["loadavg_1m_after"] = loadavg()
+            runs[k].append(r)
+            say(f"  steady {r['steady_events_per_s']:,} events/s "
+                f"({r['steady_events_per_s_per_worker']:,} per worker), drained in "
+                f"{r['drain_s']} s, handled per worker {r['events_handled_per_worker']}, "
+                f"CPU s {r['cpu_s_per_worker']}")
+            delete_topics(bootstrap, lambda t: prefix in t and t != topic)
+    for k, key in ((1, "1_worker"), (2, "2_workers")):
+        rates = [r["steady_events_per_s"] for r in runs[k]]
+        # the run with the median steady rate stands for the setting; all runs are kept
+        out[key] = dict(next(r for r in runs[k]
+                             if r["steady_events_per_s"] == statistics.median_low(rates)),
+                        steady_events_per_s_runs=rates)
+        out[key + "_runs"] = runs[k]
+    one, two = out["1_worker"], out["2_workers"]
+    out["ratio_2_to_1"] = round(two["steady_events_per_s"] / one["steady_events_per_s"], 3)
+    out["drain_ratio_2_to_1"] = round(two["drain_events_per_s"] / one["drain_events_per_s"], 3)
+    delete_topics(bootstrap, lambda t: prefix in t)
+    return out
+
+
+# --- 2. latency at fractions of saturation ---------------------------------------------------
+
+def run_latency(bootstrap: str, tmp: Path, args: argparse.Namespace, saturation: float
+                ) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for frac in args.latency_loads:
+        rate = max(50, int(saturation * frac))
+        say(f"[latency] {frac:.0%} of {saturation:,.0f} events/s = {rate:,} events/s for "
+            f"{args.latency_seconds:.0f} s (load average {loadavg():.2f})")
+        workdir = tmp / f"latency-{round(frac * 100)}"
+        workdir.mkdir()
+        # event time three days back: even 1M paced events stay behind the worker's clock
+        r = measure_latency(bootstrap, workdir, rate, args.latency_seconds, True,
+                            events_start=time.time() - 3 * DAY, progress=True)
+        r.update(fraction=frac, achieved_rate=round(r["background_events"]
+                                                    / args.latency_seconds))
+        say(f"  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms; "
+            f"{r['probes_seen']}/{r['probes']} probes; achieved {r['achieved_rate']:,}/s")
+        rows.append(r)
+        delete_topics(bootstrap, lambda t: t.startswith("lat-"))
+    base = rows[0]
+    for r in rows:
+        r["p50_ratio"] = round(r["p50_ms"] / base["p50_ms"], 2) if base["p50_ms"] else None
+        r["p99_ratio"] = round(r["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None
+    return {"saturation_events_per_s": round(saturation), "seconds": args.latency_seconds,
+            "loads": rows}
+
+
+# --- 3. memory per 100k waiting vehicles ----------------------------------------------------
+
+def queued_events(first: int, count: int, gate_ids: list[str], t0_ms: int
+                  ) -> Iterator[tuple[bytes, bytes]]:
+    """`queued` events of distinct vehicles first..first+count-1, 20 ms apart in event time."""
+    cargo = ("perishable", "general", "empty")
+    for k in range(first, first + count):
+        gate = gate_ids[k % len(gate_ids)]
+        doc = {"event_id": f"mem-{k:09d}", "gate_id": gate, "vehicle_id": f"MEM-{k:08d}",
+               "type": "queued", "direction": "export" if k % 10 < 7 else "import",
+               "cargo": cargo[k % 3], "occurred_at": format_ms(t0_ms + k * 20)}
+        yield gate.encode(), orjson.dumps(doc)
+
+
+def run_memory(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
+               ) -> dict[str, Any]:
+    prefix = f"load-{run_id}-mem-"
+    topic = f"{prefix}gate.events"
+    gate_ids = [f"gate-{i}" for i in range(args.gates)]
+    gates_file = tmp / "memory-gates.yaml"
+    gates_file.write_text(gates_file_text(gate_ids))
+    create_topic(bootstrap, topic, args.partitions)
+    levels = args.vehicles
+    # event times: 20 ms apart, the last one a few minutes before now
+    t0_ms = int((time.time() - levels[-1] * 0.02 - 600) * 1000)
+    w = Worker.for_run("memory", tmp / "memory", bootstrap, prefix, f"{prefix}app", gates_file)
+    say(f"[memory] worker idle RSS (load average {loadavg():.2f})")
+    start_workers([w])
+    rows: list[dict[str, Any]] = []
+    try:
+        w.wait_ready()
+        idle = w.stable_rss_mib()
+        say(f"  idle: {idle} MiB")
+        rows.append({"vehicles": 0, "rss_mib": idle})
+        have = 0
+        for level in levels:
+            say(f"[memory] {level:,} vehicles waiting: producing {level - have:,} queued events")
+            produce(bootstrap, topic, level - have, 0,
+                    queued_events(have, level - have, gate_ids, t0_ms))
+            have = level
+            seen: dict[str, Any] = {}
+
+            def held(level: int = level, seen: dict[str, Any] = seen) -> bool:
+                body = w.metrics(5)
+                if body is None:
+                    return False
+                seen["done"], lag = progress_of(body)
+                seen["tracked"] = int(metric_sum(body, "gatewatch_vehicles_tracked"))
+                seen["waiting"] = int(metric_sum(body, "gate_vehicles_waiting"))
+                return seen["done"] >= level and seen["tracked"] == level \
+                    and seen["waiting"] == level and bool(lag) and not any(lag.values())
+
+            wait_until(held, 60 + level / 1000, f"{level:,} vehicles held", w.check_alive,
+                       interval=0.5, progress=lambda seen=seen: f"{seen.get('done', 0):,} "
+                       f"processed, {seen.get('tracked', 0):,} tracked")
+            rss = w.stable_rss_mib()
+            over = rss - idle
+            rows.append({"vehicles": level, "rss_mib": rss, "over_idle_mib": round(over, 1),
+                         "mib_per_100k": round(over / (level / 100_000), 1),
+                         "kib_per_vehicle": round(over * 1024 / level, 2)})
+            say(f"  {level:,} vehicles: RSS {rss} MiB, {over:.1f} MiB over idle, "
+                f"{rows[-1]['mib_per_100k']} MiB per 100k")
+        usage = w.usage()
+    finally:
+        stop_workers([w])
+        delete_topics(bootstrap, lambda t: prefix in t)
+    for r in rows:
+        r["rss_ratio_to_idle"] = round(r["rss_mib"] / idle, 2)
+    steps = [b["rss_mib"] - a["rss_mib"] for a, b in zip(rows, rows[1:], strict=False)]
+    step_sizes = [b["vehicles"] - a["vehicles"] for a, b in zip(rows, rows[1:], strict=False)]
+    return {"idle_rss_mib": idle, "peak_rss_mib": usage["peak_rss_mib"], "levels": rows,
+            "incremental_mib_per_100k": [round(s / (v / 100_000), 1)
+                                         for s, v in zip(steps, step_sizes, strict=True)]}
+
+
+# --- 4. cost growth with the number of gates ------------------------------------------------
+
+def gate_events(gate_ids: list[str], t0_ms: int) -> Iterator[tuple[bytes, bytes]]:
+    """Per gate: 3 vehicles queued, the first of them crossed."""
+    for gi, gate in enumerate(gate_ids):
+        for v in range(3):
+            yield gate.encode(), orjson.dumps({
+                "event_id": f"g{gi}-q{v}", "gate_id": gate, "vehicle_id": f"G{gi:04d}-{v}",
+                "type": "queued", "direction": "export" if v else "import",
+                "occurred_at": format_ms(t0_ms + v * 1000)})
+        yield gate.encode(), orjson.dumps({
+            "event_id": f"g{gi}-c0", "gate_id": gate, "vehicle_id": f"G{gi:04d}-0",
+            "type": "crossed", "direction": "import", "occurred_at": format_ms(t0_ms + 60_000)})
+
+
+def run_gates(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
+              ) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for size in args.gate_counts:
+        prefix = f"load-{run_id}-g{size}-"
+        topic = f"{prefix}gate.events"
+        gate_ids = [f"gate-{i:04d}" for i in range(size)]
+        gates_file = tmp / f"gates-{size}.yaml"
+        gates_file.write_text(gates_file_text(gate_ids))
+        create_topic(bootstrap, topic, args.partitions)
+        w = Worker.for_run(f"gates-{size}", tmp / f"gates-{size}", bootstrap, prefix,
+                           f"{prefix}app", gates_file)
+        say(f"[gates] {size:,} gates: worker start, {4 * size:,} events "
+            f"(load average {loadavg():.2f})")
+        start_workers([w])
+        try:
+            t_start = time.monotonic()
+            w.wait_ready(180)
+            ready_s = time.monotonic() - t_start
+            n = 4 * size
+            produce(bootstrap, topic, n, 0, gate_events(gate_ids, int(time.time() * 1000)
+                                                        - 3_600_000))
+
+            def all_data(n: int = n, size: int = size, w: Worker = w) -> bool:
+                body = w.metrics(10)
+                if body is None:
+                    return False
+                done, _lag = progress_of(body)
+                return done >= n and metric_sum(body, "gate_has_data") == size
+
+            wait_until(all_data, 120, f"{size} gates with data", w.check_alive, interval=0.5)
+            # idle cost: the worker's 1 s timer (windows, alerts, expiry) with no traffic
+            cpu0, t0 = w.usage()["cpu_s"], time.monotonic()
+            wait_until(lambda t0=t0: time.monotonic() - t0 >= args.idle_seconds,
+                       args.idle_seconds + 5, "idle window", w.check_alive, interval=0.2)
+            idle_cpu = (w.usage()["cpu_s"] - cpu0) / (time.monotonic() - t0) * 100
+            scrape: list[float] = []
+            body = b""
+            for _ in range(args.scrapes):
+                dt, body = timed_get(w.url + "/metrics")
+                scrape.append(dt * 1000)
+            api: list[float] = []
+            api_body = b""
+            for _ in range(args.scrapes):
+                dt, api_body = timed_get(w.url + "/api/v1/gates")
+                api.append(dt * 1000)
+            text = body.decode()
+            row = {"gates": size, "series": series_count(text),
+                   "series_gate_vehicles_waiting": int(sum(
+                       1 for line in text.splitlines()
+                       if line.startswith("gate_vehicles_waiting{"))),
+                   "metrics_bytes": len(body),
+                   "scrape_ms_median": round(statistics.median(scrape), 2),
+                   "scrape_ms_p90": round(percentile(scrape, 90), 2),
+                   "api_gates_bytes": len(api_body),
+                   "api_gates_ms_median": round(statistics.median(api), 2),
+                   "idle_cpu_percent": round(idle_cpu, 2),
+                   "rss_mib": round(w.rss_mib(), 1), "start_to_ready_s": round(ready_s, 1)}
+        finally:
+            stop_workers([w])
+            delete_topics(bootstrap, lambda t, prefix=prefix: prefix in t)
+        say(f"  {row['series']:,} series, {row['metrics_bytes'] / 1024:,.1f} KiB, scrape "
+            f"{row['scrape_ms_median']} ms, /api/v1/gates {row['api_gates_ms_median']} ms, "
+            f"idle CPU {row['idle_cpu_percent']} %, RSS {row['rss_mib']} MiB")
+        rows.append(row)
+    base = rows[0]
+    for r in rows:
+        for key in ("series", "metrics_bytes", "scrape_ms_median", "api_gates_ms_median",
+                    "idle_cpu_percent", "rss_mib"):
+            r[f"{key}_ratio"] = round(r[key] / base[key], 2) if base[key] else None
+    return {"baseline_gates": base["gates"], "scrapes": args.scrapes, "sizes": rows}
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def print_tables(report: dict[str, Any]) -> None:
+    sat = report.get("saturation")
+    if sat:
+        say(f"\nSaturation: {sat['events']:,} pre-produced events, {sat['gates']} gates, "
+            f"{sat['partitions']} partitions {sat['events_per_partition']}")
+        say(f"{'workers':>7} {'steady ev/s':>12} {'per worker':>11} {'drain s':>8} "
+            f"{'drain ev/s':>11} {'CPU s':>13} {'÷ 1 worker':>11}")
+        for key in ("1_worker", "2_workers"):
+            r = sat[key]
+            ratio = r["steady_events_per_s"] / sat["1_worker"]["steady_events_per_s"]
+            cpu = "+".join(f"{c:.0f}" for c in r["cpu_s_per_worker"])
+            say(f"{r['workers']:>7} {r['steady_events_per_s']:>12,} "
+                f"{r['steady_events_per_s_per_worker']:>11,} {r['drain_s']:>8.1f} "
+                f"{r['drain_events_per_s']:>11,} {cpu:>13} {ratio:>10.2f}x")
+    lat = report.get("latency")
+    if lat:
+        say(f"\nLatency (event produced -> counted in /metrics), "
+            f"{lat['seconds']:.0f} s per load, saturation {lat['saturation_events_per_s']:,}/s")
+        say(f"{'load':>6} {'target/s':>9} {'achieved/s':>11} {'probes':>7} {'p50 ms':>8} "
+            f"{'p99 ms':>8} {'max ms':>8} {'p50 ÷ base':>11} {'p99 ÷ base':>11}")
+        for r in lat["loads"]:
+            say(f"{r['fraction']:>6.0%} {r['rate']:>9,} {r['achieved_rate']:>11,} "
+                f"{r['probes_seen']:>7} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
+                f"{r['max_ms']:>8.1f} {r['p50_ratio'] or 0:>10.2f}x {r['p99_ratio'] or 0:>10.2f}x")
+    mem = report.get("memory")
+    if mem:
+        say(f"\nMemory (worker VmRSS; vehicles waiting, state kept; peak "
+            f"{mem['peak_rss_mib']} MiB)")
+        say(f"{'vehicles':>9} {'RSS MiB':>8} {'over idle':>10} {'MiB/100k':>9} "
+            f"{'KiB/vehicle':>12} {'RSS ÷ idle':>11}")
+        for r in mem["levels"]:
+            say(f"{r['vehicles']:>9,} {r['rss_mib']:>8.1f} {r.get('over_idle_mib', 0):>10.1f} "
+                f"{r.get('mib_per_100k', 0):>9.1f} {r.get('kib_per_vehicle', 0):>12.2f} "
+                f"{r['rss_ratio_to_idle']:>10.2f}x")
+    gates = report.get("gates")
+    if gates:
+        say(f"\nGates (cost of /metrics and the worker as gates grow; ratios ÷ "
+            f"{gates['baseline_gates']} gates; median of {gates['scrapes']} GETs)")
+        say(f"{'gates':>6} {'series':>7} {'KiB':>8} {'scrape ms':>10} {'API ms':>8} "
+            f"{'idle CPU %':>11} {'RSS MiB':>8} {'series ÷':>9} {'bytes ÷':>8} "
+            f"{'scrape ÷':>9} {'API ÷':>7}")
+        for r in gates["sizes"]:
+            say(f"{r['gates']:>6,} {r['series']:>7,} {r['metrics_bytes'] / 1024:>8.1f} "
+                f"{r['scrape_ms_median']:>10.2f} {r['api_gates_ms_median']:>8.2f} "
+                f"{r['idle_cpu_percent']:>11.2f} {r['rss_mib']:>8.1f} "
+                f"{r['series_ratio']:>8.1f}x {r['metrics_bytes_ratio']:>7.1f}x "
+                f"{r['scrape_ms_median_ratio']:>8.1f}x {r['api_gates_ms_median_ratio']:>6.1f}x")
+
+
+def git_state() -> dict[str, Any]:
+    def git(*cmd: str) -> str:
+        try:
+            return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except OSError:
+            return ""
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "gatewatch_dirty": bool(git("status", "--porcelain", "--", "gatewatch"))}
+
+
+def export_commit(rev: str, dest: Path) -> str:
+    """`git archive REV gatewatch` into dest (read-only for the repo); returns the sha."""
+    sha = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", sha, "gatewatch"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return sha
+
+
+def ints(text: str) -> list[int]:
+    return [int(x.replace("_", "")) for x in text.split(",") if x]
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run (< 2 min): 30k events, 8 s per load, 10k-30k vehicles, "
+                        "5/50/200 gates")
+    p.add_argument("--phases", default=",".join(PHASES), help="comma list of " + ",".join(PHASES))
+    p.add_argument("--events", type=int, help="saturation: events to drain (300000)")
+    p.add_argument("--gates", type=int, default=8, help="saturation/memory gates (8)")
+    p.add_argument("--partitions", type=int, default=4)
+    p.add_argument("--repeats", type=int, help="saturation: runs of each setting, "
+                                               "alternating; the median is reported (3)")
+    p.add_argument("--saturation-rate", type=float,
+                   help="latency: use this 1-worker rate instead of measuring it")
+    p.add_argument("--latency-loads", type=floats, default=[0.5, 0.9],
+                   help="fractions of the saturation rate (0.5,0.9)")
+    p.add_argument("--latency-seconds", type=float, help="per load (60)")
+    p.add_argument("--vehicles", type=ints, help="memory levels (100000,200000,300000)")
+    p.add_argument("--gate-counts", type=ints, help="gates phase sizes (5,50,200,1000)")
+    p.add_argument("--scrapes", type=int, default=20)
+    p.add_argument("--idle-seconds", type=float, help="gates phase idle CPU window (10)")
+    p.add_argument("--commit", help="run the workers from `git archive COMMIT gatewatch` "
+                                    "instead of the working tree")
+    p.add_argument("--json", type=Path, help="results file (bench/results-load.json; "
+                                             "with --quick bench/results/load-quick.json)")
+    p.add_argument("--logs", type=Path, help="keep the broker and worker logs here")
+    args = p.parse_args()
+    quick = args.quick
+    args.events = args.events or (30_000 if quick else 300_000)
+    args.repeats = args.repeats or (1 if quick else 3)
+    args.latency_seconds = args.latency_seconds or (8.0 if quick else 60.0)
+    args.vehicles = sorted(args.vehicles or ([10_000, 20_000, 30_000] if quick
+                                             else [100_000, 200_000, 300_000]))
+    args.gate_counts = sorted(args.gate_counts or ([5, 50, 200] if quick
+                                                   else [5, 50, 200, 1000]))
+    args.idle_seconds = args.idle_seconds or (3.0 if quick else 10.0)
+    args.json = args.json or (BENCH / "results" / "load-quick.json" if quick
+                              else BENCH / "results-load.json")
+    phases = [x for x in args.phases.split(",") if x]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        p.error(f"unknown phases: {', '.join(sorted(unknown))}")
+    if "latency" in phases and "saturation" not in phases and not args.saturation_rate:
+        p.error("the latency phase needs the saturation phase or --saturation-rate")
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    run_id = uuid.uuid4().hex[:8]
+    began = time.monotonic()
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick,
+        "machine": machine(), "git": git_state(), "loadavg_1m": {"start": loadavg()},
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    say(f"gatewatch load benchmark {run_id}: phases {', '.join(phases)}; "
+        f"{report['machine']['cpus']} CPUs, load average {loadavg():.2f}")
+    with tempfile.TemporaryDirectory(prefix="gatewatch-load-") as tmpdir:
+        tmp = args.logs.resolve() if args.logs else Path(tmpdir)
+        tmp.mkdir(parents=True, exist_ok=True)
+        if args.commit:
+            sha = export_commit(args.commit, Path(tmpdir) / "src")
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                [str(Path(tmpdir) / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+            report["git"]["workers_from_commit"] = sha
+            say(f"workers run gatewatch from commit {sha}")
+        broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
+        try:
+            broker.start()
+            say(f"broker at {broker.bootstrap}")
+            run_phase: dict[str, Callable[[], dict[str, Any]]] = {
+                "saturation": lambda: run_saturation(broker.bootstrap, tmp, run_id, args),
+                "latency": lambda: run_latency(
+                    broker.bootstrap, tmp, args, args.saturation_rate
+                    or report["saturation"]["1_worker"]["steady_events_per_s"]),
+                "memory": lambda: run_memory(broker.bootstrap, tmp, run_id, args),
+                "gates": lambda: run_gates(broker.bootstrap, tmp, run_id, args),
+            }
+            for phase in PHASES:
+                if phase in phases:
+                    report["loadavg_1m"][phase] = loadavg()
+                    t = time.monotonic()
+                    report[phase] = run_phase[phase]()
+                    report[phase]["phase_s"] = round(time.monotonic() - t, 1)
+        finally:
+            for w in list(LIVE):
+                w.stop()
+            broker.stop()
+    report["loadavg_1m"]["end"] = loadavg()
+    report["duration_s"] = round(time.monotonic() - began, 1)
+    print_tables(report)
+    say(f"\n{report['duration_s']:.0f} s in all; load average (1 min) "
+        + ", ".join(f"{k} {v:.2f}" for k, v in report["loadavg_1m"].items()))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    say(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
