@@ -30,6 +30,9 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
     ("GATEWATCH_TOPIC_PREFIX", "", "prefix for every topic name (tests use a uuid)"),
     ("GATEWATCH_PARTITIONS", "4", "partitions for topics gatewatch creates"),
     ("GATEWATCH_REPLICATION", "1", "replication factor for topics gatewatch creates"),
+    ("GATEWATCH_STANDBY_REPLICAS", "0",
+     "standby copies of each state partition kept by other workers (Faust "
+     "table_standby_replicas)"),
     ("GATEWATCH_WEB_HOST", "127.0.0.1", "address the worker's HTTP server binds"),
     ("GATEWATCH_WEB_PORT", "6066", "port of the worker's HTTP server"),
     ("GATEWATCH_WINDOW_SECONDS", "300", "tumbling window size (event time)"),
@@ -96,6 +99,7 @@ class Settings:
     topic_prefix: str = ""
     partitions: int = 4
     replication: int = 1
+    standby_replicas: int = 0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     window_seconds: int = 300
@@ -171,6 +175,8 @@ class Settings:
             partitions=_parse(e, "GATEWATCH_PARTITIONS", "4", int, positive, "a positive integer"),
             replication=_parse(e, "GATEWATCH_REPLICATION", "1", int, positive,
                                "a positive integer"),
+            standby_replicas=_parse(e, "GATEWATCH_STANDBY_REPLICAS", "0", int, non_negative,
+                                    "a non-negative integer"),
             web_host=e.get("GATEWATCH_WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
             web_port=_parse(e, "GATEWATCH_WEB_PORT", "6066", int,
                             lambda p: 0 < p < 65536, "a port number (1-65535)"),

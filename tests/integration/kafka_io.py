@@ -93,3 +93,16 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int |
         finally:
             await consumer.stop()
     return _run(run)
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic``, from the beginning to its (fetch-confirmed) end."""
+    from gatewatch.agents.compat import read_to_end
+
+    def factory() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, fetch_max_wait_ms=100)
+
+    async def run() -> list[Any]:
+        return await read_to_end(factory, topic, timeout_seconds=30)
+    return _run(run)
