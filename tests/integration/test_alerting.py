@@ -3,6 +3,7 @@ Alertmanager → webhook, and Prometheus's own rule for a stopped worker."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,40 +61,48 @@ class Service:
         self.log.close()
 
 
+@contextlib.contextmanager
+def run_alertmanager(tmp_path: Path, test_id: str, hook: WebhookReceiver,
+                     port: int | None = None) -> Iterator[str]:
+    """Real Alertmanager on a loopback port (``port`` or a free one), routing everything
+    to ``hook``; yields its URL once ready."""
+    exe = binary("prometheus-alertmanager")
+    cfg = {
+        "route": {"receiver": "test", "group_by": ["alertname", "gate", "severity"],
+                  "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+        "inhibit_rules": [{"source_matchers": ['severity="critical"'],
+                           "target_matchers": ['severity="warning"'],
+                           "equal": ["gate", "kind"]}],
+        "receivers": [{"name": "test", "webhook_configs": [
+            {"url": hook.url, "send_resolved": True}]}],
+    }
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(cfg))
+    port = port or free_port()
+    svc = Service([str(exe), f"--config.file={tmp_path / 'am.yml'}",
+                   f"--storage.path={tmp_path / 'am-data'}",
+                   f"--web.listen-address=127.0.0.1:{port}",
+                   "--cluster.listen-address="], OUTPUT / f"{test_id}-alertmanager.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import urllib.request
+
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        poll(ready, 30, "alertmanager ready")
+        yield url
+    finally:
+        svc.stop()
+
+
 @pytest.fixture
 def alertmanager(tmp_path: Path, test_id: str) -> Iterator[tuple[str, WebhookReceiver]]:
     """Real Alertmanager on a loopback port, routing everything to a test receiver."""
-    exe = binary("prometheus-alertmanager")
-    with WebhookReceiver() as hook:
-        cfg = {
-            "route": {"receiver": "test", "group_by": ["alertname", "gate", "severity"],
-                      "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
-            "inhibit_rules": [{"source_matchers": ['severity="critical"'],
-                               "target_matchers": ['severity="warning"'],
-                               "equal": ["gate", "kind"]}],
-            "receivers": [{"name": "test", "webhook_configs": [
-                {"url": hook.url, "send_resolved": True}]}],
-        }
-        (tmp_path / "am.yml").write_text(yaml.safe_dump(cfg))
-        port = free_port()
-        svc = Service([str(exe), f"--config.file={tmp_path / 'am.yml'}",
-                       f"--storage.path={tmp_path / 'am-data'}",
-                       f"--web.listen-address=127.0.0.1:{port}",
-                       "--cluster.listen-address="], OUTPUT / f"{test_id}-alertmanager.log")
-        url = f"http://127.0.0.1:{port}"
-        try:
-            import urllib.request
-
-            def ready() -> bool:
-                try:
-                    with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
-                        return r.status == 200
-                except OSError:
-                    return False
-            poll(ready, 30, "alertmanager ready")
-            yield url, hook
-        finally:
-            svc.stop()
+    with WebhookReceiver() as hook, run_alertmanager(tmp_path, test_id, hook) as url:
+        yield url, hook
 
 
 def start_prometheus(tmp_path: Path, test_id: str, cfg: dict) -> tuple[Service, str]:
@@ -270,3 +279,42 @@ def test_oscillating_backlog_gives_one_notification_per_change(bootstrap, worker
             assert [b["severity"] for b in hook.bodies] == ["warning", "critical", "critical"]
         finally:
             notify.stop()
+
+
+def test_receivers_down_while_counting_then_alerts_delivered(bootstrap, worker_factory,
+                                                            test_id, tmp_path):
+    """Webhook receiver and Alertmanager both unreachable while a backlog builds: the
+    worker keeps counting exactly; once they are back the notifier delivers the alert
+    to both (it kept its place on gate.alerts and retried)."""
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(GATES)
+    hook_port, am_port = free_port(), free_port()
+    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0")
+    log = OUTPUT / f"{test_id}-notify.log"
+    notify = Service([sys.executable, "-m", "gatewatch", "notify",
+                      "--webhook-url", f"http://127.0.0.1:{hook_port}/hook",
+                      "--alertmanager-url", f"http://127.0.0.1:{am_port}"], log, env=w.env)
+    try:
+        w.wait_ready()
+        topic = f"{test_id}-gate.events"
+        now = int(time.time() * 1000) - 60_000
+
+        def waiting() -> float | None:
+            return w.metrics().get(("gate_vehicles_waiting", frozenset(
+                {("gate", "huu-nghi"), ("direction", "export")})))
+        for step in range(4):  # 3 vehicles per step: 3, 6 (warning), 9, 12 (critical)
+            produce(bootstrap, topic, [queued(i, now + i) for i in range(3 * step, 3 * step + 3)])
+            poll(lambda n=3 * step + 3: waiting() == n, 30,  # type: ignore[misc]
+                 f"{3 * step + 3} waiting while the receivers are down")
+        poll(lambda: log.read_text().count("retrying in") >= 2, 60,
+             "the notifier retrying against the dead receivers")
+        assert notify.proc.poll() is None
+        with WebhookReceiver(port=hook_port) as hook, WebhookReceiver() as am_hook, \
+                run_alertmanager(tmp_path, test_id, am_hook, port=am_port):
+            poll(lambda: [b["change"] for b in hook.bodies] == ["fired", "escalated"], 60,
+                 "the webhook gets the alert's changes, in order, once it is back")
+            poll(lambda: ("firing", "GateCongestion", "critical") in am_alerts(am_hook), 60,
+                 "Alertmanager gets the critical alert once it is back")
+        assert waiting() == 12
+    finally:
+        notify.stop()
