@@ -27,7 +27,7 @@ from gatewatch.agents.queue import (
     derive_trips,
     transitions,
 )
-from gatewatch.agents.windows import Bucket, GateWindows
+from gatewatch.agents.windows import GateWindows
 from gatewatch.gates import GateSet
 from gatewatch.streams.records import CrossingEvent, WindowRecord
 
@@ -172,11 +172,7 @@ class GateBook:
         """Restore one vehicle's events (recovery); windows are filled without lateness."""
         self.vehicles[vehicle_id] = events
         for tr in transitions(derive_trips(events)):
-            start = self.windows.window_start(tr[1])
-            bucket = self.windows.open.get(start)
-            if bucket is None:
-                bucket = self.windows.open[start] = Bucket(start)
-            bucket.add(tr, +1)
+            self.windows.apply(tr, +1, force=True)
         if events:
             last = max(e[0] for e in events)
             if self.last_event_ms is None or last > self.last_event_ms:

@@ -85,10 +85,13 @@ class GateWindows:
         wm = self.watermark_ms
         return wm is not None and wm >= start_ms + self.size_ms + self.grace_ms
 
-    def apply(self, tr: Transition, sign: int) -> bool:
-        """Add (+1) or retract (-1) a transition; False if its window already closed."""
+    def apply(self, tr: Transition, sign: int, *, force: bool = False) -> bool:
+        """Add (+1) or retract (-1) a transition; False if its window already closed.
+
+        ``force`` adds it even so (restoring state, where nothing is late).
+        """
         start = self.window_start(tr[1])
-        if self.is_closed(start):
+        if not force and self.is_closed(start):
             self.late_transitions += 1
             return False
         bucket = self.open.get(start)
