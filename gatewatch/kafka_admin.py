@@ -59,8 +59,15 @@ def admin_client(settings: Settings, timeout_seconds: float = 30.0,
                 progress(f"waiting for Kafka at {settings.bootstrap} ...")
                 announced = True
             time.sleep(0.5)
+    how = ""
+    if settings.security_protocol != "PLAINTEXT":
+        how = (f" with GATEWATCH_KAFKA_SECURITY_PROTOCOL={settings.security_protocol}"
+               + (f" ({settings.sasl_mechanism}, user {settings.sasl_username!r})"
+                  if settings.security_protocol.startswith("SASL") else "")
+               + "; check that the listener speaks it and the credentials")
     raise GatewatchError(f"cannot reach Kafka at {settings.bootstrap} "
-                         f"(GATEWATCH_KAFKA_BOOTSTRAP) after {timeout_seconds:.0f} s: {last}")
+                         f"(GATEWATCH_KAFKA_BOOTSTRAP){how} after {timeout_seconds:.0f} s: "
+                         f"{last}")
 
 
 def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = None,

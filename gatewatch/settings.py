@@ -160,6 +160,10 @@ class Settings:
             except OSError as exc:
                 raise ConfigError(_ENV, "GATEWATCH_KAFKA_SASL_PASSWORD_FILE",
                                   f"cannot read {password_file}: {exc.strerror}") from None
+        from gatewatch.redact import register_secret
+
+        register_secret(password)  # kafka-python logs its config (password too) at DEBUG
+        register_secret(e.get("GATEWATCH_API_TOKEN", "").strip())
         bootstrap = e.get("GATEWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092").strip()
         if not bootstrap:
             raise ConfigError(_ENV, "GATEWATCH_KAFKA_BOOTSTRAP", "must not be empty")

@@ -91,3 +91,17 @@ def test_readme_documents_every_setting_and_reject_reason():
         assert f"`{var}" in readme, var
     for reason in REJECT_REASONS:
         assert f"`{reason}`" in readme, reason
+
+
+def test_registered_secrets_are_redacted_from_every_log_record(caplog):
+    import logging
+
+    from gatewatch.redact import register_secret
+
+    register_secret("tok-4b7e9c")
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("kafka.admin.client").debug("config: %s",
+                                                      {"sasl_plain_password": "tok-4b7e9c"})
+        logging.getLogger("gatewatch").info("plain message")
+    assert "tok-4b7e9c" not in caplog.text
+    assert "'sasl_plain_password': '***'" in caplog.text and "plain message" in caplog.text
