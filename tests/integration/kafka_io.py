@@ -56,24 +56,7 @@ def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20) -> li
 
 def committed_total(bootstrap: str, group: str, topic: str) -> int:
     """Sum over the topic's partitions of the group's committed offsets (0 if none)."""
-    async def run() -> int:
-        from aiokafka import TopicPartition
-
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                    enable_auto_commit=False)
-        await consumer.start()
-        try:
-            parts = consumer.partitions_for_topic(topic) or set()
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
-            total = 0
-            for p in parts:
-                total += await consumer.committed(TopicPartition(topic, p)) or 0
-            return total
-        finally:
-            await consumer.stop()
-    return _run(run)
+    return sum(o or 0 for o in committed_offsets(bootstrap, group, topic).values())
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
