@@ -26,8 +26,8 @@ sys.path.insert(0, str(BENCH))
 from _baselines import proc_usage  # noqa: E402
 from throughput import free_port, stop_process, tail  # noqa: E402
 
-__all__ = ["Worker", "gates_file_text", "loadavg", "machine", "metric_sum", "proc_usage",
-           "series_count", "timed_get", "wait_until"]
+__all__ = ["CpuMeter", "Worker", "gates_file_text", "loadavg", "machine", "metric_sum",
+           "proc_usage", "series_count", "timed_get", "wait_until"]
 
 
 def gates_file_text(ids: Iterable[str]) -> str:
@@ -57,6 +57,57 @@ def series_count(body: str) -> int:
 def loadavg() -> float:
     """The 1-minute load average."""
     return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_cpu_s() -> tuple[float, float, float]:
+    """CPU seconds since boot (all CPUs) from /proc/stat: (tasks: user+nice+system,
+    irq+softirq: e.g. loopback networking, steal: taken by the hypervisor)."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (v[0] + v[1] + v[2]) / CLK_TCK, (v[5] + v[6]) / CLK_TCK, v[7] / CLK_TCK
+
+
+def _own_cpu_s(live_pids: Iterable[int]) -> float:
+    """CPU seconds of this process, its reaped children, and the live `live_pids`."""
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    for pid in live_pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        own += sum(int(x) for x in fields[11:15]) / CLK_TCK
+    return own
+
+
+class CpuMeter:
+    """Machine CPU use over an interval: this benchmark's processes, other processes
+    ("others": other people's work), interrupts (irq+softirq, much of it this benchmark's
+    loopback traffic) and steal (the hypervisor), in % of one CPU (2 CPUs = 200 %).
+    `live_pids` returns the pids of children running at either end (the broker);
+    children stopped in between are counted once reaped."""
+
+    def __init__(self, live_pids: Callable[[], Iterable[int]]) -> None:
+        self.live_pids = live_pids
+        self.t0 = time.monotonic()
+        self.machine0 = _machine_cpu_s()
+        self.own0 = _own_cpu_s(live_pids())
+
+    def read(self) -> dict[str, float]:
+        wall = max(time.monotonic() - self.t0, 1e-9)
+        tasks, irq, steal = (b - a for a, b in zip(self.machine0, _machine_cpu_s(),
+                                                   strict=True))
+        own = _own_cpu_s(self.live_pids()) - self.own0
+
+        def pct(x: float) -> float:
+            return round(max(0.0, x) / wall * 100, 1)
+
+        return {"bench_cpu_percent": pct(own), "others_cpu_percent": pct(tasks - own),
+                "irq_cpu_percent": pct(irq), "steal_cpu_percent": pct(steal),
+                "machine_cpu_percent": pct(tasks + irq)}
 
 
 def machine() -> dict[str, Any]:

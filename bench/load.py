@@ -14,7 +14,10 @@ What it measures (each phase in its own topics and consumer group, one broker, o
     latency     latency.measure (the method of bench/latency.py): one worker, steady
                 background load paced at each --latency-loads fraction of the measured
                 1-worker steady rate, a probe event every 100 ms, latency = probe produced
-                -> counted in /metrics (polled every 10 ms). Baseline: the first load.
+                -> counted by the worker, polled every 10 ms from /api/v1/gates/probe
+                (`api`) and, as bench/latency.py does, from /metrics (`metrics`; each
+                scrape costs the worker ~8 ms of CPU, so that poll itself takes ~40 % of
+                the worker). Baseline: the first load read the same way.
     memory      One worker; --vehicles levels of distinct vehicles, each with one `queued`
                 event only (so every vehicle stays waiting and its state is kept); after
                 each level is processed, the worker's VmRSS from /proc once it is steady.
@@ -22,8 +25,13 @@ What it measures (each phase in its own topics and consumer group, one broker, o
     gates       For each --gate-counts size, a generated gates file, a fresh worker, 3
                 queued + 1 crossed events per gate (so every gate has data), then the
                 series in /metrics, its size, and the median of --scrapes GETs of /metrics
-                and of /api/v1/gates; worker CPU % over --idle-seconds without traffic
-                (the 1 s timer) and RSS. Baseline: the smallest size.
+                and of /api/v1/gates, and the worker's CPU per GET; worker CPU % over
+                --idle-seconds without traffic (the 1 s timer) and RSS. Baseline: the
+                smallest size.
+
+Each phase (and each drain and latency run) also reports the machine's CPU use split into
+this benchmark's processes and everything else ("others": other people's work), from
+/proc/stat and /proc/<pid>/stat, in % of one CPU.
 
 Every service binds 127.0.0.1 on a free port; every process it starts is stopped by its
 pid (also on Ctrl-C and errors). No plate is ever printed.
@@ -59,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     BENCH,
     ROOT,
+    CpuMeter,
     Worker,
     gates_file_text,
     loadavg,
@@ -88,6 +97,16 @@ DAY = 86400.0
 
 #: workers still running; stopped by pid in main()'s finally whatever happens
 LIVE: list[Worker] = []
+#: the broker's pid (a live child for the whole run)
+BROKER_PIDS: list[int] = []
+
+
+def live_pids() -> list[int]:
+    return [*BROKER_PIDS, *(w.pid for w in LIVE if w.proc is not None)]
+
+
+def cpu_meter() -> CpuMeter:
+    return CpuMeter(live_pids)
 
 
 def say(msg: str) -> None:
@@ -169,14 +188,18 @@ def drain(bootstrap: str, workdir: Path, prefix: str, app_id: str, gates_file: P
         return f"{sum(counts):,}/{n:,} events ({' + '.join(f'{c:,}' for c in counts)})"
 
     start = time.monotonic()
+    meter = cpu_meter()
     start_workers(workers)
     try:
-        wait_until(poll, timeout, f"{n_workers} worker(s) draining", alive, interval=0.2,
+        # every 0.5 s: a /metrics scrape costs the worker ~8 ms of CPU (bench/load.py's
+        # gates phase), so faster polling would slow down what it measures
+        wait_until(poll, timeout, f"{n_workers} worker(s) draining", alive, interval=0.5,
                    progress=progress)
         usage = [w.usage() for w in workers]
         rss = [round(w.rss_mib(), 1) for w in workers]
     finally:
         stop_workers(workers)
+    cpu = meter.read()
     finals = [s[-1][1] for s in series]
     t0 = max(time_at(s, 0.1 * f) for s, f in zip(series, finals, strict=True))
     t1 = min(time_at(s, 0.9 * f) for s, f in zip(series, finals, strict=True))
@@ -199,6 +222,7 @@ def drain(bootstrap: str, workdir: Path, prefix: str, app_id: str, gates_file: P
         "reprocessed_events": sum(finals) - n,
         "cpu_s_per_worker": [u["cpu_s"] for u in usage],
         "rss_mib_per_worker": rss,
+        "cpu": cpu,
     }
 
 
@@ -248,7 +272,8 @@ def run_saturation(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namesp
             say(f"  steady {r['steady_events_per_s']:,} events/s "
                 f"({r['steady_events_per_s_per_worker']:,} per worker), drained in "
                 f"{r['drain_s']} s, handled per worker {r['events_handled_per_worker']}, "
-                f"CPU s {r['cpu_s_per_worker']}")
+                f"CPU s {r['cpu_s_per_worker']}; others' CPU "
+                f"{r['cpu']['others_cpu_percent']} %")
             delete_topics(bootstrap, lambda t: prefix in t and t != topic)
     for k, key in ((1, "1_worker"), (2, "2_workers")):
         rates = [r["steady_events_per_s"] for r in runs[k]]
@@ -269,23 +294,29 @@ def run_saturation(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namesp
 def run_latency(bootstrap: str, tmp: Path, args: argparse.Namespace, saturation: float
                 ) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    for frac in args.latency_loads:
-        rate = max(50, int(saturation * frac))
-        say(f"[latency] {frac:.0%} of {saturation:,.0f} events/s = {rate:,} events/s for "
-            f"{args.latency_seconds:.0f} s (load average {loadavg():.2f})")
-        workdir = tmp / f"latency-{round(frac * 100)}"
-        workdir.mkdir()
-        # event time three days back: even 1M paced events stay behind the worker's clock
-        r = measure_latency(bootstrap, workdir, rate, args.latency_seconds, True,
-                            events_start=time.time() - 3 * DAY, progress=True)
-        r.update(fraction=frac, achieved_rate=round(r["background_events"]
-                                                    / args.latency_seconds))
-        say(f"  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms; "
-            f"{r['probes_seen']}/{r['probes']} probes; achieved {r['achieved_rate']:,}/s")
-        rows.append(r)
-        delete_topics(bootstrap, lambda t: t.startswith("lat-"))
-    base = rows[0]
-    for r in rows:
+    for via in args.latency_via:
+        for frac in args.latency_loads:
+            rate = max(50, int(saturation * frac))
+            say(f"[latency] {frac:.0%} of {saturation:,.0f} events/s = {rate:,} events/s for "
+                f"{args.latency_seconds:.0f} s, probes read from "
+                f"{'/api/v1/gates/probe' if via == 'api' else '/metrics'} "
+                f"(load average {loadavg():.2f})")
+            workdir = tmp / f"latency-{via}-{round(frac * 100)}"
+            workdir.mkdir()
+            meter = cpu_meter()
+            # event time three days back: even 1M paced events stay behind the clock
+            r = measure_latency(bootstrap, workdir, rate, args.latency_seconds, True,
+                                events_start=time.time() - 3 * DAY, progress=True, via=via)
+            r.update(fraction=frac, cpu=meter.read(),
+                     achieved_rate=round(r["background_events"] / args.latency_seconds))
+            say(f"  p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms; "
+                f"{r['probes_seen']}/{r['probes']} probes; achieved {r['achieved_rate']:,}/s;"
+                f" worker CPU {r['worker_cpu_percent']} %, others' CPU "
+                f"{r['cpu']['others_cpu_percent']} %")
+            rows.append(r)
+            delete_topics(bootstrap, lambda t: t.startswith("lat-"))
+    for r in rows:  # baseline: the first load read the same way
+        base = next(b for b in rows if b["via"] == r["via"])
         r["p50_ratio"] = round(r["p50_ms"] / base["p50_ms"], 2) if base["p50_ms"] else None
         r["p99_ratio"] = round(r["p99_ms"] / base["p99_ms"], 2) if base["p99_ms"] else None
     return {"saturation_events_per_s": round(saturation), "seconds": args.latency_seconds,
@@ -420,14 +451,18 @@ def run_gates(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
             idle_cpu = (w.usage()["cpu_s"] - cpu0) / (time.monotonic() - t0) * 100
             scrape: list[float] = []
             body = b""
+            cpu0 = w.usage()["cpu_s"]
             for _ in range(args.scrapes):
                 dt, body = timed_get(w.url + "/metrics")
                 scrape.append(dt * 1000)
+            scrape_cpu = (w.usage()["cpu_s"] - cpu0) / args.scrapes * 1000
             api: list[float] = []
             api_body = b""
+            cpu0 = w.usage()["cpu_s"]
             for _ in range(args.scrapes):
                 dt, api_body = timed_get(w.url + "/api/v1/gates")
                 api.append(dt * 1000)
+            api_cpu = (w.usage()["cpu_s"] - cpu0) / args.scrapes * 1000
             text = body.decode()
             row = {"gates": size, "series": series_count(text),
                    "series_gate_vehicles_waiting": int(sum(
@@ -436,8 +471,10 @@ def run_gates(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
                    "metrics_bytes": len(body),
                    "scrape_ms_median": round(statistics.median(scrape), 2),
                    "scrape_ms_p90": round(percentile(scrape, 90), 2),
+                   "scrape_worker_cpu_ms": round(scrape_cpu, 1),
                    "api_gates_bytes": len(api_body),
                    "api_gates_ms_median": round(statistics.median(api), 2),
+                   "api_gates_worker_cpu_ms": round(api_cpu, 1),
                    "idle_cpu_percent": round(idle_cpu, 2),
                    "rss_mib": round(w.rss_mib(), 1), "start_to_ready_s": round(ready_s, 1)}
         finally:
@@ -449,8 +486,8 @@ def run_gates(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
         rows.append(row)
     base = rows[0]
     for r in rows:
-        for key in ("series", "metrics_bytes", "scrape_ms_median", "api_gates_ms_median",
-                    "idle_cpu_percent", "rss_mib"):
+        for key in ("series", "metrics_bytes", "scrape_ms_median", "scrape_worker_cpu_ms",
+                    "api_gates_ms_median", "idle_cpu_percent", "rss_mib"):
             r[f"{key}_ratio"] = round(r[key] / base[key], 2) if base[key] else None
     return {"baseline_gates": base["gates"], "scrapes": args.scrapes, "sizes": rows}
 
@@ -463,24 +500,29 @@ def print_tables(report: dict[str, Any]) -> None:
         say(f"\nSaturation: {sat['events']:,} pre-produced events, {sat['gates']} gates, "
             f"{sat['partitions']} partitions {sat['events_per_partition']}")
         say(f"{'workers':>7} {'steady ev/s':>12} {'per worker':>11} {'drain s':>8} "
-            f"{'drain ev/s':>11} {'CPU s':>13} {'÷ 1 worker':>11}")
+            f"{'drain ev/s':>11} {'CPU s':>13} {'others':>7} {'÷ 1 worker':>11}  all runs")
         for key in ("1_worker", "2_workers"):
             r = sat[key]
             ratio = r["steady_events_per_s"] / sat["1_worker"]["steady_events_per_s"]
-            cpu = "+".join(f"{c:.0f}" for c in r["cpu_s_per_worker"])
+            cpu = "+".join(f"{c:.1f}" for c in r["cpu_s_per_worker"])
+            runs = ", ".join(f"{x:,}" for x in r["steady_events_per_s_runs"])
             say(f"{r['workers']:>7} {r['steady_events_per_s']:>12,} "
                 f"{r['steady_events_per_s_per_worker']:>11,} {r['drain_s']:>8.1f} "
-                f"{r['drain_events_per_s']:>11,} {cpu:>13} {ratio:>10.2f}x")
+                f"{r['drain_events_per_s']:>11,} {cpu:>13} "
+                f"{r['cpu']['others_cpu_percent']:>6.0f}% {ratio:>10.2f}x  {runs}")
     lat = report.get("latency")
     if lat:
         say(f"\nLatency (event produced -> counted in /metrics), "
             f"{lat['seconds']:.0f} s per load, saturation {lat['saturation_events_per_s']:,}/s")
-        say(f"{'load':>6} {'target/s':>9} {'achieved/s':>11} {'probes':>7} {'p50 ms':>8} "
-            f"{'p99 ms':>8} {'max ms':>8} {'p50 ÷ base':>11} {'p99 ÷ base':>11}")
+        say(f"{'read':>7} {'load':>5} {'target/s':>9} {'achieved/s':>11} {'probes':>7} "
+            f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'worker CPU':>11} {'others':>7} "
+            f"{'p50 ÷ base':>11} {'p99 ÷ base':>11}")
         for r in lat["loads"]:
-            say(f"{r['fraction']:>6.0%} {r['rate']:>9,} {r['achieved_rate']:>11,} "
+            say(f"{r['via']:>7} {r['fraction']:>5.0%} {r['rate']:>9,} {r['achieved_rate']:>11,} "
                 f"{r['probes_seen']:>7} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-                f"{r['max_ms']:>8.1f} {r['p50_ratio'] or 0:>10.2f}x {r['p99_ratio'] or 0:>10.2f}x")
+                f"{r['max_ms']:>8.1f} {r['worker_cpu_percent']:>10.0f}% "
+                f"{r['cpu']['others_cpu_percent']:>6.0f}% "
+                f"{r['p50_ratio'] or 0:>10.2f}x {r['p99_ratio'] or 0:>10.2f}x")
     mem = report.get("memory")
     if mem:
         say(f"\nMemory (worker VmRSS; vehicles waiting, state kept; peak "
@@ -495,12 +537,13 @@ def print_tables(report: dict[str, Any]) -> None:
     if gates:
         say(f"\nGates (cost of /metrics and the worker as gates grow; ratios ÷ "
             f"{gates['baseline_gates']} gates; median of {gates['scrapes']} GETs)")
-        say(f"{'gates':>6} {'series':>7} {'KiB':>8} {'scrape ms':>10} {'API ms':>8} "
-            f"{'idle CPU %':>11} {'RSS MiB':>8} {'series ÷':>9} {'bytes ÷':>8} "
+        say(f"{'gates':>6} {'series':>7} {'KiB':>8} {'scrape ms':>10} {'scrape CPU':>11} "
+            f"{'API ms':>8} {'idle CPU %':>11} {'RSS MiB':>8} {'series ÷':>9} {'bytes ÷':>8} "
             f"{'scrape ÷':>9} {'API ÷':>7}")
         for r in gates["sizes"]:
             say(f"{r['gates']:>6,} {r['series']:>7,} {r['metrics_bytes'] / 1024:>8.1f} "
-                f"{r['scrape_ms_median']:>10.2f} {r['api_gates_ms_median']:>8.2f} "
+                f"{r['scrape_ms_median']:>10.2f} {r['scrape_worker_cpu_ms']:>9.1f}ms "
+                f"{r['api_gates_ms_median']:>8.2f} "
                 f"{r['idle_cpu_percent']:>11.2f} {r['rss_mib']:>8.1f} "
                 f"{r['series_ratio']:>8.1f}x {r['metrics_bytes_ratio']:>7.1f}x "
                 f"{r['scrape_ms_median_ratio']:>8.1f}x {r['api_gates_ms_median_ratio']:>6.1f}x")
@@ -553,6 +596,10 @@ def main() -> int:
     p.add_argument("--latency-loads", type=floats, default=[0.5, 0.9],
                    help="fractions of the saturation rate (0.5,0.9)")
     p.add_argument("--latency-seconds", type=float, help="per load (60)")
+    p.add_argument("--latency-via", type=lambda t: [x for x in t.split(",") if x],
+                   help="what the probe poller reads, each a series of runs: api "
+                        "(/api/v1/gates/probe), metrics (/metrics, as bench/latency.py); "
+                        "default api,metrics (--quick: api)")
     p.add_argument("--vehicles", type=ints, help="memory levels (100000,200000,300000)")
     p.add_argument("--gate-counts", type=ints, help="gates phase sizes (5,50,200,1000)")
     p.add_argument("--scrapes", type=int, default=20)
@@ -567,6 +614,9 @@ def main() -> int:
     args.events = args.events or (30_000 if quick else 300_000)
     args.repeats = args.repeats or (1 if quick else 3)
     args.latency_seconds = args.latency_seconds or (8.0 if quick else 60.0)
+    args.latency_via = args.latency_via or (["api"] if quick else ["api", "metrics"])
+    if set(args.latency_via) - {"api", "metrics"}:
+        p.error("--latency-via takes api and/or metrics")
     args.vehicles = sorted(args.vehicles or ([10_000, 20_000, 30_000] if quick
                                              else [100_000, 200_000, 300_000]))
     args.gate_counts = sorted(args.gate_counts or ([5, 50, 200] if quick
@@ -603,6 +653,8 @@ def main() -> int:
         broker = EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log")
         try:
             broker.start()
+            assert broker.process is not None
+            BROKER_PIDS.append(broker.process.pid)
             say(f"broker at {broker.bootstrap}")
             run_phase: dict[str, Callable[[], dict[str, Any]]] = {
                 "saturation": lambda: run_saturation(broker.bootstrap, tmp, run_id, args),
@@ -615,9 +667,15 @@ def main() -> int:
             for phase in PHASES:
                 if phase in phases:
                     report["loadavg_1m"][phase] = loadavg()
-                    t = time.monotonic()
+                    t, meter = time.monotonic(), cpu_meter()
                     report[phase] = run_phase[phase]()
                     report[phase]["phase_s"] = round(time.monotonic() - t, 1)
+                    report[phase]["cpu"] = meter.read()
+                    say(f"  ({phase}: {report[phase]['phase_s']:.0f} s; machine CPU "
+                        f"{report[phase]['cpu']['machine_cpu_percent']:.0f} % of "
+                        f"{100 * (os.cpu_count() or 1)} %, "
+                        f"this benchmark {report[phase]['cpu']['bench_cpu_percent']:.0f} %, "
+                        f"others {report[phase]['cpu']['others_cpu_percent']:.0f} %)")
         finally:
             for w in list(LIVE):
                 w.stop()
