@@ -193,7 +193,13 @@ def openapi(version: str) -> dict[str, Any]:
             "/api/v1/gates": {"get": {"summary": "Every configured gate", "responses": {
                 "200": ok({"type": "object", "properties": {
                     "gates": {"type": "array", "items": {"$ref": "#/components/schemas/Gate"}},
-                    "generated_at": {"type": "string", "format": "date-time"}}}),
+                    "generated_at": {"type": "string", "format": "date-time"},
+                    "kafka": {"type": "object", "description":
+                              "whether this worker reaches Kafka; while not, every number "
+                              "is the last known one",
+                              "properties": {
+                                  "reachable": {"type": "boolean"},
+                                  "unreachable_seconds": {"type": "number"}}}}}),
                 "401": err}}},
             "/api/v1/gates/{gate_id}": {"get": {
                 "summary": "One gate, with its latest closed windows", "parameters": [gate_id],
@@ -229,8 +235,10 @@ def openapi(version: str) -> dict[str, Any]:
 
 def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
             wall_ms: Callable[[], int], token: str,
-            cors_origins: tuple[str, ...], state_table: str, version: str) -> None:
-    """Add the API views to a Faust app."""
+            cors_origins: tuple[str, ...], state_table: str, version: str,
+            kafka_status: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
+    of the gate list (reachable, unreachable_seconds)."""
     spec = openapi(version)
 
     def headers_for(request: Any) -> dict[str, str]:
@@ -310,7 +318,10 @@ def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
                     for d in peer.get("gates", []):
                         if d.get("owned") and d.get("gate_id") in missing:
                             docs[d["gate_id"]] = d
-            return {"gates": list(docs.values()), "generated_at": format_ms(now)}
+            kafka = kafka_status() if kafka_status else {"reachable": True,
+                                                          "unreachable_seconds": 0}
+            return {"gates": list(docs.values()), "generated_at": format_ms(now),
+                    "kafka": kafka}
         return await respond(web, request, body)
 
     @app.page("/api/v1/gates/{gate_id}")

@@ -446,7 +446,9 @@ def create_app(settings: Settings, gates: GateSet, *,
     api.install(app, gates=gates, ledger=ledger, alerts=evaluator, wall_ms=wall_ms,
                 token=settings.api_token,
                 cors_origins=settings.api_cors_origins, state_table=STATE_TABLE,
-                version=__version__)
+                version=__version__,
+                kafka_status=lambda: {"reachable": watch.up,
+                                      "unreachable_seconds": round(watch.down_seconds(), 1)})
 
     @app.page("/metrics")
     async def _metrics(web: Any, request: Any) -> Any:

@@ -17,6 +17,7 @@ from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
 from tests.conftest import poll
 from tests.integration.kafka_io import committed_offsets, produce, read_topic
+from tests.integration.test_wall import CHROMIUM_ARGS, chromium
 
 pytestmark = pytest.mark.integration
 
@@ -261,19 +262,38 @@ def test_broker_stop_and_restart(worker_factory, tmp_path):
         produce(broker.bootstrap, w.env["GATEWATCH_TOPIC_PREFIX"] + "gate.events", first)
         poll(lambda: waiting(w) == truth_first, 30, f"counts before the stop {truth_first}")
 
-        broker.stop()
-        down = time.monotonic()
+        exe = chromium()
+        from playwright.sync_api import sync_playwright
 
-        def reports_down() -> bool:
-            m = w.metrics()
-            return (w.get("/readyz")[0] == 503
-                    and m.get(("gatewatch_broker_up", frozenset())) == 0.0)
-        poll(reports_down, 15, "/readyz 503 and gatewatch_broker_up 0 with the broker gone")
-        print(f"broker stop seen as not ready after {time.monotonic() - down:.1f} s")
-        assert w.proc is not None and w.proc.poll() is None, "the worker must not exit"
-        assert waiting(w) == truth_first, "last known counts stay served while the broker is away"
-        status, body = w.get("/readyz")
-        assert b"broker unreachable" in body
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"{w.url}/wall?refresh_ms=300")
+                page.wait_for_function(
+                    "document.getElementById('status').textContent.startsWith('Cập nhật')")
+
+                broker.stop()
+                down = time.monotonic()
+
+                def reports_down() -> bool:
+                    m = w.metrics()
+                    return (w.get("/readyz")[0] == 503
+                            and m.get(("gatewatch_broker_up", frozenset())) == 0.0)
+                poll(reports_down, 15, "/readyz 503 and gatewatch_broker_up 0, broker gone")
+                print(f"broker stop seen as not ready after {time.monotonic() - down:.1f} s")
+                assert w.proc is not None and w.proc.poll() is None, "the worker must not exit"
+                assert waiting(w) == truth_first, "last known counts stay served meanwhile"
+                status, body = w.get("/readyz")
+                assert b"broker unreachable" in body
+                status, body = w.get("/api/v1/gates")
+                assert status == 200 and orjson.loads(body)["kafka"]["reachable"] is False
+                # the operations-center wall says the numbers are frozen, not just stale
+                page.wait_for_function("document.getElementById('status').textContent"
+                                       ".startsWith('MẤT KẾT NỐI KAFKA')", timeout=15_000)
+                assert page.eval_on_selector("#status", "e => e.className") == "stale"
+            finally:
+                browser.close()
 
         broker.start()
         back = time.monotonic()
