@@ -81,6 +81,7 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
                             env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     sent_at: dict[int, float] = {}
+    acked_at: dict[int, float] = {}  # the broker acknowledged the probe (it is in Kafka)
     seen_at: dict[int, float] = {}
     stop = threading.Event()
 
@@ -137,8 +138,10 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
                            "direction": "export",
                            "occurred_at": format_ms(int(time.time() * 1000))}
                     sent_at[probe] = time.monotonic()
-                    await producer.send(f"{prefix}gate.events", orjson.dumps(doc),
-                                        key=b"probe")
+                    fut = await producer.send(f"{prefix}gate.events", orjson.dumps(doc),
+                                              key=b"probe")
+                    fut.add_done_callback(
+                        lambda _f, k=probe: acked_at.setdefault(k, time.monotonic()))
                     next_probe += 0.1
                 await asyncio.sleep(0.002)
             await producer.flush()
@@ -160,9 +163,11 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
             time.sleep(0.1)
         thread = threading.Thread(target=poller, daemon=True)
         thread.start()
-        cpu0, t0 = proc_usage(proc.pid)["cpu_s"], time.monotonic()
+        cpu0, t0, own0 = proc_usage(proc.pid)["cpu_s"], time.monotonic(), os.times()
         sent = asyncio.run(load())
-        worker_cpu = (proc_usage(proc.pid)["cpu_s"] - cpu0) / (time.monotonic() - t0)
+        own1, wall = os.times(), time.monotonic() - t0
+        worker_cpu = (proc_usage(proc.pid)["cpu_s"] - cpu0) / wall
+        load_cpu = (own1.user + own1.system - own0.user - own0.system) / wall
         deadline = time.monotonic() + 30
         while len(seen_at) < len(sent_at) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -171,13 +176,23 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
     finally:
         stop_process(proc)
         log.close()
-    lat = [(seen_at[k] - sent_at[k]) * 1000 for k in sent_at if k in seen_at]
+    lat = [(seen_at[k] - sent_at[k]) * 1000 for k in sorted(sent_at) if k in seen_at]
     if not lat:
         raise RuntimeError("no probe became visible")
+    ack = [(acked_at[k] - sent_at[k]) * 1000 for k in sent_at if k in acked_at]
+    third = max(1, len(lat) // 3)
     return {"background_events": sent, "rate": rate, "probes": len(sent_at),
             "probes_seen": len(lat), "p50_ms": round(statistics.median(lat), 1),
             "p99_ms": round(percentile(lat, 99), 1), "max_ms": round(max(lat), 1),
-            "via": via, "worker_cpu_percent": round(worker_cpu * 100, 1)}
+            "via": via,
+            # produced -> acknowledged by the broker (producer + broker side of the latency)
+            "ack_p50_ms": round(statistics.median(ack), 1) if ack else None,
+            "ack_p99_ms": round(percentile(ack, 99), 1) if ack else None,
+            # steady, or a backlog growing during the run?
+            "p50_first_third_ms": round(statistics.median(lat[:third]), 1),
+            "p50_last_third_ms": round(statistics.median(lat[-third:]), 1),
+            "worker_cpu_percent": round(worker_cpu * 100, 1),
+            "load_generator_cpu_percent": round(load_cpu * 100, 1)}
 
 
 def main() -> int:

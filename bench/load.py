@@ -512,16 +512,17 @@ def print_tables(report: dict[str, Any]) -> None:
                 f"{r['cpu']['others_cpu_percent']:>6.0f}% {ratio:>10.2f}x  {runs}")
     lat = report.get("latency")
     if lat:
-        say(f"\nLatency (event produced -> counted in /metrics), "
+        say(f"\nLatency (event produced -> counted by the worker), "
             f"{lat['seconds']:.0f} s per load, saturation {lat['saturation_events_per_s']:,}/s")
         say(f"{'read':>7} {'load':>5} {'target/s':>9} {'achieved/s':>11} {'probes':>7} "
-            f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'worker CPU':>11} {'others':>7} "
-            f"{'p50 ÷ base':>11} {'p99 ÷ base':>11}")
+            f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'ack p50':>8} {'p50 1st→last 3rd':>17} "
+            f"{'worker CPU':>11} {'others':>7} {'p50 ÷ base':>11} {'p99 ÷ base':>11}")
         for r in lat["loads"]:
+            trend = f"{r['p50_first_third_ms']:.0f}→{r['p50_last_third_ms']:.0f}"
             say(f"{r['via']:>7} {r['fraction']:>5.0%} {r['rate']:>9,} {r['achieved_rate']:>11,} "
                 f"{r['probes_seen']:>7} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-                f"{r['max_ms']:>8.1f} {r['worker_cpu_percent']:>10.0f}% "
-                f"{r['cpu']['others_cpu_percent']:>6.0f}% "
+                f"{r['max_ms']:>8.1f} {r['ack_p50_ms'] or 0:>8.1f} {trend:>17} "
+                f"{r['worker_cpu_percent']:>10.0f}% {r['cpu']['others_cpu_percent']:>6.0f}% "
                 f"{r['p50_ratio'] or 0:>10.2f}x {r['p99_ratio'] or 0:>10.2f}x")
     mem = report.get("memory")
     if mem:
