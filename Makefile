@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TOOLS := tools
 TOOLS_STAMP := $(TOOLS)/.stamp
 
-.PHONY: help install tools run test lint typecheck unit integration bench clean
+.PHONY: help install tools run test lint typecheck unit integration bench bench-load clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ test: $(STAMP) lint typecheck  ## ruff, mypy and the whole test suite (fetches .
 
 bench: $(STAMP)  ## throughput benchmark (500k events; several minutes)
 	$(BIN)/python bench/throughput.py --events 500000
+
+bench-load: $(STAMP)  ## load and scale figures: saturation, latency under load, memory, gates (~9 min)
+	$(BIN)/python bench/load.py
 
 clean:  ## remove caches (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis test-output
