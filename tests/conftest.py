@@ -152,6 +152,23 @@ def worker_factory(bootstrap: str, test_id: str, tmp_path: Path
         w.stop()
 
 
+_FIGURES: list[str] = []
+
+
+def report_figure(text: str) -> None:
+    """A measured figure (e.g. takeover seconds) shown at the end of the test run, also
+    under ``pytest -q``; it is printed right away too (visible with ``-s``)."""
+    print(text)
+    _FIGURES.append(text)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    if _FIGURES:
+        terminalreporter.section("gatewatch drill figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
     """With GATEWATCH_REQUIRE_ALL=1 (set by .ci/run) a skipped test fails instead:

@@ -15,7 +15,7 @@ from gatewatch.gates import load_gates
 from gatewatch.simulate import Faults, TrafficModel
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
-from tests.conftest import poll
+from tests.conftest import poll, report_figure
 from tests.integration.kafka_io import committed_offsets, produce, read_topic
 from tests.integration.test_wall import CHROMIUM_ARGS, chromium
 
@@ -147,7 +147,8 @@ def test_sigkill_one_of_two_workers_mid_stream(bootstrap, worker_factory, test_i
     sender.join()
     expect_exact(bootstrap, test_id, [w2], truth, len(msgs), 30, "after SIGKILL of a peer")
     takeover = time.monotonic() - killed
-    print(f"SIGKILL takeover to exact counts: {takeover:.1f} s for {len(msgs)} events")
+    report_figure(f"2 workers, SIGKILL one before its first commit ({delivery} delivery): "
+                  f"exact {takeover:.1f} s after the kill ({len(msgs)} events)")
     assert sum(truth.values()) > 100
 
 
@@ -184,8 +185,8 @@ def test_sigkill_one_of_three_workers_after_commits(bootstrap, worker_factory, t
     survivors = [w for w in workers if w is not victim]
     expect_exact(bootstrap, test_id, survivors, truth, len(msgs), 60,
                  "after SIGKILL of one of three workers")
-    print(f"SIGKILL (3 workers, after commits, {standbys} standbys) takeover to exact counts: "
-          f"{time.monotonic() - killed:.1f} s for {len(msgs)} events")
+    report_figure(f"3 workers, SIGKILL one after commits ({standbys} standbys): exact "
+                  f"{time.monotonic() - killed:.1f} s after the kill ({len(msgs)} events)")
 
 
 def test_rolling_restart_under_traffic(bootstrap, worker_factory, test_id):
@@ -234,9 +235,10 @@ def test_rolling_restart_under_traffic(bootstrap, worker_factory, test_id):
         stop.set()
         asker.join()
         sender.join()
-    print(f"rolling restart of 2 workers took {time.monotonic() - started:.1f} s; API "
-          f"answers: {len(answers)}, 200: {sum(1 for s, _ in answers if s == 200)}, "
-          f"503: {sum(1 for s, _ in answers if s == 503)}")
+    report_figure(f"rolling restart of 2 workers: {time.monotonic() - started:.1f} s; API "
+                  f"answers meanwhile: {len(answers)}, 200: "
+                  f"{sum(1 for s, _ in answers if s == 200)}, "
+                  f"503: {sum(1 for s, _ in answers if s == 503)}")
     assert answers and all(s in (200, 503) and ok for s, ok in answers), \
         f"every API request answered with JSON (200, or 503 while rebalancing): {answers}"
     assert sum(1 for s, _ in answers if s == 200) >= len(answers) // 2
@@ -281,7 +283,7 @@ def test_broker_stop_and_restart(worker_factory, tmp_path):
                     return (w.get("/readyz")[0] == 503
                             and m.get(("gatewatch_broker_up", frozenset())) == 0.0)
                 poll(reports_down, 15, "/readyz 503 and gatewatch_broker_up 0, broker gone")
-                print(f"broker stop seen as not ready after {time.monotonic() - down:.1f} s")
+                report_figure(f"broker stopped: not ready {time.monotonic() - down:.1f} s later")
                 assert w.proc is not None and w.proc.poll() is None, "the worker must not exit"
                 assert waiting(w) == truth_first, "last known counts stay served meanwhile"
                 status, body = w.get("/readyz")
@@ -298,7 +300,7 @@ def test_broker_stop_and_restart(worker_factory, tmp_path):
         broker.start()
         back = time.monotonic()
         w.wait_ready(timeout=90)
-        print(f"ready again {time.monotonic() - back:.1f} s after the broker returned")
+        report_figure(f"broker back: ready again {time.monotonic() - back:.1f} s later")
         produce(broker.bootstrap, w.env["GATEWATCH_TOPIC_PREFIX"] + "gate.events", second)
         poll(lambda: waiting(w) == truth_a, 60, f"counts after the restart {truth_a}")
         assert w.metrics().get(("gatewatch_broker_up", frozenset())) == 1.0
