@@ -30,6 +30,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,41 @@ def gates_yaml(n: int) -> str:
         f"    thresholds: {{warning: 500000, critical: 900000}}\n" for g in gates)
 
 
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _lag_messages(url: str) -> int | None:
+    """Sum of gatewatch_consumer_lag_messages over partitions (one /metrics scrape)."""
+    try:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as r:  # noqa: S310
+            body = r.read().decode()
+    except OSError:
+        return None
+    name = "gatewatch_consumer_lag_messages{"
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                   if line.startswith(name)))
+
+
 def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_delivery: bool,
             events_start: float | None = None, progress: bool = False,
-            via: str = "metrics") -> dict[str, Any]:
+            via: str = "metrics", sample_every: float = 0.0,
+            on_sample: Callable[[dict[str, Any]], None] | None = None,
+            preload: Callable[[str, str], None] | None = None,
+            env_extra: dict[str, str] | None = None) -> dict[str, Any]:
     """One worker under `rate` events/s of background load for `seconds`, probed every
     100 ms. `events_start` sets the background events' first event time (epoch s);
     `progress` prints the events sent every 10 s; `via` is `metrics` or `api` (what the
-    poller reads)."""
+    poller reads).
+
+    With `sample_every` > 0, every that many seconds a sample (worker RSS and CPU %,
+    consumer lag from one /metrics scrape, the probes seen since the previous sample with
+    their latencies and p50/p99) is taken, passed to `on_sample` and returned in
+    `samples`. `preload(topic, url)` runs once the worker is ready, before the load;
+    `env_extra` is added to the worker's environment."""
     if via not in ("metrics", "api"):
         raise ValueError(f"via must be metrics or api, not {via!r}")
     prefix = f"lat-{uuid.uuid4().hex[:8]}-"
@@ -74,7 +103,7 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
     (workdir / "gates.yaml").write_text(gates_yaml(8))
     env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=bootstrap, GATEWATCH_TOPIC_PREFIX=prefix,
                GATEWATCH_APP_ID=prefix + "app", GATEWATCH_GATES=str(workdir / "gates.yaml"),
-               GATEWATCH_BATCH_DELIVERY="1" if batch_delivery else "0")
+               GATEWATCH_BATCH_DELIVERY="1" if batch_delivery else "0", **(env_extra or {}))
     url = f"http://127.0.0.1:{port}"
     log = open(workdir / f"worker-{int(batch_delivery)}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([str(VENV_BIN / "gatewatch"), "worker", "--web-port", str(port)],
@@ -84,6 +113,8 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
     acked_at: dict[int, float] = {}  # the broker acknowledged the probe (it is in Kafka)
     seen_at: dict[int, float] = {}
     stop = threading.Event()
+    counters = {"sent": 0}
+    samples: list[dict[str, Any]] = []
 
     def probes_counted(body: str) -> int:
         if via == "api":
@@ -129,6 +160,7 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
                     key, value = next(events)
                     await producer.send(f"{prefix}gate.events", value, key=key)
                     sent += 1
+                    counters["sent"] = sent
                     if not sent % 64 and time.monotonic() >= next_probe:
                         break  # near saturation a catch-up takes long: send the probe on time
                 if time.monotonic() >= next_probe:
@@ -149,6 +181,35 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
             await producer.stop()
         return sent
 
+    def sampler(t_start: float) -> None:
+        reported: set[int] = set()
+        cpu_prev, t_prev, sent_prev = proc_usage(proc.pid)["cpu_s"], t_start, 0
+        while not stop.wait(max(0.0, t_prev + sample_every - time.monotonic())):
+            now = time.monotonic()
+            cpu = proc_usage(proc.pid)["cpu_s"]
+            lag = _lag_messages(url)
+            seen = dict(seen_at)  # a copy: the poller thread adds to it
+            new = sorted(k for k in seen if k not in reported)
+            reported.update(new)
+            lat = [(seen[k] - sent_at[k]) * 1000 for k in new]
+            sent_now = counters["sent"]
+            pending = sum(1 for k, t in list(sent_at.items())
+                          if k not in seen and now - t > 5)
+            sample = {"t_s": round(now - t_start, 1), "rss_mib": round(_rss_mib(proc.pid), 1),
+                      "cpu_percent": round((cpu - cpu_prev) / (now - t_prev) * 100, 1),
+                      "lag_messages": lag,
+                      "events_per_s": round((sent_now - sent_prev) / (now - t_prev)),
+                      "probes_seen": len(lat), "probes_over_5s_unseen": pending,
+                      "p50_ms": round(statistics.median(lat), 1) if lat else None,
+                      "p99_ms": round(percentile(lat, 99), 1) if lat else None,
+                      "latencies_ms": [round(x, 1) for x in lat]}
+            samples.append(sample)
+            if on_sample is not None:
+                on_sample(sample)
+            cpu_prev, t_prev, sent_prev = cpu, now, sent_now
+            if now - t_start >= seconds:
+                return
+
     try:
         deadline = time.monotonic() + 60
         while True:  # ready?
@@ -161,11 +222,17 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"worker not ready; see {workdir}")
             time.sleep(0.1)
+        if preload is not None:
+            preload(f"{prefix}gate.events", url)
         thread = threading.Thread(target=poller, daemon=True)
         thread.start()
         cpu0, t0, own0 = proc_usage(proc.pid)["cpu_s"], time.monotonic(), os.times()
+        sampling = threading.Thread(target=sampler, args=(t0,), daemon=True)
+        if sample_every > 0:
+            sampling.start()
         sent = asyncio.run(load())
         own1, wall = os.times(), time.monotonic() - t0
+        rss_end = round(_rss_mib(proc.pid), 1)
         worker_cpu = (proc_usage(proc.pid)["cpu_s"] - cpu0) / wall
         load_cpu = (own1.user + own1.system - own0.user - own0.system) / wall
         deadline = time.monotonic() + 30
@@ -173,7 +240,10 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
             time.sleep(0.05)
         stop.set()
         thread.join(5)
+        if sample_every > 0:
+            sampling.join(15)
     finally:
+        stop.set()
         stop_process(proc)
         log.close()
     lat = [(seen_at[k] - sent_at[k]) * 1000 for k in sorted(sent_at) if k in seen_at]
@@ -192,7 +262,8 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
             "p50_first_third_ms": round(statistics.median(lat[:third]), 1),
             "p50_last_third_ms": round(statistics.median(lat[-third:]), 1),
             "worker_cpu_percent": round(worker_cpu * 100, 1),
-            "load_generator_cpu_percent": round(load_cpu * 100, 1)}
+            "load_generator_cpu_percent": round(load_cpu * 100, 1),
+            "rss_mib_end": rss_end, "samples": samples}
 
 
 def main() -> int:

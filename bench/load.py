@@ -90,7 +90,9 @@ from throughput import (  # noqa: E402
 from gatewatch.broker import EmbeddedBroker  # noqa: E402
 from gatewatch.streams.codec import format_ms  # noqa: E402
 
-PHASES = ("saturation", "latency", "memory", "gates")
+PHASES = ("saturation", "latency", "memory", "gates", "gc", "soak")
+#: what runs without --phases (gc and soak are asked for: --phases gc, --soak MINUTES)
+DEFAULT_PHASES = ("saturation", "latency", "memory", "gates")
 LAG_LINE = re.compile(r'^gatewatch_consumer_lag_messages\{[^}]*partition="(\d+)"[^}]*\} (\S+)$',
                       re.MULTILINE)
 DAY = 86400.0
@@ -492,6 +494,165 @@ def run_gates(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
     return {"baseline_gates": base["gates"], "scrapes": args.scrapes, "sizes": rows}
 
 
+# --- 5. garbage-collector pauses with ~300k vehicles -----------------------------------------
+
+def healthz_stalls(url: str, seconds: float, every: float = 0.05) -> dict[str, Any]:
+    """GET /healthz every `every` s for `seconds`: response times (ms), the slow ones."""
+    times: list[float] = []
+    slow: list[tuple[float, float]] = []
+    t0 = time.monotonic()
+    while (now := time.monotonic()) - t0 < seconds:
+        try:
+            dt, _ = timed_get(url + "/healthz", timeout=10)
+        except OSError:
+            dt = 10.0
+        times.append(dt * 1000)
+        if dt >= 0.1:
+            slow.append((round(now - t0, 1), round(dt * 1000)))
+        time.sleep(max(0.0, every - (time.monotonic() - now)))
+    return {"requests": len(times), "max_ms": round(max(times), 1),
+            "p50_ms": round(statistics.median(times), 1),
+            "p99_ms": round(percentile(times, 99), 1),
+            "p999_ms": round(percentile(times, 99.9), 1),
+            "over_100ms": sum(1 for x in times if x >= 100),
+            "over_250ms": sum(1 for x in times if x >= 250),
+            "slow_at_s_ms": slow}
+
+
+def run_gc(bootstrap: str, tmp: Path, args: argparse.Namespace, saturation: float
+           ) -> dict[str, Any]:
+    """Per GATEWATCH_GC_TUNING level, one worker: --gc-vehicles waiting vehicles, then the
+    idle worker's /healthz every 50 ms for --gc-seconds (max stall), then steady load at
+    50 % of saturation for --latency-seconds (probe latency via the API)."""
+    rate = max(50, int(saturation * 0.5))
+    n = args.gc_vehicles
+    rows: list[dict[str, Any]] = []
+    for level in args.gc_levels:
+        events_start = time.time() - 3 * DAY
+        t0_ms = int((events_start - n * 0.02 - 600) * 1000)
+        idle: dict[str, Any] = {}
+
+        def preload(topic: str, url: str, idle: dict[str, Any] = idle,
+                    t0_ms: int = t0_ms) -> None:
+            gate_ids = [f"gate-{i}" for i in range(8)]
+            t = time.monotonic()
+            produce(bootstrap, topic, n, 0, queued_events(0, n, gate_ids, t0_ms))
+
+            def held() -> bool:
+                try:
+                    _dt, body = timed_get(url + "/metrics", timeout=10)
+                except OSError:
+                    return False
+                return int(metric_sum(body.decode(), "gatewatch_vehicles_tracked")) >= n
+
+            wait_until(held, 120 + n / 1000, f"{n:,} vehicles held", interval=1.0)
+            idle["preload_s"] = round(time.monotonic() - t, 1)
+            say(f"  {n:,} vehicles held after {idle['preload_s']} s; /healthz every 50 ms "
+                f"for {args.gc_seconds:.0f} s")
+            idle.update(healthz_stalls(url, args.gc_seconds))
+            say(f"  /healthz max {idle['max_ms']} ms, p99 {idle['p99_ms']} ms, "
+                f"{idle['over_100ms']} >= 100 ms, {idle['over_250ms']} >= 250 ms "
+                f"(at s: {idle['slow_at_s_ms'][:12]})")
+
+        say(f"[gc] GATEWATCH_GC_TUNING={level}: {n:,} waiting vehicles, then {rate:,} events/s"
+            f" (50 %) for {args.latency_seconds:.0f} s (load average {loadavg():.2f})")
+        workdir = tmp / f"gc-{level}"
+        workdir.mkdir()
+        meter = cpu_meter()
+        r = measure_latency(bootstrap, workdir, rate, args.latency_seconds, True,
+                            events_start=events_start, progress=True, via="api",
+                            preload=preload, env_extra={"GATEWATCH_GC_TUNING": str(level)})
+        r.pop("samples", None)
+        row = {"gc_tuning": level, "vehicles": n, "healthz_idle": idle, "latency": r,
+               "cpu": meter.read()}
+        say(f"  under load: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms;"
+            f" worker CPU {r['worker_cpu_percent']} %, RSS {r['rss_mib_end']} MiB; others' CPU"
+            f" {row['cpu']['others_cpu_percent']} %")
+        rows.append(row)
+        delete_topics(bootstrap, lambda t: t.startswith("lat-"))
+    base = rows[0]
+    for row in rows:
+        for key, a, b in (("healthz_max_ratio", row["healthz_idle"]["max_ms"],
+                           base["healthz_idle"]["max_ms"]),
+                          ("p50_ratio", row["latency"]["p50_ms"], base["latency"]["p50_ms"]),
+                          ("p99_ratio", row["latency"]["p99_ms"], base["latency"]["p99_ms"])):
+            row[key] = round(a / b, 2) if b else None
+    return {"rate": rate, "vehicles": n, "healthz_seconds": args.gc_seconds,
+            "latency_seconds": args.latency_seconds, "levels": rows}
+
+
+# --- 6. soak: steady load for minutes, sampled -------------------------------------------------
+
+def _fit_slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (x, y) points."""
+    if len(points) < 2:
+        return 0.0
+    mx = statistics.fmean(x for x, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    den = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / den if den else 0.0
+
+
+def run_soak(bootstrap: str, tmp: Path, args: argparse.Namespace, saturation: float
+             ) -> dict[str, Any]:
+    rate = int(args.soak_rate or max(50, saturation * args.soak_load))
+    seconds = args.soak * 60
+    # the simulated traffic advances ~0.2 s of event time per event: start far enough
+    # back that the last event is still two days behind the clock
+    events_start = time.time() - rate * seconds * 0.21 - 2 * DAY
+    say(f"[soak] {rate:,} events/s for {args.soak:g} min, one worker, simulated traffic "
+        f"(vehicles queue and cross; retention bounds the state), sample every "
+        f"{args.soak_sample:g} s (load average {loadavg():.2f})")
+    say(f"  {'t s':>6} {'RSS MiB':>8} {'CPU %':>6} {'lag':>7} {'events/s':>9} {'probes':>7} "
+        f"{'p50 ms':>8} {'p99 ms':>8}")
+
+    def line(smp: dict[str, Any]) -> None:
+        say(f"  {smp['t_s']:>6.0f} {smp['rss_mib']:>8.1f} {smp['cpu_percent']:>6.0f} "
+            f"{smp['lag_messages'] if smp['lag_messages'] is not None else '-':>7} "
+            f"{smp['events_per_s']:>9,} {smp['probes_seen']:>7} "
+            f"{smp['p50_ms'] if smp['p50_ms'] is not None else '-':>8} "
+            f"{smp['p99_ms'] if smp['p99_ms'] is not None else '-':>8}")
+
+    workdir = tmp / "soak"
+    workdir.mkdir()
+    meter = cpu_meter()
+    r = measure_latency(bootstrap, workdir, rate, seconds, True, events_start=events_start,
+                        via="api", sample_every=args.soak_sample, on_sample=line)
+    samples = r.pop("samples")
+    minutes: list[dict[str, Any]] = []
+    for m in range(int(max(s["t_s"] for s in samples) // 60 + 1)):
+        group = [s for s in samples if m * 60 < s["t_s"] <= (m + 1) * 60 + 1]
+        if not group:
+            continue
+        lat = [x for s in group for x in s["latencies_ms"]]
+        lags = [s["lag_messages"] for s in group if s["lag_messages"] is not None]
+        minutes.append({
+            "minute": m + 1, "samples": len(group), "rss_mib_end": group[-1]["rss_mib"],
+            "rss_mib_max": max(s["rss_mib"] for s in group),
+            "cpu_percent": round(statistics.fmean(s["cpu_percent"] for s in group), 1),
+            "lag_max": max(lags) if lags else None,
+            "events_per_s": round(statistics.fmean(s["events_per_s"] for s in group)),
+            "probes": len(lat),
+            "p50_ms": round(statistics.median(lat), 1) if lat else None,
+            "p99_ms": round(percentile(lat, 99), 1) if lat else None})
+    half = [(s["t_s"], s["rss_mib"]) for s in samples if s["t_s"] >= seconds / 2]
+    slope_h = _fit_slope(half) * 3600
+    first, last = minutes[0], minutes[-1]
+    for s in samples:
+        s.pop("latencies_ms", None)
+    out = {"rate": rate, "minutes_run": args.soak, "sample_every_s": args.soak_sample,
+           "events_start": datetime.fromtimestamp(events_start, UTC).isoformat(
+               timespec="seconds"),
+           "overall": r, "per_minute": minutes, "samples": samples,
+           "rss_slope_mib_per_hour_second_half": round(slope_h, 1),
+           "p99_last_to_first_minute": round(last["p99_ms"] / first["p99_ms"], 2)
+           if first["p99_ms"] and last["p99_ms"] else None,
+           "p50_last_to_first_minute": round(last["p50_ms"] / first["p50_ms"], 2)
+           if first["p50_ms"] and last["p50_ms"] else None,
+           "cpu": meter.read()}
+    return out
+
+
 # --- report ---------------------------------------------------------------------------------
 
 def print_tables(report: dict[str, Any]) -> None:
@@ -549,6 +710,35 @@ def print_tables(report: dict[str, Any]) -> None:
                 f"{r['series_ratio']:>8.1f}x {r['metrics_bytes_ratio']:>7.1f}x "
                 f"{r['scrape_ms_median_ratio']:>8.1f}x {r['api_gates_ms_median_ratio']:>6.1f}x")
 
+    gcr = report.get("gc")
+    if gcr:
+        say(f"\nGC pauses ({gcr['vehicles']:,} waiting vehicles; idle /healthz every 50 ms for "
+            f"{gcr['healthz_seconds']:.0f} s; then {gcr['rate']:,} events/s for "
+            f"{gcr['latency_seconds']:.0f} s; ratios ÷ the first level)")
+        say(f"{'level':>5} {'healthz max':>12} {'p99':>7} {'>=100ms':>8} {'p50 ms':>8} "
+            f"{'p99 ms':>8} {'max ms':>8} {'worker CPU':>11} {'RSS MiB':>8} {'max ÷':>7} "
+            f"{'p50 ÷':>7} {'p99 ÷':>7}")
+        for r in gcr["levels"]:
+            h, lt = r["healthz_idle"], r["latency"]
+            say(f"{r['gc_tuning']:>5} {h['max_ms']:>12.1f} {h['p99_ms']:>7.1f} "
+                f"{h['over_100ms']:>8} {lt['p50_ms']:>8.1f} {lt['p99_ms']:>8.1f} "
+                f"{lt['max_ms']:>8.1f} {lt['worker_cpu_percent']:>10.0f}% "
+                f"{lt['rss_mib_end']:>8.1f} {r['healthz_max_ratio'] or 0:>6.2f}x "
+                f"{r['p50_ratio'] or 0:>6.2f}x {r['p99_ratio'] or 0:>6.2f}x")
+    soak = report.get("soak")
+    if soak:
+        say(f"\nSoak: {soak['rate']:,} events/s for {soak['minutes_run']:g} min, per minute")
+        say(f"{'minute':>6} {'RSS MiB':>8} {'CPU %':>6} {'lag max':>8} {'events/s':>9} "
+            f"{'probes':>7} {'p50 ms':>8} {'p99 ms':>8}")
+        for m in soak["per_minute"]:
+            say(f"{m['minute']:>6} {m['rss_mib_end']:>8.1f} {m['cpu_percent']:>6.0f} "
+                f"{m['lag_max'] if m['lag_max'] is not None else '-':>8} "
+                f"{m['events_per_s']:>9,} {m['probes']:>7} {m['p50_ms'] or 0:>8.1f} "
+                f"{m['p99_ms'] or 0:>8.1f}")
+        say(f"RSS slope over the second half: {soak['rss_slope_mib_per_hour_second_half']} MiB"
+            f"/hour; last ÷ first minute: p99 {soak['p99_last_to_first_minute']}x, p50 "
+            f"{soak['p50_last_to_first_minute']}x")
+
 
 def git_state() -> dict[str, Any]:
     def git(*cmd: str) -> str:
@@ -586,7 +776,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true",
                    help="smoke run (< 2 min): 30k events, 8 s per load, 10k-30k vehicles, "
                         "5/50/200 gates")
-    p.add_argument("--phases", default=",".join(PHASES), help="comma list of " + ",".join(PHASES))
+    p.add_argument("--phases", help="comma list of " + ",".join(PHASES) + " (default "
+                   + ",".join(DEFAULT_PHASES) + "; with --soak: soak, plus saturation "
+                   "without a rate)")
     p.add_argument("--events", type=int, help="saturation: events to drain (300000)")
     p.add_argument("--gates", type=int, default=8, help="saturation/memory gates (8)")
     p.add_argument("--partitions", type=int, default=4)
@@ -605,6 +797,21 @@ def main() -> int:
     p.add_argument("--gate-counts", type=ints, help="gates phase sizes (5,50,200,1000)")
     p.add_argument("--scrapes", type=int, default=20)
     p.add_argument("--idle-seconds", type=float, help="gates phase idle CPU window (10)")
+    p.add_argument("--soak", type=float, metavar="MINUTES",
+                   help="soak: one worker under steady paced load for MINUTES (e.g. 10), "
+                        "sampled; writes bench/results-soak.json")
+    p.add_argument("--soak-load", type=float, default=0.5,
+                   help="soak: fraction of the saturation rate (0.5)")
+    p.add_argument("--rate", "--soak-rate", dest="soak_rate", type=float,
+                   help="soak: events/s (skips measuring saturation)")
+    p.add_argument("--soak-sample", type=float, default=12.0,
+                   help="soak: seconds between samples (12)")
+    p.add_argument("--gc-levels", type=ints, default=[0, 1, 2],
+                   help="gc: GATEWATCH_GC_TUNING levels to compare, first = baseline (0,1,2)")
+    p.add_argument("--gc-vehicles", type=int, default=300_000,
+                   help="gc: waiting vehicles held (300000)")
+    p.add_argument("--gc-seconds", type=float, default=120.0,
+                   help="gc: idle /healthz polling window (120)")
     p.add_argument("--commit", help="run the workers from `git archive COMMIT gatewatch` "
                                     "instead of the working tree")
     p.add_argument("--json", type=Path, help="results file (bench/results-load.json; "
@@ -623,14 +830,28 @@ def main() -> int:
     args.gate_counts = sorted(args.gate_counts or ([5, 50, 200] if quick
                                                    else [5, 50, 200, 1000]))
     args.idle_seconds = args.idle_seconds or (3.0 if quick else 10.0)
+    if args.phases:
+        phases = [x for x in args.phases.split(",") if x]
+    elif args.soak:
+        phases = ["soak"] if args.soak_rate or args.saturation_rate else ["saturation", "soak"]
+    else:
+        phases = list(DEFAULT_PHASES)
+    if "soak" in phases and not args.soak:
+        p.error("the soak phase needs --soak MINUTES")
     args.json = args.json or (BENCH / "results" / "load-quick.json" if quick
+                              else BENCH / "results-soak.json" if phases == ["saturation", "soak"]
+                              or phases == ["soak"]
+                              else BENCH / "results-gc.json" if phases == ["gc"]
                               else BENCH / "results-load.json")
-    phases = [x for x in args.phases.split(",") if x]
     unknown = set(phases) - set(PHASES)
     if unknown:
         p.error(f"unknown phases: {', '.join(sorted(unknown))}")
-    if "latency" in phases and "saturation" not in phases and not args.saturation_rate:
-        p.error("the latency phase needs the saturation phase or --saturation-rate")
+    for needs in ("latency", "gc"):
+        if needs in phases and "saturation" not in phases and not args.saturation_rate:
+            p.error(f"the {needs} phase needs the saturation phase or --saturation-rate")
+    if "soak" in phases and "saturation" not in phases and not (
+            args.saturation_rate or args.soak_rate):
+        p.error("the soak phase needs the saturation phase, --saturation-rate or --rate")
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -657,6 +878,11 @@ def main() -> int:
             assert broker.process is not None
             BROKER_PIDS.append(broker.process.pid)
             say(f"broker at {broker.bootstrap}")
+
+            def sat_rate() -> float:
+                return float(args.saturation_rate or (report["saturation"]["1_worker"][
+                    "steady_events_per_s"] if "saturation" in report else 0))
+
             run_phase: dict[str, Callable[[], dict[str, Any]]] = {
                 "saturation": lambda: run_saturation(broker.bootstrap, tmp, run_id, args),
                 "latency": lambda: run_latency(
@@ -664,6 +890,8 @@ def main() -> int:
                     or report["saturation"]["1_worker"]["steady_events_per_s"]),
                 "memory": lambda: run_memory(broker.bootstrap, tmp, run_id, args),
                 "gates": lambda: run_gates(broker.bootstrap, tmp, run_id, args),
+                "gc": lambda: run_gc(broker.bootstrap, tmp, args, sat_rate()),
+                "soak": lambda: run_soak(broker.bootstrap, tmp, args, sat_rate()),
             }
             for phase in PHASES:
                 if phase in phases:
