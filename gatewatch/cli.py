@@ -75,7 +75,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     gw = create_app(settings, gates, partitions=partitions)
     _say(f"gatewatch worker: {len(gates.gates)} gates from {gates.source}; "
          f"Kafka {settings.bootstrap}; topic {gw.topics.events} ({partitions} partitions); "
-         f"http://{settings.web_host}:{settings.web_port}/metrics")
+         f"{settings.advertised_url}/metrics (bound to {settings.web_host})")
     worker = faust.Worker(gw.app, loglevel=settings.log_level, quiet=True,
                           redirect_stdouts=False)
     worker.execute_from_commandline()  # exits the process when the worker stops

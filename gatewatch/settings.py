@@ -35,6 +35,8 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "table_standby_replicas)"),
     ("GATEWATCH_WEB_HOST", "127.0.0.1", "address the worker's HTTP server binds"),
     ("GATEWATCH_WEB_PORT", "6066", "port of the worker's HTTP server"),
+    ("GATEWATCH_ADVERTISED_HOST", "(GATEWATCH_WEB_HOST; the hostname if that is 0.0.0.0)",
+     "host other workers and alert links use to reach this worker (pod IP, service name)"),
     ("GATEWATCH_WINDOW_SECONDS", "300", "tumbling window size (event time)"),
     ("GATEWATCH_GRACE_SECONDS", "60", "how late an event may be and still count in its window"),
     ("GATEWATCH_IDLE_SECONDS", "30",
@@ -60,6 +62,10 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "1: the consumer hands whole fetched batches to the agent; 0: Faust's per-event stream"),
     ("GATEWATCH_FETCH_MAX_WAIT_MS", "100",
      "fetch long-poll with batch delivery (Faust's own path is fixed at 1500)"),
+    ("GATEWATCH_GC_TUNING", "2",
+     "garbage-collector pauses with many vehicles: 0 off; 1 the expiry sweep walks the "
+     "state without copying it; 2 also freezes long-lived state out of full collections "
+     "(after recovery and each sweep) and raises the young-generation threshold"),
     ("GATEWATCH_API_TOKEN", "", "if set, the JSON API requires 'Authorization: Bearer <token>'"),
     ("GATEWATCH_API_CORS_ORIGINS", "", "origins allowed to call the API from a browser (comma "
      "list, or *)"),
@@ -89,6 +95,20 @@ def _parse(env: Mapping[str, str], key: str, default: str, conv: Callable[[str],
     return value
 
 
+def _advertised(e: Mapping[str, str]) -> str:
+    """GATEWATCH_ADVERTISED_HOST, else the bind host; a wildcard bind (0.0.0.0, ::) is
+    not an address anyone can reach, so the machine's hostname stands in for it."""
+    explicit = e.get("GATEWATCH_ADVERTISED_HOST", "").strip()
+    if explicit:
+        return explicit
+    bind = e.get("GATEWATCH_WEB_HOST", "127.0.0.1").strip() or "127.0.0.1"
+    if bind in ("0.0.0.0", "::", "[::]"):
+        import socket
+
+        return socket.gethostname()
+    return bind
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Immutable runtime settings; build with :meth:`from_env`."""
@@ -102,6 +122,7 @@ class Settings:
     standby_replicas: int = 0
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    advertised_host: str = "127.0.0.1"
     window_seconds: int = 300
     grace_seconds: int = 60
     idle_seconds: int = 30
@@ -117,6 +138,7 @@ class Settings:
     batch_within_seconds: float = 0.05
     batch_delivery: bool = True
     fetch_max_wait_ms: int = 100
+    gc_tuning: int = 2
     broker_compat: str = "tansu"
     api_token: str = dataclasses.field(default="", repr=False)
     api_cors_origins: tuple[str, ...] = ()
@@ -184,6 +206,7 @@ class Settings:
             web_host=e.get("GATEWATCH_WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
             web_port=_parse(e, "GATEWATCH_WEB_PORT", "6066", int,
                             lambda p: 0 < p < 65536, "a port number (1-65535)"),
+            advertised_host=_advertised(e),
             window_seconds=_parse(e, "GATEWATCH_WINDOW_SECONDS", "300", int, positive,
                                   "a positive integer"),
             grace_seconds=_parse(e, "GATEWATCH_GRACE_SECONDS", "60", int, non_negative,
@@ -213,6 +236,8 @@ class Settings:
                                   lambda v: v in (0, 1), "0 or 1") == 1,
             fetch_max_wait_ms=_parse(e, "GATEWATCH_FETCH_MAX_WAIT_MS", "100", int,
                                      lambda v: 0 <= v <= 10000, "milliseconds in [0, 10000]"),
+            gc_tuning=_parse(e, "GATEWATCH_GC_TUNING", "2", int, lambda v: v in (0, 1, 2),
+                             "0, 1 or 2"),
             broker_compat=compat,
             api_token=e.get("GATEWATCH_API_TOKEN", "").strip(),
             api_cors_origins=tuple(o.strip() for o in e.get(
@@ -227,7 +252,14 @@ class Settings:
 
     def runbook(self) -> str:
         """The runbook link for alert messages."""
-        return self.runbook_url or f"http://{self.web_host}:{self.web_port}/runbook"
+        return self.runbook_url or f"{self.advertised_url}/runbook"
+
+    @property
+    def advertised_url(self) -> str:
+        """This worker's HTTP address as other workers and people should use it."""
+        host = f"[{self.advertised_host}]" if ":" in self.advertised_host \
+            else self.advertised_host
+        return f"http://{host}:{self.web_port}"
 
     def topic(self, name: str) -> str:
         """Full topic name for a logical name such as ``gate.events``."""

@@ -55,3 +55,22 @@ def test_dockerfile_is_pinned_and_unprivileged():
     assert base and re.search(r":\d+\.\d+\.\d+", base.group(1))
     assert "USER gatewatch" in text and 'ENTRYPOINT ["gatewatch"]' in text
     assert "/healthz" in text
+
+
+def test_workers_advertise_an_address_their_peers_can_reach():
+    """Workers bind 0.0.0.0 in a container; the API forwards requests for other workers'
+    gates to each peer's advertised URL, so each must advertise its own reachable name."""
+    doc = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
+    services = doc["services"]
+    workers = [n for n, s in services.items() if s.get("command") == ["worker"]]
+    assert len(workers) >= 2
+    for name in workers:
+        env = services[name]["environment"]
+        assert env["GATEWATCH_WEB_HOST"] == "0.0.0.0"
+        assert env["GATEWATCH_ADVERTISED_HOST"] == name, name
+    docs = list(yaml.safe_load_all((DEPLOY / "k8s" / "gatewatch.yaml").read_text()))
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    assert dep["spec"]["replicas"] >= 2
+    env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["GATEWATCH_ADVERTISED_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "status.podIP"

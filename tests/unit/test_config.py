@@ -105,3 +105,20 @@ def test_registered_secrets_are_redacted_from_every_log_record(caplog):
         logging.getLogger("gatewatch").info("plain message")
     assert "tok-4b7e9c" not in caplog.text
     assert "'sasl_plain_password': '***'" in caplog.text and "plain message" in caplog.text
+
+
+def test_advertised_host_for_peers_and_alert_links():
+    import socket
+
+    from gatewatch.agents.app import create_app
+    from gatewatch.gates import load_gates
+
+    assert Settings.from_env({}).advertised_url == "http://127.0.0.1:6066"
+    wildcard = Settings.from_env({"GATEWATCH_WEB_HOST": "0.0.0.0"})
+    assert wildcard.advertised_host == socket.gethostname()  # never "0.0.0.0"
+    pod = Settings.from_env({"GATEWATCH_WEB_HOST": "0.0.0.0", "GATEWATCH_WEB_PORT": "7000",
+                             "GATEWATCH_ADVERTISED_HOST": "10.1.2.3"})
+    assert pod.runbook() == "http://10.1.2.3:7000/runbook"
+    gw = create_app(pod, load_gates(None))
+    assert str(gw.app.conf.canonical_url).rstrip("/") == "http://10.1.2.3:7000"
+    assert gw.app.conf.web_bind == "0.0.0.0"
