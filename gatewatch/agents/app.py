@@ -29,7 +29,7 @@ from typing import Any
 
 import faust
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from gatewatch import __version__
 from gatewatch.agents import api, compat
@@ -43,6 +43,7 @@ from gatewatch.agents.book import (
     state_key,
 )
 from gatewatch.agents.delivery import BatchConsumer, RewindingConsumer
+from gatewatch.agents.exposition import render
 from gatewatch.agents.health import BrokerWatch, quiet_repeats
 from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
 from gatewatch.gates import GateSet
@@ -470,7 +471,7 @@ def create_app(settings: Settings, gates: GateSet, *,
 
     @app.page("/metrics")
     async def _metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return web.bytes(render(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/wall")
     async def _wall(web: Any, request: Any) -> Any:

@@ -1,0 +1,62 @@
+"""The fast /metrics renderer gives exactly what prometheus_client's generate_latest
+gives, for the worker's own registry with data and for odd label values."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from gatewatch.agents.alerting import AlertCollector, AlertEvaluator
+from gatewatch.agents.book import Ledger
+from gatewatch.agents.exposition import render
+from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
+from gatewatch.gates import load_gates
+from gatewatch.simulate import Faults, TrafficModel
+from gatewatch.streams.codec import Decoder
+from gatewatch.streams.records import CrossingEvent
+
+
+def test_worker_registry_renders_exactly_as_generate_latest():
+    gates = load_gates(None)
+    registry = CollectorRegistry()
+    metrics = GatewatchMetrics(registry, gates)
+    ledger = Ledger(gates, 300, 60, 30)
+    start = 1_790_000_000_000
+    model = TrafficModel(gates, start, rate=6, seed=3, faults=Faults(0.05, 0.05, 0.0),
+                         initial_backlog=0.2)
+    dec = Decoder(gates.ids())
+    now = start + 3 * 3_600_000
+    for out in model.advance(now):
+        ev = dec.decode(out.value, out.key, now)
+        if isinstance(ev, CrossingEvent):
+            ledger.apply(ev, now)
+            metrics.events_processed.inc()
+    for book in ledger:
+        for w in book.waits_observed:
+            metrics.wait.labels(book.gate_id).observe(w / 1000)
+    metrics.events_rejected.labels("not_json").inc(3)
+    registry.register(LedgerCollector(
+        ledger, gates, 300, lambda: now,
+        lambda: [LagSample("gate.events", 0, 12, 1.5), LagSample("gate.events", 1, 0, 0.0)]))
+    evaluator = AlertEvaluator(gates, ledger, raise_hold_seconds=0, clear_hold_seconds=0,
+                               perishable_max_wait_seconds=3600,
+                               runbook_url="http://127.0.0.1:6066/runbook")
+    evaluator.evaluate(now)
+    registry.register(AlertCollector(evaluator, lambda: now))
+    expected = generate_latest(registry)
+    assert b"gate_vehicles_waiting{" in expected and b"gate_wait_seconds_bucket{" in expected
+    assert render(registry) == expected
+    assert render(registry) == expected  # and again from the label cache
+
+
+def test_odd_names_values_and_special_floats_render_as_generate_latest():
+    registry = CollectorRegistry()
+    g = Gauge("odd_gauge", 'help with "quotes", \\ and\nnewline', ["where", "what"],
+              registry=registry)
+    g.labels('a "quoted" gate', "back\\slash").set(float("inf"))
+    g.labels("new\nline", "Hữu Nghị").set(float("nan"))
+    g.labels("big", "small").set(123456789.0)
+    Counter("odd_counter", "c", registry=registry).inc(0.1)
+    h = Histogram("odd_hist", "h", buckets=(0.5, 10, 1e7), registry=registry)
+    h.observe(3)
+    Gauge("fn_gauge", "f", registry=registry).set_function(lambda: 1_790_000_000.25)
+    assert render(registry) == generate_latest(registry)
