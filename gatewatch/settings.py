@@ -62,10 +62,10 @@ SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
      "1: the consumer hands whole fetched batches to the agent; 0: Faust's per-event stream"),
     ("GATEWATCH_FETCH_MAX_WAIT_MS", "100",
      "fetch long-poll with batch delivery (Faust's own path is fixed at 1500)"),
-    ("GATEWATCH_GC_TUNING", "2",
-     "garbage-collector pauses with many vehicles: 0 off; 1 the expiry sweep walks the "
-     "state without copying it; 2 also freezes long-lived state out of full collections "
-     "(after recovery and each sweep) and raises the young-generation threshold"),
+    ("GATEWATCH_GC_TUNING", "1",
+     "1: the 30 s expiry sweep walks the state in place, in chunks that yield to the event "
+     "loop (no full garbage-collector pass per sweep); 0: the old one-pass sweep that "
+     "copied every vehicle (kept for comparison)"),
     ("GATEWATCH_API_TOKEN", "", "if set, the JSON API requires 'Authorization: Bearer <token>'"),
     ("GATEWATCH_API_CORS_ORIGINS", "", "origins allowed to call the API from a browser (comma "
      "list, or *)"),
@@ -138,7 +138,7 @@ class Settings:
     batch_within_seconds: float = 0.05
     batch_delivery: bool = True
     fetch_max_wait_ms: int = 100
-    gc_tuning: int = 2
+    gc_tuning: int = 1
     broker_compat: str = "tansu"
     api_token: str = dataclasses.field(default="", repr=False)
     api_cors_origins: tuple[str, ...] = ()
@@ -236,8 +236,8 @@ class Settings:
                                   lambda v: v in (0, 1), "0 or 1") == 1,
             fetch_max_wait_ms=_parse(e, "GATEWATCH_FETCH_MAX_WAIT_MS", "100", int,
                                      lambda v: 0 <= v <= 10000, "milliseconds in [0, 10000]"),
-            gc_tuning=_parse(e, "GATEWATCH_GC_TUNING", "2", int, lambda v: v in (0, 1, 2),
-                             "0, 1 or 2"),
+            gc_tuning=_parse(e, "GATEWATCH_GC_TUNING", "1", int, lambda v: v in (0, 1),
+                             "0 or 1"),
             broker_compat=compat,
             api_token=e.get("GATEWATCH_API_TOKEN", "").strip(),
             api_cors_origins=tuple(o.strip() for o in e.get(

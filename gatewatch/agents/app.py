@@ -19,7 +19,6 @@ singleton) with:
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -338,20 +337,6 @@ def create_app(settings: Settings, gates: GateSet, *,
             for event in batch:
                 await stream.ack(event)
 
-    if settings.gc_tuning >= 2:
-        # fewer young collections while a batch allocates; long-lived state is frozen
-        # (below), so full collections only walk what is new since the last sweep
-        gc.set_threshold(20_000, 10, 10)
-
-    def _freeze_state() -> None:
-        """Collect, then move every surviving object to the permanent generation: the
-        vehicle states (hundreds of thousands of lists) are no longer walked by full
-        collections, which took 0.3-0.5 s each with ~300k vehicles. Frozen objects are
-        still freed by reference counting when a vehicle expires."""
-        if settings.gc_tuning >= 2:
-            gc.collect()
-            gc.freeze()
-
     @table.on_recover
     async def _rebuild() -> None:
         now = wall_ms()
@@ -372,7 +357,6 @@ def create_app(settings: Settings, gates: GateSet, *,
                 log.exception("could not restore alert state from %s", topics.alerts)
         for rec in records:
             await _publish_window(rec, republished=True)
-        _freeze_state()
         gw.ready = True
         metrics.ready.set(1)
         log.info("state rebuilt: %d vehicles, %d waiting, %d recent windows republished",
@@ -446,21 +430,40 @@ def create_app(settings: Settings, gates: GateSet, *,
         ticks["n"] += 1
         if ticks["n"] % sweep_every:
             return
-        for book in ledger:
-            partition = gw.gate_partition.get(book.gate_id)
+        await _sweep()
+
+    sweep_chunk = 10_000
+
+    async def _sweep() -> None:
+        """Expire old vehicle states, each gate's in chunks of ``sweep_chunk`` vehicles with
+        a yield to the event loop between them (a one-pass walk of 300k vehicles held it
+        for ~130 ms). Stops for a gate that changed hands or was rebuilt meanwhile."""
+        retention_ms = settings.retention_seconds * 1000
+        max_wait_ms = settings.max_wait_seconds * 1000
+        legacy = settings.gc_tuning == 0
+        for book in list(ledger):
+            gate_id = book.gate_id
+            partition = gw.gate_partition.get(gate_id)
             if partition is None:
                 continue
-            removed, waiting = book.expire(settings.retention_seconds * 1000,
-                                           settings.max_wait_seconds * 1000,
-                                           copy=settings.gc_tuning == 0)
-            for vid in removed:
-                _store_put(table, state_key(book.gate_id, vid), None, partition)
-            await write_changelog([(state_key(book.gate_id, vid), None, partition)
-                                   for vid in removed])
-            if removed:
-                metrics.vehicles_expired.labels("waiting").inc(waiting)
-                metrics.vehicles_expired.labels("finished").inc(len(removed) - waiting)
-        _freeze_state()
+            # one list of id references (not a tracked object per vehicle)
+            ids = None if legacy else list(book.vehicles)
+            for start in range(0, 1 if ids is None else len(ids), sweep_chunk):
+                if ledger.books.get(gate_id) is not book or not gw.ready \
+                        or gw.gate_partition.get(gate_id) != partition:
+                    break  # rebalanced or rebuilt while this sweep yielded
+                removed, waiting = book.expire(
+                    retention_ms, max_wait_ms, copy=legacy,
+                    only=None if ids is None else ids[start:start + sweep_chunk])
+                if removed:
+                    for vid in removed:
+                        _store_put(table, state_key(gate_id, vid), None, partition)
+                    await write_changelog([(state_key(gate_id, vid), None, partition)
+                                           for vid in removed])
+                    metrics.vehicles_expired.labels("waiting").inc(waiting)
+                    metrics.vehicles_expired.labels("finished").inc(len(removed) - waiting)
+                if not legacy:
+                    await asyncio.sleep(0)
 
     api.install(app, gates=gates, ledger=ledger, alerts=evaluator, wall_ms=wall_ms,
                 token=settings.api_token,

@@ -1,6 +1,6 @@
 """The odd cases of the per-vehicle state machine, each with explicit timestamps."""
 
-from gatewatch.agents.book import APPLIED, DUPLICATE, decode_state, encode_state
+from gatewatch.agents.book import APPLIED, DUPLICATE, Ledger, decode_state, encode_state
 from tests.helpers import MIN, T0, ev, ledger
 
 
@@ -123,6 +123,33 @@ def test_expiry_drops_old_finished_and_stale_waiting_vehicles():
     assert sorted(removed) == ["A", "B"]
     assert expired_waiting == 1
     assert book.waiting_count == [1, 0]
+
+
+def test_expiry_in_chunks_and_copying_match_the_one_pass_sweep():
+    def fresh() -> Ledger:
+        led = ledger()
+        led.apply(ev("A", "queued", T0), T0)
+        led.apply(ev("A", "crossed", T0 + MIN), T0)
+        led.apply(ev("B", "queued", T0 + MIN), T0)
+        led.apply(ev("D", "queued", T0 + 2 * MIN, direction="import"), T0)
+        led.apply(ev("C", "queued", T0 + 100 * MIN), T0)
+        return led
+
+    one = fresh().books["huu-nghi"]
+    expected = one.expire(retention_ms=60 * MIN, max_wait_ms=90 * MIN)
+    copied = fresh().books["huu-nghi"]
+    assert copied.expire(60 * MIN, 90 * MIN, copy=True) == expected
+    chunked = fresh().books["huu-nghi"]
+    ids = list(chunked.vehicles) + ["gone"]  # an id removed meanwhile is skipped
+    removed: list[str] = []
+    waiting = 0
+    for start in range(0, len(ids), 2):
+        r, w = chunked.expire(60 * MIN, 90 * MIN, only=ids[start:start + 2])
+        removed += r
+        waiting += w
+    assert (sorted(removed), waiting) == (sorted(expected[0]), expected[1])
+    assert chunked.vehicles.keys() == one.vehicles.keys() == {"C"}
+    assert chunked.waiting_count == one.waiting_count == [1, 0]
 
 
 def test_oldest_waiting_follows_departures():
