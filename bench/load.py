@@ -28,6 +28,20 @@ What it measures (each phase in its own topics and consumer group, one broker, o
                 and of /api/v1/gates, and the worker's CPU per GET; worker CPU % over
                 --idle-seconds without traffic (the 1 s timer) and RSS. Baseline: the
                 smallest size.
+    gc          (asked for: --phases gc) Per GATEWATCH_GC_TUNING level (--gc-levels, the
+                first is the baseline), one worker holding --gc-vehicles waiting vehicles
+                (300k): the idle worker's /healthz every 50 ms for --gc-seconds (120), max
+                and p99 response time (an event-loop stall shows there), then latency.measure
+                at 50 % of the saturation rate for --latency-seconds, probes via the API.
+    soak        (--soak MINUTES) One worker under steady paced load at --soak-load (50 %) of
+                the measured (or --saturation-rate) saturation rate, or at --rate events/s,
+                for MINUTES, with the simulated traffic (vehicles queue and cross, so the
+                state stays bounded by retention). Every --soak-sample s (12): worker RSS,
+                worker CPU %, consumer lag (gatewatch_consumer_lag_messages, one /metrics
+                scrape), and the p50/p99 of the probes seen since the previous sample
+                (latency.measure's probes via /api/v1/gates/probe). At the end a table per
+                minute, the RSS slope (MiB/hour, least squares over the second half) and
+                p99/p50 of the last minute ÷ the first. Writes bench/results-soak.json.
 
 Each phase (and each drain and latency run) also reports the machine's CPU use split into
 this benchmark's processes and everything else ("others": other people's work), from
@@ -40,6 +54,8 @@ Run (from the repo root):
     .venv/bin/python bench/load.py                       # full run, ~12 min on 2 cores
     .venv/bin/python bench/load.py --quick               # smoke run, < 2 min
     .venv/bin/python bench/load.py --phases gates --gate-counts 5,1000
+    .venv/bin/python bench/load.py --soak 10 --saturation-rate 23316   # 50 %: 11,658/s
+    .venv/bin/python bench/load.py --phases gc --saturation-rate 23316  # ~12 min
 """
 
 from __future__ import annotations
@@ -806,8 +822,8 @@ def main() -> int:
                    help="soak: events/s (skips measuring saturation)")
     p.add_argument("--soak-sample", type=float, default=12.0,
                    help="soak: seconds between samples (12)")
-    p.add_argument("--gc-levels", type=ints, default=[0, 1, 2],
-                   help="gc: GATEWATCH_GC_TUNING levels to compare, first = baseline (0,1,2)")
+    p.add_argument("--gc-levels", type=ints, default=[0, 1],
+                   help="gc: GATEWATCH_GC_TUNING levels to compare, first = baseline (0,1)")
     p.add_argument("--gc-vehicles", type=int, default=300_000,
                    help="gc: waiting vehicles held (300000)")
     p.add_argument("--gc-seconds", type=float, default=120.0,
