@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import signal
@@ -636,10 +637,12 @@ def run_soak(bootstrap: str, tmp: Path, args: argparse.Namespace, saturation: fl
                         via="api", sample_every=args.soak_sample, on_sample=line)
     samples = r.pop("samples")
     minutes: list[dict[str, Any]] = []
-    for m in range(int(max(s["t_s"] for s in samples) // 60 + 1)):
-        group = [s for s in samples if m * 60 < s["t_s"] <= (m + 1) * 60 + 1]
-        if not group:
-            continue
+
+    def minute_of(t_s: float) -> int:  # (0, 60] -> 0, ...; the last sample may be late
+        return min(max(0, math.ceil((t_s - 2) / 60) - 1), math.ceil(seconds / 60) - 1)
+
+    for m in sorted({minute_of(s["t_s"]) for s in samples}):
+        group = [s for s in samples if minute_of(s["t_s"]) == m]
         lat = [x for s in group for x in s["latencies_ms"]]
         lags = [s["lag_messages"] for s in group if s["lag_messages"] is not None]
         minutes.append({
@@ -654,8 +657,6 @@ def run_soak(bootstrap: str, tmp: Path, args: argparse.Namespace, saturation: fl
     half = [(s["t_s"], s["rss_mib"]) for s in samples if s["t_s"] >= seconds / 2]
     slope_h = _fit_slope(half) * 3600
     first, last = minutes[0], minutes[-1]
-    for s in samples:
-        s.pop("latencies_ms", None)
     out = {"rate": rate, "minutes_run": args.soak, "sample_every_s": args.soak_sample,
            "events_start": datetime.fromtimestamp(events_start, UTC).isoformat(
                timespec="seconds"),
