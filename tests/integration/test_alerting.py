@@ -61,6 +61,19 @@ class Service:
         self.log.close()
 
 
+def wait_ready(url: str, timeout: float, what: str) -> None:
+    """Poll ``url``/-/ready (Prometheus and Alertmanager) until it answers 200."""
+    import urllib.request
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/-/ready", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    poll(ready, timeout, what, interval=0.2)
+
+
 @contextlib.contextmanager
 def run_alertmanager(tmp_path: Path, test_id: str, hook: WebhookReceiver,
                      port: int | None = None) -> Iterator[str]:
@@ -84,15 +97,7 @@ def run_alertmanager(tmp_path: Path, test_id: str, hook: WebhookReceiver,
                    "--cluster.listen-address="], OUTPUT / f"{test_id}-alertmanager.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        import urllib.request
-
-        def ready() -> bool:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-        poll(ready, 30, "alertmanager ready")
+        wait_ready(url, 30, "alertmanager ready")
         yield url
     finally:
         svc.stop()
@@ -106,7 +111,8 @@ def alertmanager(tmp_path: Path, test_id: str) -> Iterator[tuple[str, WebhookRec
 
 
 def start_prometheus(tmp_path: Path, test_id: str, cfg: dict) -> tuple[Service, str]:
-    """Real Prometheus (Debian's) on a loopback port with ``cfg`` and its own data dir."""
+    """Real Prometheus (Debian's) on a loopback port with ``cfg`` and its own data dir,
+    returned once it reports ready."""
     exe = binary("prometheus")
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
     port = free_port()
@@ -114,7 +120,13 @@ def start_prometheus(tmp_path: Path, test_id: str, cfg: dict) -> tuple[Service, 
                     f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                     f"--web.listen-address=127.0.0.1:{port}"],
                    OUTPUT / f"{test_id}-prometheus.log")
-    return prom, f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, 60, "prometheus ready")
+    except BaseException:
+        prom.stop()
+        raise
+    return prom, url
 
 
 def queued(i: int, t_ms: int) -> tuple[bytes, bytes]:

@@ -24,7 +24,7 @@ import yaml
 
 from gatewatch.dashboards import build_all, panel_queries
 from gatewatch.streams.codec import format_ms
-from tests.conftest import OUTPUT, ROOT, poll
+from tests.conftest import OUTPUT, ROOT
 from tests.integration.kafka_io import produce
 from tests.integration.test_alerting import Service, binary, start_prometheus
 
@@ -87,16 +87,12 @@ def test_every_panel_query_returns_data(bootstrap, worker_factory, test_id, tmp_
     cfg = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
            "scrape_configs": [{"job_name": "gatewatch", "static_configs": [
                {"targets": [f"127.0.0.1:{w.port}"]}]}]}
-    prom, url = start_prometheus(tmp_path, test_id, cfg)
     try:
-        def ready() -> bool:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-        poll(ready, 60, "prometheus ready", interval=0.2)
-
+        prom, url = start_prometheus(tmp_path, test_id, cfg)
+    except BaseException:
+        sim.stop()
+        raise
+    try:
         queries = [(uid, title, expr.replace("$gate", "tan-thanh"))
                    for uid, doc in build_all().items() for title, expr in panel_queries(doc)]
         assert len(queries) >= 15
