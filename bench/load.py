@@ -468,20 +468,19 @@ def run_gates(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
             wait_until(lambda t0=t0: time.monotonic() - t0 >= args.idle_seconds,
                        args.idle_seconds + 5, "idle window", w.check_alive, interval=0.2)
             idle_cpu = (w.usage()["cpu_s"] - cpu0) / (time.monotonic() - t0) * 100
-            scrape: list[float] = []
-            body = b""
-            cpu0 = w.usage()["cpu_s"]
-            for _ in range(args.scrapes):
-                dt, body = timed_get(w.url + "/metrics")
-                scrape.append(dt * 1000)
-            scrape_cpu = (w.usage()["cpu_s"] - cpu0) / args.scrapes * 1000
-            api: list[float] = []
-            api_body = b""
-            cpu0 = w.usage()["cpu_s"]
-            for _ in range(args.scrapes):
-                dt, api_body = timed_get(w.url + "/api/v1/gates")
-                api.append(dt * 1000)
-            api_cpu = (w.usage()["cpu_s"] - cpu0) / args.scrapes * 1000
+
+            def gets(path: str, w: Worker = w) -> tuple[list[float], bytes, float]:
+                """``args.scrapes`` GETs of ``path``: ms each, last body, worker CPU ms
+                per GET."""
+                times: list[float] = []
+                last = b""
+                cpu0 = w.usage()["cpu_s"]
+                for _ in range(args.scrapes):
+                    dt, last = timed_get(w.url + path)
+                    times.append(dt * 1000)
+                return times, last, (w.usage()["cpu_s"] - cpu0) / args.scrapes * 1000
+            scrape, body, scrape_cpu = gets("/metrics")
+            api, api_body, api_cpu = gets("/api/v1/gates")
             text = body.decode()
             row = {"gates": size, "series": series_count(text),
                    "series_gate_vehicles_waiting": int(sum(
