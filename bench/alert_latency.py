@@ -32,8 +32,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gatewatch.broker import EmbeddedBroker, free_port  # noqa: E402
 from gatewatch.streams.codec import format_ms  # noqa: E402
+from gatewatch.tools.broker import EmbeddedBroker, free_port  # noqa: E402
 from tests.integration.kafka_io import produce  # noqa: E402
 from tests.integration.receivers import WebhookReceiver  # noqa: E402
 

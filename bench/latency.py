@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _baselines import proc_usage  # noqa: E402
 from throughput import free_port, generate_events, stop_process  # noqa: E402
 
-from gatewatch.broker import EmbeddedBroker  # noqa: E402
 from gatewatch.streams.codec import format_ms  # noqa: E402
+from gatewatch.tools.broker import EmbeddedBroker  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 PROBE_LINE = 'gate_vehicles_waiting{direction="export",gate="probe"} '

@@ -104,8 +104,8 @@ from throughput import (  # noqa: E402
     produce,
 )
 
-from gatewatch.broker import EmbeddedBroker  # noqa: E402
 from gatewatch.streams.codec import format_ms  # noqa: E402
+from gatewatch.tools.broker import EmbeddedBroker  # noqa: E402
 
 PHASES = ("saturation", "latency", "memory", "gates", "gc", "soak")
 #: what runs without --phases (gc and soak are asked for: --phases gc, --soak MINUTES)

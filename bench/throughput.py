@@ -1,7 +1,7 @@
 """Throughput benchmark: gatewatch against raw aiokafka, naive Faust and Quix Streams.
 
 What it measures
-    1. Starts the embedded Tansu broker (gatewatch.broker.EmbeddedBroker) on a free
+    1. Starts the embedded Tansu broker (gatewatch.tools.broker.EmbeddedBroker) on a free
        loopback port.
     2. Pre-produces N contract-v1 gate events (keyed by gate_id, ~2 % duplicates, realistic
        queued -> crossed/withdrawn lifecycles over simulated hours) into
@@ -83,7 +83,7 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
 def start_broker(timeout: float = 20) -> Any:
     """The project's embedded broker on a free loopback port."""
     sys.path.insert(0, str(ROOT))
-    from gatewatch.broker import EmbeddedBroker
+    from gatewatch.tools.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(free_port())
     try:

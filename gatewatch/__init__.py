@@ -1,13 +1,14 @@
 """gatewatch: a streaming congestion monitor for land border gates.
 
-Package map (the folders follow the data):
+Package map (the folders follow the data; the README has the full module map):
 
-- ``gatewatch.streams``: what flows: event and window records, topics, codecs, validation.
-- ``gatewatch.agents``: what acts on it: per-vehicle queue state, event-time windows,
-  metrics, and the Faust app factory that wires them to Kafka.
-- ``gatewatch.gates`` / ``gatewatch.settings``: the gate configuration and runtime settings.
-- ``gatewatch.broker``: the embedded Kafka-compatible broker for one-laptop runs.
-- ``gatewatch.simulate``: simulated Lạng Sơn traffic.
+- ``gatewatch.streams``: what flows: records, codecs and validation, topics, vocabulary.
+- ``gatewatch.core``: the pure logic: trips, windows, ledger, congestion, signals, processor.
+- ``gatewatch.agents``: the Faust worker that drives the core.
+- ``gatewatch.alerts``: alert evaluation, texts (VI/EN) and delivery.
+- ``gatewatch.web``: every HTTP route: API, metrics, wall, health.
+- ``gatewatch.tools``: simulator, scenarios, replay, embedded broker, dashboards.
+- ``gatewatch.kafka`` / ``settings`` / ``gates`` / ``errors`` / ``cli``: shared plumbing.
 """
 
 __version__ = "0.1.0"

@@ -36,7 +36,7 @@ def _load(env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from gatewatch.broker import EmbeddedBroker
+    from gatewatch.tools.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(port=args.port, host=args.host)
     broker.start()
@@ -69,7 +69,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from gatewatch.agents.app import create_app
-    from gatewatch.kafka_admin import ensure_topics
+    from gatewatch.kafka import ensure_topics
 
     partitions = ensure_topics(settings, progress=_say)
     gw = create_app(settings, gates, partitions=partitions)
@@ -83,10 +83,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from gatewatch import simulate
-    from gatewatch.kafka_admin import ensure_topics
+    from gatewatch.kafka import ensure_topics
     from gatewatch.streams.codec import parse_timestamp_ms
     from gatewatch.streams.topics import Topics
+    from gatewatch.tools import simulate
 
     settings, gates = _load()
     ensure_topics(settings, progress=_say)
@@ -112,8 +112,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     import logging
     import signal as _signal
 
-    from gatewatch.agents.notify import AlertmanagerPusher, WebhookNotifier
-    from gatewatch.kafka_admin import aiokafka_security, ensure_topics
+    from gatewatch.alerts.notify import AlertmanagerPusher, WebhookNotifier
+    from gatewatch.kafka import aiokafka_security, ensure_topics
     from gatewatch.streams.topics import Topics
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
@@ -153,7 +153,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
-    from gatewatch.dashboards import push, write_all
+    from gatewatch.tools.dashboards import push, write_all
 
     directory = Path(args.dir)
     if args.action == "generate":
@@ -174,10 +174,10 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from gatewatch.kafka_admin import aiokafka_security, ensure_topics
-    from gatewatch.replay import ColumnMap, parse_log
+    from gatewatch.kafka import aiokafka_security, ensure_topics
     from gatewatch.streams.codec import Decoder
     from gatewatch.streams.topics import Topics
+    from gatewatch.tools.replay import ColumnMap, parse_log
 
     settings, gates = _load()
     path = Path(args.file)
@@ -233,7 +233,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
-    from gatewatch.scenarios import available, load_scenario, run_offline
+    from gatewatch.tools.scenarios import available, load_scenario, run_offline
 
     if args.name == "list":
         for name in available():
@@ -252,9 +252,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         for label, ok in outcome.checks:
             _say(f"  {'PASS' if ok else 'FAIL'}  {label}")
         return 0 if outcome.passed else 1
-    from gatewatch import simulate
-    from gatewatch.kafka_admin import ensure_topics
+    from gatewatch.kafka import ensure_topics
     from gatewatch.streams.topics import Topics
+    from gatewatch.tools import simulate
 
     ensure_topics(settings, progress=_say)
     topic = Topics(settings.topic_prefix).events
@@ -268,7 +268,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gatewatch.broker import EmbeddedBroker
+    from gatewatch.tools.broker import EmbeddedBroker
 
     settings, gates = _load()
     host, _, port = settings.bootstrap.rpartition(":")

@@ -43,7 +43,7 @@ def bootstrap() -> Iterator[str]:
     if external:
         yield external
         return
-    from gatewatch.broker import EmbeddedBroker, free_port
+    from gatewatch.tools.broker import EmbeddedBroker, free_port
 
     OUTPUT.mkdir(exist_ok=True)
     broker = EmbeddedBroker(port=free_port(), log_path=OUTPUT / "broker.log")
@@ -132,7 +132,7 @@ def test_id(request: pytest.FixtureRequest) -> str:
 def worker_factory(bootstrap: str, test_id: str, tmp_path: Path
                    ) -> Iterator[Callable[..., WorkerProc]]:
     """Builds workers sharing this test's topics and consumer group."""
-    from gatewatch.broker import free_port
+    from gatewatch.tools.broker import free_port
 
     started: list[WorkerProc] = []
     OUTPUT.mkdir(exist_ok=True)

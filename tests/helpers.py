@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from gatewatch.agents.book import Ledger
+from gatewatch.core.ledger import Ledger
 from gatewatch.gates import GateSet, parse_gates
 from gatewatch.streams.codec import format_ms
 from gatewatch.streams.records import CrossingEvent

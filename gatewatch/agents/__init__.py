@@ -1,1 +1,2 @@
-"""What acts on the stream: queue state, windows, metrics, and the Faust app factory."""
+"""The Faust worker: app wiring, batch delivery from the consumer, broker compatibility
+and broker health. It drives :class:`gatewatch.core.processor.Processor`."""

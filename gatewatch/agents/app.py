@@ -9,7 +9,7 @@ singleton) with:
 - one changelog-backed table, ``vehicle-state``: key ``gate\\0vehicle``, value the
   vehicle's distinct events; written once per changed vehicle per batch, to the
   partition of the event's own input partition (co-partitioned with the input);
-- the :class:`~gatewatch.agents.book.Ledger` rebuilt from that table after every
+- the :class:`~gatewatch.core.ledger.Ledger` rebuilt from that table after every
   recovery, so counts after a crash or takeover equal counts without one;
 - a 1 s timer that advances watermarks, publishes closed windows to
   ``gate.windows`` and expires old vehicle states;
@@ -31,9 +31,11 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from gatewatch import __version__
-from gatewatch.agents import api, compat
-from gatewatch.agents.alerting import AlertCollector, AlertEvaluator
-from gatewatch.agents.book import (
+from gatewatch.agents import compat
+from gatewatch.agents.delivery import BatchConsumer, RewindingConsumer
+from gatewatch.agents.health import BrokerWatch, quiet_repeats
+from gatewatch.alerts.evaluator import AlertCollector, AlertEvaluator
+from gatewatch.core.ledger import (
     APPLIED,
     DUPLICATE,
     Ledger,
@@ -41,16 +43,15 @@ from gatewatch.agents.book import (
     split_key,
     state_key,
 )
-from gatewatch.agents.delivery import BatchConsumer, RewindingConsumer
-from gatewatch.agents.exposition import render
-from gatewatch.agents.health import BrokerWatch, quiet_repeats
-from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
 from gatewatch.gates import GateSet
-from gatewatch.kafka_admin import aiokafka_security
+from gatewatch.kafka import aiokafka_security
 from gatewatch.settings import Settings
 from gatewatch.streams.codec import Decoder, encode_window
 from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
 from gatewatch.streams.topics import Topics
+from gatewatch.web import api
+from gatewatch.web.exposition import render
+from gatewatch.web.metrics import GatewatchMetrics, LagSample, LedgerCollector
 
 __all__ = ["Gatewatch", "create_app", "kafka_credentials"]
 
@@ -367,7 +368,7 @@ def create_app(settings: Settings, gates: GateSet, *,
         metrics.broker_up.set(1 if up else 0)
 
     def _recreate_topics() -> None:
-        from gatewatch.kafka_admin import ensure_topics
+        from gatewatch.kafka import ensure_topics
 
         ensure_topics(settings, progress=log.warning, extra={
             table.changelog_topic.get_topic_name(): n_partitions,

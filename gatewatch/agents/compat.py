@@ -15,7 +15,7 @@ easy to see, to test and to remove. Enabled by ``GATEWATCH_BROKER_COMPAT=tansu``
    true high watermark, and take the larger. Consumer lag is likewise computed from
    the fetch high watermark (``consumer.highwater``), never from ListOffsets.
 3. **No usable transactions**: exactly-once comes from idempotent per-vehicle state
-   (see :mod:`gatewatch.agents.queue`), not from Kafka transactions.
+   (see :mod:`gatewatch.core.trips`), not from Kafka transactions.
 4. **A graceful stop does not leave the group**: a takeover waits for the session
    timeout (about 8-10 s). Nothing to patch; documented.
 5. **Memory only, no retention or compaction**: the broker's memory grows with every

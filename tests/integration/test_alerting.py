@@ -16,8 +16,8 @@ import orjson
 import pytest
 import yaml
 
-from gatewatch.broker import free_port
 from gatewatch.streams.codec import format_ms
+from gatewatch.tools.broker import free_port
 from tests.conftest import OUTPUT, ROOT, poll
 from tests.integration.kafka_io import produce
 from tests.integration.receivers import WebhookReceiver

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewatch.broker import free_port
+from gatewatch.tools.broker import free_port
 from tests.conftest import OUTPUT, ROOT, poll
 
 pytestmark = pytest.mark.integration

@@ -22,8 +22,8 @@ import orjson
 import pytest
 import yaml
 
-from gatewatch.dashboards import build_all, panel_queries
 from gatewatch.streams.codec import format_ms
+from gatewatch.tools.dashboards import build_all, panel_queries
 from tests.conftest import OUTPUT, ROOT
 from tests.integration.kafka_io import produce
 from tests.integration.test_alerting import Service, binary, start_prometheus

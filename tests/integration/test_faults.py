@@ -10,11 +10,11 @@ import urllib.request
 import orjson
 import pytest
 
-from gatewatch.agents.book import Ledger, decode_state, state_key
+from gatewatch.core.ledger import Ledger, decode_state, state_key
 from gatewatch.gates import load_gates
-from gatewatch.simulate import Faults, TrafficModel
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
+from gatewatch.tools.simulate import Faults, TrafficModel
 from tests.conftest import poll, report_figure
 from tests.integration.kafka_io import committed_offsets, produce, read_topic
 from tests.integration.test_wall import CHROMIUM_ARGS, chromium
@@ -244,7 +244,7 @@ def test_broker_stop_and_restart(worker_factory, tmp_path):
     broker is memory-only). The worker does not crash, says it is not ready while the
     broker is gone (/readyz 503 and gatewatch_broker_up 0) while still serving its
     last known counts, and counts new events on top of its state once it returns."""
-    from gatewatch.broker import EmbeddedBroker, free_port
+    from gatewatch.tools.broker import EmbeddedBroker, free_port
 
     broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
     broker.start()

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from gatewatch.errors import GatewatchError
-from gatewatch.kafka_admin import admin_client
+from gatewatch.kafka import admin_client
 from gatewatch.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """Congestion levels with hysteresis and hold times, estimates, alert lifecycle."""
 
-from gatewatch.agents.congestion import (
+from gatewatch.core.congestion import (
     GateAlerts,
     GateSignals,
     LevelState,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from gatewatch.dashboards import DATASOURCE_UID, build_all, panel_queries, push
+from gatewatch.tools.dashboards import DATASOURCE_UID, build_all, panel_queries, push
 
 ROOT = Path(__file__).resolve().parents[2]
 

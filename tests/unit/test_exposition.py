@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from gatewatch.agents.alerting import AlertCollector, AlertEvaluator
-from gatewatch.agents.book import Ledger
-from gatewatch.agents.exposition import render
-from gatewatch.agents.metrics import GatewatchMetrics, LagSample, LedgerCollector
+from gatewatch.alerts.evaluator import AlertCollector, AlertEvaluator
+from gatewatch.core.ledger import Ledger
 from gatewatch.gates import load_gates
-from gatewatch.simulate import Faults, TrafficModel
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
+from gatewatch.tools.simulate import Faults, TrafficModel
+from gatewatch.web.exposition import render
+from gatewatch.web.metrics import GatewatchMetrics, LagSample, LedgerCollector
 
 
 def test_worker_registry_renders_exactly_as_generate_latest():

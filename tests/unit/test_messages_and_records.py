@@ -2,10 +2,10 @@
 
 import orjson
 
-from gatewatch.agents.alerting import encode_alert
-from gatewatch.agents.congestion import AlertChange, AlertState, GateSignals
-from gatewatch.agents.messages import format_duration
-from gatewatch.agents.notify import to_alertmanager
+from gatewatch.alerts.evaluator import encode_alert
+from gatewatch.alerts.notify import to_alertmanager
+from gatewatch.alerts.texts import format_duration
+from gatewatch.core.congestion import AlertChange, AlertState, GateSignals
 from gatewatch.gates import load_gates
 from tests.helpers import T0
 

@@ -1,6 +1,6 @@
 """The odd cases of the per-vehicle state machine, each with explicit timestamps."""
 
-from gatewatch.agents.book import APPLIED, DUPLICATE, Ledger, decode_state, encode_state
+from gatewatch.core.ledger import APPLIED, DUPLICATE, Ledger, decode_state, encode_state
 from tests.helpers import MIN, T0, ev, ledger
 
 

@@ -4,7 +4,7 @@ real decoder, ledger and alert evaluator with event-time control (no broker: sec
 import pytest
 
 from gatewatch.gates import load_gates
-from gatewatch.scenarios import available, load_scenario, run_offline
+from gatewatch.tools.scenarios import available, load_scenario, run_offline
 
 
 def test_the_four_scenarios_are_bundled():

@@ -2,12 +2,12 @@
 
 from prometheus_client import CollectorRegistry
 
-from gatewatch.agents.book import Ledger
-from gatewatch.agents.metrics import GatewatchMetrics, LedgerCollector
+from gatewatch.core.ledger import Ledger
 from gatewatch.gates import load_gates
-from gatewatch.simulate import Faults, TrafficModel
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
+from gatewatch.tools.simulate import Faults, TrafficModel
+from gatewatch.web.metrics import GatewatchMetrics, LedgerCollector
 from tests.helpers import MIN, T0, ev, gates, ledger
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from gatewatch.agents.queue import CROSSING, Transition
+from gatewatch.core.trips import CROSSING, Transition
 from gatewatch.streams.records import WindowRecord
 
 __all__ = ["Bucket", "GateWindows"]

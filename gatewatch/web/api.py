@@ -18,10 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from gatewatch.agents.alerting import AlertEvaluator
-from gatewatch.agents.book import Ledger
-from gatewatch.agents.congestion import LEVELS, estimate_wait_seconds
-from gatewatch.agents.queue import CARGO_CODE
+from gatewatch.alerts.evaluator import AlertEvaluator
+from gatewatch.core.congestion import LEVELS, estimate_wait_seconds
+from gatewatch.core.ledger import Ledger
+from gatewatch.core.trips import CARGO_CODE
 from gatewatch.gates import GateConfig, GateSet
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 from gatewatch.streams.records import WindowRecord

@@ -27,12 +27,12 @@ from typing import Any
 import orjson
 import yaml
 
-from gatewatch.agents.alerting import AlertEvaluator
-from gatewatch.agents.book import Ledger
+from gatewatch.alerts.evaluator import AlertEvaluator
+from gatewatch.core.ledger import Ledger
 from gatewatch.errors import ConfigError
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
-from gatewatch.simulate import Faults, GateOverride, TrafficModel
+from gatewatch.tools.simulate import Faults, GateOverride, TrafficModel
 from gatewatch.streams.codec import Decoder, parse_timestamp_ms
 
 __all__ = ["Outcome", "Scenario", "available", "load_scenario", "run_offline"]

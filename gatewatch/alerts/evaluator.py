@@ -1,7 +1,7 @@
 """Alert evaluation inside the worker: ledger → signals → congestion model → records.
 
 :class:`AlertEvaluator` turns each gate's book into :class:`GateSignals`, runs the
-pure :class:`~gatewatch.agents.congestion.GateAlerts`, and returns the JSON records to
+pure :class:`~gatewatch.core.congestion.GateAlerts`, and returns the JSON records to
 publish on ``gate.alerts`` (key = gate_id). :class:`AlertCollector` exports
 ``gate_congestion_level``, ``gate_alert_active`` and the estimates at scrape time.
 """
@@ -14,8 +14,8 @@ import orjson
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gatewatch.agents.book import Ledger
-from gatewatch.agents.congestion import (
+from gatewatch.alerts.texts import render
+from gatewatch.core.congestion import (
     LEVELS,
     AlertChange,
     AlertState,
@@ -26,8 +26,8 @@ from gatewatch.agents.congestion import (
     estimate_wait_seconds,
     seconds_until_full,
 )
-from gatewatch.agents.messages import render
-from gatewatch.agents.queue import CARGO_CODE
+from gatewatch.core.ledger import Ledger
+from gatewatch.core.trips import CARGO_CODE
 from gatewatch.gates import GateConfig, GateSet
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 

@@ -5,7 +5,7 @@ Two kinds:
 - event-driven counters and the wait histogram live in :class:`GatewatchMetrics`
   and are updated by the agent;
 - state (backlog now, windows, oldest waits, staleness, lag) is read from the
-  :class:`~gatewatch.agents.book.Ledger` at scrape time by :class:`LedgerCollector`,
+  :class:`~gatewatch.core.ledger.Ledger` at scrape time by :class:`LedgerCollector`,
   so it can never drift from the per-vehicle state.
 
 Labels are bounded: gate ids come from the gate configuration, directions and
@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gatewatch.agents.book import Ledger
-from gatewatch.agents.queue import CARGO_CODE, DIR_NAME
+from gatewatch.core.ledger import Ledger
+from gatewatch.core.trips import CARGO_CODE, DIR_NAME
 from gatewatch.gates import GateSet
 from gatewatch.streams.records import REJECT_REASONS
 

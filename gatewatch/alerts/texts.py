@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from gatewatch.agents.congestion import AlertChange
+from gatewatch.core.congestion import AlertChange
 from gatewatch.gates import GateConfig
 
 __all__ = ["TEMPLATES", "format_duration", "render"]

@@ -1,7 +1,7 @@
 """The ledger: exact per-gate queue state derived from per-vehicle events.
 
 ``Ledger`` is the pure core the Faust agent drives. It holds, for every configured
-gate, each vehicle's distinct events (see :mod:`gatewatch.agents.queue`), the
+gate, each vehicle's distinct events (see :mod:`gatewatch.core.trips`), the
 vehicles waiting now, and the gate's event-time windows. Applying an event
 re-derives that one vehicle's trips and applies the *difference* in transitions to
 the counters, so a late event that re-pairs a trip moves counts instead of adding
@@ -16,7 +16,7 @@ from heapq import heapify, heappop, heappush
 
 import orjson
 
-from gatewatch.agents.queue import (
+from gatewatch.core.trips import (
     ARRIVAL,
     CARGO_CODE,
     DIR_CODE,
@@ -27,7 +27,7 @@ from gatewatch.agents.queue import (
     derive_trips,
     transitions,
 )
-from gatewatch.agents.windows import GateWindows
+from gatewatch.core.windows import GateWindows
 from gatewatch.gates import GateSet
 from gatewatch.streams.records import CrossingEvent, WindowRecord
 
