@@ -10,7 +10,7 @@ from gatewatch.errors import GatewatchError
 from gatewatch.settings import Settings
 from gatewatch.streams.topics import Topics
 
-__all__ = ["admin_client", "aiokafka_security", "ensure_topics"]
+__all__ = ["admin_client", "aiokafka_security", "ensure_topics", "kafka_credentials"]
 
 
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
@@ -98,3 +98,26 @@ def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = N
         return partitions
     finally:
         admin.close()
+
+
+def kafka_credentials(settings: Settings) -> Any:
+    """Faust broker credentials for SASL/TLS settings (None for PLAINTEXT)."""
+    import ssl
+
+    import faust
+    from faust.types.auth import SASLMechanism
+
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if settings.sasl_mechanism == "PLAIN":
+        return faust.SASLCredentials(username=settings.sasl_username,
+                                     password=settings.sasl_password,
+                                     ssl_context=context if protocol == "SASL_SSL" else None)
+    return faust.SASLCredentials(username=settings.sasl_username,
+                                 password=settings.sasl_password,
+                                 mechanism=SASLMechanism(settings.sasl_mechanism),
+                                 ssl_context=context if protocol == "SASL_SSL" else None)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 
 from gatewatch.core.ledger import Ledger
+from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet, parse_gates
+from gatewatch.settings import Settings
 from gatewatch.streams.codec import format_ms
 from gatewatch.streams.records import CrossingEvent
 
@@ -49,3 +51,11 @@ def event_json(e: CrossingEvent) -> dict[str, str]:
     if e.cargo:
         doc["cargo"] = e.cargo
     return doc
+
+
+def processor(window_seconds: int = 300, grace_seconds: int = 60, idle_seconds: int = 30,
+              no_data_seconds: int = 900, **settings: object) -> Processor:
+    """A processor over the two test gates."""
+    return Processor(gates(), Settings(window_seconds=window_seconds,  # type: ignore[arg-type]
+                                       grace_seconds=grace_seconds, idle_seconds=idle_seconds,
+                                       no_data_seconds=no_data_seconds, **settings))

@@ -75,12 +75,6 @@ def format_duration(seconds: float | None, lang: str) -> str:
     return f"{mins} {units[2]}"
 
 
-def trend(change: AlertChange) -> str:
-    s = change.signals
-    net = s.arrivals_last_hour - s.crossings_last_hour - s.withdrawals_last_hour
-    return "up" if net > 0 else "down" if net < 0 else "flat"
-
-
 def render(change: AlertChange, gate: GateConfig, runbook_url: str) -> dict[str, str]:
     """The alert's text in both languages."""
     a = change.alert
@@ -101,7 +95,7 @@ def render(change: AlertChange, gate: GateConfig, runbook_url: str) -> dict[str,
             wait=format_duration(change.estimated_wait_seconds, lang)
             + (" (ước tính)" if lang == "vi" and change.estimated_wait_seconds else "")
             + (" (estimate)" if lang == "en" and change.estimated_wait_seconds else ""),
-            trend=_TREND[lang][trend(change)],
+            trend=_TREND[lang][change.signals.trend],
             runbook=f"{runbook_url.rstrip('/')}#{a.kind}",
         )
     return out

@@ -13,22 +13,30 @@ Alerts
     ``perishable_wait`` and ``no_data``. An alert goes ``firing`` → ``resolved``; every
     change yields an :class:`AlertChange` that the worker publishes on ``gate.alerts``.
 
-Estimates
-    The estimated wait for a vehicle joining now is queue ahead ÷ crossings per hour
-    (over the rolling hour), and ``None`` ("unknown") when the gate cleared nothing in
-    that hour. The yard-full prediction uses the net inflow over the rolling hour.
+Signals
+    Everything judged here (backlog, last-hour counts, estimates) comes from one
+    :class:`~gatewatch.core.signals.GateSignals` per gate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Final, Literal
 
-__all__ = ["LEVELS", "AlertChange", "AlertState", "GateAlerts", "GateSignals", "Thresholds",
-           "estimate_wait_seconds", "next_level", "seconds_until_full"]
+from gatewatch.core.signals import GateSignals
 
-LEVELS: Final = ("normal", "warning", "critical")
+__all__ = ["ALERT_KINDS", "LEVELS", "AlertChange", "AlertKind", "AlertState", "ChangeKind",
+           "GateAlerts", "Level", "LevelState", "Severity", "Thresholds", "next_level"]
+
+Level = Literal["normal", "warning", "critical"]
+Severity = Literal["warning", "critical"]
+AlertKind = Literal["congestion", "perishable_wait", "no_data"]
+ChangeKind = Literal["fired", "escalated", "deescalated", "resolved"]
+AlertStatus = Literal["firing", "resolved"]
+
+LEVELS: Final[tuple[Level, ...]] = ("normal", "warning", "critical")
+ALERT_KINDS: Final[tuple[AlertKind, ...]] = ("congestion", "perishable_wait", "no_data")
 _RANK: Final = {name: i for i, name in enumerate(LEVELS)}
 
 
@@ -46,12 +54,12 @@ class Thresholds:
 
 @dataclass(frozen=True, slots=True)
 class LevelState:
-    level: str = "normal"
-    pending: str | None = None  # the level the backlog currently points to, if different
+    level: Level = "normal"
+    pending: Level | None = None  # the level the backlog currently points to, if different
     pending_since_ms: int = 0
 
 
-def _target(level: str, backlog: int, t: Thresholds) -> str:
+def _target(level: Level, backlog: int, t: Thresholds) -> Level:
     """Where the backlog points, with hysteresis relative to the current level."""
     if backlog >= t.critical or (level == "critical" and backlog >= t.critical_clear):
         return "critical"
@@ -76,46 +84,15 @@ def next_level(state: LevelState, backlog: int, t: Thresholds, now_ms: int) -> L
     return state
 
 
-def estimate_wait_seconds(backlog: int, crossings_last_hour: int) -> float | None:
-    """Queue ahead ÷ crossings per hour, in seconds; None when nothing crossed."""
-    if crossings_last_hour <= 0:
-        return None
-    return backlog / crossings_last_hour * 3600.0
-
-
-def seconds_until_full(backlog: int, capacity: int, net_inflow_per_hour: int) -> float | None:
-    """Time until the yard is full at the current net inflow; None if not filling."""
-    if backlog >= capacity:
-        return 0.0
-    if net_inflow_per_hour <= 0:
-        return None
-    return (capacity - backlog) / net_inflow_per_hour * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class GateSignals:
-    """What the alert evaluation of one gate looks at, at one instant."""
-
-    gate_id: str
-    has_data: bool
-    silent_seconds: float | None
-    backlog: int
-    capacity: int
-    arrivals_last_hour: int
-    crossings_last_hour: int
-    withdrawals_last_hour: int
-    oldest_perishable_wait_seconds: float
-
-
 @dataclass(frozen=True, slots=True)
 class AlertState:
     """One alert as published: firing (with severity) or resolved."""
 
     alert_id: str
     gate_id: str
-    kind: str
-    state: str  # firing | resolved
-    severity: str  # warning | critical
+    kind: AlertKind
+    state: AlertStatus
+    severity: Severity
     value: float
     threshold: float
     started_ms: int
@@ -127,11 +104,17 @@ class AlertState:
 class AlertChange:
     """A change worth notifying: ``fired``, ``escalated``, ``deescalated`` or ``resolved``."""
 
-    change: str
+    change: ChangeKind
     alert: AlertState
     signals: GateSignals
-    estimated_wait_seconds: float | None
-    seconds_until_full: float | None
+
+    @property
+    def estimated_wait_seconds(self) -> float | None:
+        return self.signals.estimated_wait_seconds
+
+    @property
+    def seconds_until_full(self) -> float | None:
+        return self.signals.seconds_until_full
 
 
 @dataclass
@@ -147,12 +130,9 @@ class GateAlerts:
 
     def evaluate(self, s: GateSignals, now_ms: int) -> list[AlertChange]:
         changes: list[AlertChange] = []
-        est = estimate_wait_seconds(s.backlog, s.crossings_last_hour)
-        net = s.arrivals_last_hour - s.crossings_last_hour - s.withdrawals_last_hour
-        full = seconds_until_full(s.backlog, s.capacity, net)
 
-        def emit(change: str, alert: AlertState) -> None:
-            changes.append(AlertChange(change, alert, s, est, full))
+        def emit(change: ChangeKind, alert: AlertState) -> None:
+            changes.append(AlertChange(change, alert, s))
 
         # congestion: only judged on live data ("no data" is never "normal")
         if s.has_data:
@@ -162,16 +142,18 @@ class GateAlerts:
         self._set("congestion", level != "normal", level if level != "normal" else "warning",
                   float(s.backlog), float(t.critical if level == "critical" else t.warning),
                   now_ms, emit)
-        perishable = s.has_data and s.oldest_perishable_wait_seconds > self.perishable_limit_seconds
-        self._set("perishable_wait", perishable, "warning", s.oldest_perishable_wait_seconds,
+        oldest_perishable = s.oldest_perishable_wait_seconds or 0.0
+        perishable = s.has_data and oldest_perishable > self.perishable_limit_seconds
+        self._set("perishable_wait", perishable, "warning", oldest_perishable,
                   self.perishable_limit_seconds, now_ms, emit)
         silent = s.silent_seconds is not None and s.silent_seconds >= self.no_data_seconds
         self._set("no_data", silent, "warning", s.silent_seconds or 0.0, self.no_data_seconds,
                   now_ms, emit)
         return changes
 
-    def _set(self, kind: str, on: bool, severity: str, value: float, threshold: float,
-             now_ms: int, emit: Callable[[str, AlertState], None]) -> None:
+    def _set(self, kind: AlertKind, on: bool, severity: Severity, value: float,
+             threshold: float, now_ms: int,
+             emit: Callable[[ChangeKind, AlertState], None]) -> None:
         alert_id = f"{self.gate_id}:{kind}"
         current = self.active.get(alert_id)
         if on and current is None:

@@ -12,54 +12,37 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from heapq import heapify, heappop, heappush
-
-import orjson
+from typing import Final
 
 from gatewatch.core.trips import (
     ARRIVAL,
-    CARGO_CODE,
-    DIR_CODE,
-    TYPE_CODE,
     Transition,
-    VehicleEvent,
     add_event,
     derive_trips,
     transitions,
 )
 from gatewatch.core.windows import GateWindows
 from gatewatch.gates import GateSet
+from gatewatch.streams.changelog import VehicleEvent, decode_state, split_key
 from gatewatch.streams.records import CrossingEvent, WindowRecord
+from gatewatch.streams.vocabulary import CARGO_CODE, DIR_CODE, PERISHABLE, TYPE_CODE
 
-__all__ = ["APPLIED", "ARRIVAL", "DUPLICATE", "UNCHANGED", "GateBook", "Ledger", "decode_state",
-           "encode_state",
-           "state_key", "split_key"]
+__all__ = ["APPLIED", "ARRIVAL", "DUPLICATE", "UNCHANGED", "ApplyOutcome", "GateBook", "Ledger",
+           "Waiting"]
 
-#: outcomes of applying an event
-APPLIED = "applied"      # stored, and it changed the queue or the windows
-UNCHANGED = "unchanged"  # stored (it may matter later), but changed no count: a re-read
-DUPLICATE = "duplicate"  # already known (same id, or same type at the same ms): dropped
-_SEP = b"\x00"
+class ApplyOutcome(StrEnum):
+    """What applying one valid event did."""
 
-
-def state_key(gate_id: str, vehicle_id: str) -> bytes:
-    """Changelog key of one vehicle's state at one gate."""
-    return gate_id.encode() + _SEP + vehicle_id.encode()
+    APPLIED = "applied"      # stored, and it changed the queue or the windows
+    UNCHANGED = "unchanged"  # stored (it may matter later), but changed no count: a re-read
+    DUPLICATE = "duplicate"  # already known (same id, or same type at the same ms): dropped
 
 
-def split_key(key: bytes) -> tuple[str, str]:
-    gate, _, vehicle = key.partition(_SEP)
-    return gate.decode(), vehicle.decode()
-
-
-def encode_state(events: list[VehicleEvent]) -> bytes:
-    # orjson's result keeps its ~4 KiB output buffer allocated (seen with orjson 3.13);
-    # these values live in the table for hours, so keep a compact copy instead.
-    return bytes(memoryview(orjson.dumps(events)))
-
-
-def decode_state(raw: bytes) -> list[VehicleEvent]:
-    return [(int(e[0]), int(e[1]), int(e[2]), int(e[3]), str(e[4])) for e in orjson.loads(raw)]
+APPLIED: Final = ApplyOutcome.APPLIED
+UNCHANGED: Final = ApplyOutcome.UNCHANGED
+DUPLICATE: Final = ApplyOutcome.DUPLICATE
 
 
 def _diff(old: list[Transition], new: list[Transition]
@@ -110,7 +93,7 @@ class GateBook:
         #: min-heaps of (queued_ms, vehicle) per direction and for perishable cargo, with
         #: lazy deletion, so the oldest wait costs O(log n) per scrape, not a full scan
         self._heaps: dict[tuple[str, int], list[tuple[int, str]]] = {
-            ("d", 0): [], ("d", 1): [], ("c", CARGO_CODE["perishable"]): []}
+            ("d", 0): [], ("d", 1): [], ("c", PERISHABLE): []}
 
     def has_data(self, now_ms: int) -> bool:
         """True if an event reached the worker within ``no_data_ms`` of ``now_ms``."""
@@ -133,8 +116,8 @@ class GateBook:
                 if cargo_heap is not None:
                     heappush(cargo_heap, item)
 
-    def apply(self, ev: CrossingEvent, wall_ms: int) -> str:
-        """Apply one valid event; returns APPLIED or DUPLICATE."""
+    def apply(self, ev: CrossingEvent, wall_ms: int) -> ApplyOutcome:
+        """Apply one valid event; returns what it did."""
         vid = ev.vehicle_id
         events = self.vehicles.get(vid)
         item: VehicleEvent = (ev.occurred_at_ms, TYPE_CODE[ev.type], DIR_CODE[ev.direction],
@@ -179,17 +162,16 @@ class GateBook:
                 self.last_event_ms = last
         self._set_waiting(vehicle_id, events)
 
-    def expire(self, retention_ms: int, max_wait_ms: int, copy: bool = False,
+    def expire(self, retention_ms: int, max_wait_ms: int,
                only: Iterable[str] | None = None) -> tuple[list[str], int]:
         """Drop finished vehicles idle past retention and waiting ones past max wait.
 
         Returns (vehicle ids removed, how many of them were still waiting). ``only``
         limits the check to those vehicle ids (the worker sweeps in chunks and yields to
         the event loop between them). The state is walked in place and only the ids to
-        drop are collected: copying every vehicle into a list of (id, events) tuples
-        (``copy=True``, the old way, kept for GATEWATCH_GC_TUNING=0) made hundreds of
-        thousands of tracked objects per sweep, and the full garbage-collector passes
-        they set off stalled the event loop for 0.7-0.9 s with 300k vehicles.
+        drop are collected: copying every vehicle into a list of (id, events) tuples made
+        hundreds of thousands of tracked objects per sweep, and the full garbage-collector
+        passes they set off stalled the event loop for 0.7-0.9 s with 300k vehicles.
         """
         wm = self.windows.watermark_ms
         if wm is None:
@@ -197,8 +179,7 @@ class GateBook:
         vehicles, waiting = self.vehicles, self.waiting
         wait_cutoff, done_cutoff = wm - max_wait_ms, wm - retention_ms
         if only is None:
-            items: Iterable[tuple[str, list[VehicleEvent]]] = \
-                list(vehicles.items()) if copy else vehicles.items()
+            items: Iterable[tuple[str, list[VehicleEvent]]] = vehicles.items()
         else:
             items = ((vid, ev) for vid in only if (ev := vehicles.get(vid)) is not None)
         removed = [vid for vid, events in items
@@ -254,7 +235,7 @@ class Ledger:
         self._settings = (window_seconds, grace_seconds, idle_seconds, no_data_seconds)
         self.duplicates = 0
 
-    def apply(self, ev: CrossingEvent, wall_ms: int) -> str:
+    def apply(self, ev: CrossingEvent, wall_ms: int) -> ApplyOutcome:
         outcome = self.books[ev.gate_id].apply(ev, wall_ms)
         if outcome is not APPLIED:
             self.duplicates += 1

@@ -30,25 +30,25 @@ from bisect import insort
 from dataclasses import dataclass
 from typing import Final
 
+from gatewatch.streams.changelog import VehicleEvent
+from gatewatch.streams.vocabulary import (
+    CARGO_CODE,
+    CARGO_NAME,
+    DIR_CODE,
+    DIR_NAME,
+    TYPE_CODE,
+)
+
 __all__ = [
     "ARRIVAL", "CROSSING", "WITHDRAWAL", "DIR_CODE", "DIR_NAME", "TYPE_CODE", "CARGO_CODE",
     "CARGO_NAME", "Trip", "VehicleEvent", "add_event", "derive_trips", "transitions",
 ]
-
-#: Event type codes; their order breaks ties between events of the same millisecond.
-TYPE_CODE: Final = {"queued": 0, "crossed": 1, "withdrawn": 2}
-DIR_CODE: Final = {"export": 0, "import": 1}
-DIR_NAME: Final = ("export", "import")
-CARGO_CODE: Final = {None: 0, "perishable": 1, "general": 2, "empty": 3}
-CARGO_NAME: Final = (None, "perishable", "general", "empty")
 
 #: Transition kinds (index into window counters).
 ARRIVAL: Final = 0
 CROSSING: Final = 1
 WITHDRAWAL: Final = 2
 
-#: One stored event: (occurred_at_ms, type code, direction code, cargo code, event_id).
-VehicleEvent = tuple[int, int, int, int, str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,15 +15,16 @@ from typing import Any
 import orjson
 
 from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
+from gatewatch.streams.vocabulary import CARGOS, DIRECTIONS, EVENT_TYPES
 
 __all__ = ["Decoder", "encode_event", "encode_window", "format_ms", "parse_timestamp_ms"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 _DAY_MS = 86_400_000
-_TYPES = frozenset(("queued", "crossed", "withdrawn"))
-_DIRS = frozenset(("export", "import"))
-_CARGOS = frozenset(("perishable", "general", "empty"))
+_TYPES = frozenset(EVENT_TYPES)
+_DIRS = frozenset(DIRECTIONS)
+_CARGOS = frozenset(CARGOS)
 _REQUIRED = ("event_id", "gate_id", "vehicle_id", "type", "direction", "occurred_at")
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from gatewatch.streams.vocabulary import CARGOS, DIRECTIONS, EVENT_TYPES
+
 __all__ = ["CARGOS", "DIRECTIONS", "EVENT_TYPES", "REJECT_REASONS", "CrossingEvent",
            "Rejection", "WindowRecord"]
 
-EVENT_TYPES: Final = ("queued", "crossed", "withdrawn")
-DIRECTIONS: Final = ("export", "import")
-CARGOS: Final = ("perishable", "general", "empty")
 
 #: Every reason a message can be dead-lettered for (the ``reason`` label of
 #: ``gatewatch_events_rejected_total``); documented in the README.

@@ -1,9 +1,9 @@
 """Scenarios: small YAML stories of the Lạng Sơn gates, each with the outcome it must
 produce (``gatewatch/data/scenarios/*.yaml``).
 
-:func:`run_offline` plays a scenario through the real pipeline core in one process with
-event-time control: the simulator's events go through the decoder, the ledger and the
-alert evaluator, with the clock set to simulated time (so 72 hours take seconds), and
+:func:`run_offline` plays a scenario through the real pipeline core (the worker's
+:class:`~gatewatch.core.processor.Processor`) in one process with event-time control,
+with the clock set to simulated time (so 72 hours take seconds), and
 the documented expectations are checked. ``gatewatch scenario NAME`` does this, or
 with ``--live`` produces the scenario's events to Kafka for a running worker.
 
@@ -27,13 +27,13 @@ from typing import Any
 import orjson
 import yaml
 
-from gatewatch.alerts.evaluator import AlertEvaluator
-from gatewatch.core.ledger import Ledger
+from gatewatch.alerts.evaluator import encode_alert
+from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.errors import ConfigError
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
 from gatewatch.tools.simulate import Faults, GateOverride, TrafficModel
-from gatewatch.streams.codec import Decoder, parse_timestamp_ms
+from gatewatch.streams.codec import parse_timestamp_ms
 
 __all__ = ["Outcome", "Scenario", "available", "load_scenario", "run_offline"]
 
@@ -110,48 +110,46 @@ class Outcome:
 
 def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
                 step_ms: int = 60_000) -> Outcome:
-    """Play ``sc`` through decoder → ledger → alerts in simulated time; check ``expect``."""
+    """Play ``sc`` through the real :class:`~gatewatch.core.processor.Processor` in
+    simulated time (decoder → ledger → windows → alerts); check ``expect``."""
     s = settings or Settings()
-    ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds,
-                    s.no_data_seconds)
-    alerts = AlertEvaluator(gates, ledger, raise_hold_seconds=s.alert_raise_hold_seconds,
-                            clear_hold_seconds=s.alert_clear_hold_seconds,
-                            perishable_max_wait_seconds=s.perishable_max_wait_seconds,
-                            runbook_url=s.runbook())
-    decoder = Decoder(gates.ids(), s.max_message_bytes)
+    proc = Processor(gates, s)
     model = TrafficModel(gates, sc.start_ms, rate=sc.rate, seed=sc.seed,
                          faults=Faults(malformed=0.002), initial_backlog=sc.initial_backlog,
                          overrides=sc.overrides, day_profile=sc.day_profile)
     out = Outcome(sc.name)
     end = sc.start_ms + int(sc.duration_hours * HOUR)
     now = sc.start_ms
+    offset = 0
+    runbook = s.runbook()
     while now < end:
         now = min(end, now + step_ms)
+        batch = []
         for msg in model.advance(now):
-            ev = decoder.decode(msg.value, msg.key, now)
-            if not hasattr(ev, "reason"):
-                ledger.apply(ev, now)
-                out.events += 1
-        ledger.advance(now)
-        for _gate, record in alerts.evaluate(now):
-            doc = orjson.loads(record)
+            batch.append(SourceRecord("scenario", 0, offset, now, msg.key, msg.value))
+            offset += 1
+        fx = proc.apply_batch(batch, now, evaluate_alerts=False)
+        out.events += fx.processed
+        for change in proc.tick(now).alerts:
+            gate = gates.get(change.alert.gate_id)
+            assert gate is not None
+            doc = orjson.loads(encode_alert(change, gate, runbook))
             doc["hours"] = (now - sc.start_ms) / HOUR
             out.changes.append(doc)
         for gate in gates.gates:
-            sig = alerts.signals(gate, now)
-            if sig is None:
+            sig = proc.signals(gate.gate_id, now)
+            if sig.silent_seconds is None:
                 continue
             if not sig.has_data:
                 out.no_data_shown.add(gate.gate_id)
                 continue
-            if sig.crossings_last_hour:
-                est = sig.backlog / sig.crossings_last_hour
+            est = sig.estimated_wait_seconds
+            if est is not None:
                 prev = out.max_estimated_wait_hours.get(gate.gate_id, 0.0)
-                out.max_estimated_wait_hours[gate.gate_id] = max(prev, est)
-            net = sig.arrivals_last_hour - sig.crossings_last_hour - sig.withdrawals_last_hour
-            if net > 0:
+                out.max_estimated_wait_hours[gate.gate_id] = max(prev, est / 3600)
+            if sig.seconds_until_full is not None and sig.net_inflow_per_hour > 0:
                 out.yard_full_predicted.add(gate.gate_id)
-    out.final_waiting = {g.gate_id: ledger.waiting_total(g.gate_id) for g in gates.gates}
+    out.final_waiting = {g.gate_id: proc.signals(g.gate_id, now).backlog for g in gates.gates}
     out.checks = [_check(e, out, gates) for e in sc.expect]
     return out
 

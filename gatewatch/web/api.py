@@ -18,10 +18,9 @@ from typing import Any
 
 import aiohttp
 
-from gatewatch.alerts.evaluator import AlertEvaluator
-from gatewatch.core.congestion import LEVELS, estimate_wait_seconds
-from gatewatch.core.ledger import Ledger
-from gatewatch.core.trips import CARGO_CODE
+from gatewatch.core.congestion import LEVELS, GateAlerts
+from gatewatch.core.processor import Processor
+from gatewatch.core.signals import GateSignals
 from gatewatch.gates import GateConfig, GateSet
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 from gatewatch.streams.records import WindowRecord
@@ -56,52 +55,38 @@ def window_doc(r: WindowRecord) -> dict[str, Any]:
             "closed_by": r.closed_by}
 
 
-def gate_doc(gate: GateConfig, ledger: Ledger, alerts: AlertEvaluator, now_ms: int
-             ) -> dict[str, Any]:
+def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts) -> dict[str, Any]:
     """One gate's state; ``owned`` says whether this worker holds the gate's state."""
-    book = ledger.books[gate.gate_id]
-    owned = book.last_event_ms is not None
-    last_wall = book.last_event_wall_ms
-    fresh = book.has_data(now_ms)
-    wm = book.windows.watermark_ms
-    hour = book.windows.rolling_hour()
-    backlog = sum(book.waiting_count)
-
-    def age(first: int | None) -> float | None:
-        return None if first is None or wm is None else max(0.0, (wm - first) / 1000)
-
-    net = hour[0] + hour[1] - hour[2] - hour[3] - hour[4] - hour[5]
-    ga = alerts.alerts[gate.gate_id]
-    doc: dict[str, Any] = {
+    fresh = s.has_data
+    backlog = s.backlog
+    hour = s.last_hour
+    return {
         "gate_id": gate.gate_id, "name": gate.name, "name_en": gate.name_en,
-        "kind": gate.kind, "owned": owned,
-        "congestion": ga.level.level if fresh else "no_data",
-        "waiting": {"total": backlog, "export": book.waiting_count[0],
-                    "import": book.waiting_count[1]} if fresh else None,
+        "kind": gate.kind, "owned": s.owned,
+        "congestion": alerts.level.level if fresh else "no_data",
+        "waiting": {"total": backlog, "export": s.waiting_export,
+                    "import": s.waiting_import} if fresh else None,
         "yard": {"capacity": gate.yard_capacity,
                  "occupancy_ratio": round(backlog / gate.yard_capacity, 4) if fresh else None},
         "thresholds": {"warning": gate.warning_threshold, "critical": gate.critical_threshold},
-        "estimated_wait_seconds": estimate_wait_seconds(backlog, hour[2] + hour[3])
-        if fresh else None,
+        "estimated_wait_seconds": s.estimated_wait_seconds if fresh else None,
         "estimated": True,
-        "oldest_wait_seconds": age(book.oldest_waiting_ms()) if fresh else None,
-        "oldest_perishable_wait_seconds": age(book.oldest_waiting_ms(
-            cargo=CARGO_CODE["perishable"])) if fresh else None,
-        "last_hour": {"arrivals": hour[0] + hour[1], "crossings": hour[2] + hour[3],
-                      "withdrawals": hour[4] + hour[5]},
-        "trend": "up" if net > 0 else "down" if net < 0 else "flat",
-        "last_event_at": format_ms(book.last_event_ms) if book.last_event_ms else None,
-        "seconds_since_last_event": round((now_ms - last_wall) / 1000, 3)
-        if last_wall is not None else None,
-        "active_alerts": sorted(a.alert_id for a in ga.active.values()),
+        "oldest_wait_seconds": s.oldest_wait_seconds if fresh else None,
+        "oldest_perishable_wait_seconds": s.oldest_perishable_wait_seconds if fresh else None,
+        "last_hour": {"arrivals": hour.arrivals, "crossings": hour.crossings,
+                      "withdrawals": hour.withdrawals},
+        "trend": s.trend,
+        "last_event_at": format_ms(s.last_event_ms) if s.last_event_ms else None,
+        "seconds_since_last_event": round(s.silent_seconds, 3)
+        if s.silent_seconds is not None else None,
+        "active_alerts": sorted(a.alert_id for a in alerts.active.values()),
     }
-    return doc
 
 
-def alerts_doc(alerts: AlertEvaluator, gate_ids: set[str] | None = None
+def alerts_doc(processor: Processor, gate_ids: set[str] | None = None
                ) -> list[dict[str, Any]]:
     out = []
-    for ga in alerts.alerts.values():
+    for ga in processor.alerts.values():
         if gate_ids is not None and ga.gate_id not in gate_ids:
             continue
         for a in ga.active.values():
@@ -233,13 +218,19 @@ def openapi(version: str) -> dict[str, Any]:
     }
 
 
-def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
+def install(app: Any, *, processor: Processor,
             wall_ms: Callable[[], int], token: str,
             cors_origins: tuple[str, ...], state_table: str, version: str,
             kafka_status: Callable[[], dict[str, Any]] | None = None) -> None:
     """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
     of the gate list (reachable, unreachable_seconds)."""
     spec = openapi(version)
+    gates: GateSet = processor.gates
+    books = processor.ledger.books
+
+    def doc_of(gate: GateConfig, now_ms: int) -> dict[str, Any]:
+        return gate_doc(gate, processor.signals(gate.gate_id, now_ms),
+                        processor.alerts[gate.gate_id])
 
     def headers_for(request: Any) -> dict[str, str]:
         out = {"Cache-Control": "no-store"}
@@ -310,8 +301,7 @@ def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
     async def _gates(web: Any, request: Any) -> Any:
         async def body() -> dict[str, Any]:
             now = wall_ms()
-            docs = {g.gate_id: gate_doc(g, ledger, alerts, now)
-                    for g in gates.gates}
+            docs = {g.gate_id: doc_of(g, now) for g in gates.gates}
             missing = [g for g, d in docs.items() if not d["owned"]]
             if missing:
                 for peer in await ask_peers(request, "/api/v1/gates"):
@@ -329,12 +319,12 @@ def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
         async def body() -> dict[str, Any]:
             gate = known(gate_id)
             now = wall_ms()
-            doc = gate_doc(gate, ledger, alerts, now)
+            doc = doc_of(gate, now)
             if not doc["owned"]:
                 for peer in await ask_peers(request, f"/api/v1/gates/{gate_id}"):
                     if peer.get("owned"):
                         return peer
-            history = ledger.books[gate_id].windows.history
+            history = books[gate_id].windows.history
             doc["windows"] = [window_doc(r) for r in list(history)[-12:][::-1]]
             return doc
         return await respond(web, request, body)
@@ -344,7 +334,7 @@ def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
         async def body() -> dict[str, Any]:
             known(gate_id)
             frm, to, size = parse_range(request.query, wall_ms())
-            book = ledger.books[gate_id]
+            book = books[gate_id]
             if book.last_event_ms is None:
                 qs = request.query_string
                 for peer in await ask_peers(
@@ -361,8 +351,7 @@ def install(app: Any, *, gates: GateSet, ledger: Ledger, alerts: AlertEvaluator,
     @app.page("/api/v1/alerts")
     async def _alerts(web: Any, request: Any) -> Any:
         async def body() -> dict[str, Any]:
-            mine = {b.gate_id for b in ledger if b.last_event_ms is not None}
-            out = {a["alert_id"]: a for a in alerts_doc(alerts, mine)}
+            out = {a["alert_id"]: a for a in alerts_doc(processor, processor.owned_gates())}
             for peer in await ask_peers(request, "/api/v1/alerts"):
                 for a in peer.get("alerts", []):
                     out.setdefault(a["alert_id"], a)

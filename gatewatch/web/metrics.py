@@ -4,9 +4,9 @@ Two kinds:
 
 - event-driven counters and the wait histogram live in :class:`GatewatchMetrics`
   and are updated by the agent;
-- state (backlog now, windows, oldest waits, staleness, lag) is read from the
-  :class:`~gatewatch.core.ledger.Ledger` at scrape time by :class:`LedgerCollector`,
-  so it can never drift from the per-vehicle state.
+- state (backlog now, windows, oldest waits, staleness, congestion level, active
+  alerts, estimates, lag) is read at scrape time by :class:`GateCollector` from the
+  processor's per-gate signals, so it can never drift from the per-vehicle state.
 
 Labels are bounded: gate ids come from the gate configuration, directions and
 reasons from fixed sets. No plate number is ever a label.
@@ -21,12 +21,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from gatewatch.core.ledger import Ledger
-from gatewatch.core.trips import CARGO_CODE, DIR_NAME
+from gatewatch.core.congestion import LEVELS
+from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet
 from gatewatch.streams.records import REJECT_REASONS
+from gatewatch.streams.vocabulary import DIR_NAME
 
-__all__ = ["WAIT_BUCKETS_SECONDS", "GatewatchMetrics", "LagSample", "LedgerCollector"]
+__all__ = ["WAIT_BUCKETS_SECONDS", "GateCollector", "GatewatchMetrics", "LagSample"]
 
 #: Wait-time histogram buckets: 5 min … 16 days (Dec 2021 waits were 15-17 days).
 WAIT_BUCKETS_SECONDS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0,
@@ -85,15 +86,14 @@ class GatewatchMetrics:
             self.wait.labels(gate.gate_id)
 
 
-class LedgerCollector(Collector):
-    """Per-gate state metrics read from the ledger when Prometheus scrapes."""
+class GateCollector(Collector):
+    """Per-gate state, congestion and alert metrics, read from the processor's
+    :class:`~gatewatch.core.signals.GateSignals` when Prometheus scrapes."""
 
-    def __init__(self, ledger: Ledger, gates: GateSet, window_seconds: int,
-                 wall_ms: Callable[[], int],
+    def __init__(self, processor: Processor, wall_ms: Callable[[], int],
                  lag: Callable[[], list[LagSample]] | None = None) -> None:
-        self.ledger = ledger
-        self.gates = gates
-        self.window_seconds = window_seconds
+        self.processor = processor
+        self.window_seconds = processor.settings.window_seconds
         self.wall_ms = wall_ms
         self.lag = lag
 
@@ -135,55 +135,71 @@ class LedgerCollector(Collector):
         late = CounterMetricFamily("gatewatch_late_transitions",
                                    "Transitions too late for their (closed) window",
                                    labels=["gate"])
-        perishable = CARGO_CODE["perishable"]
-        for gate in self.gates.gates:
+        level = g("gate_congestion_level",
+                  "0 normal, 1 warning, 2 critical (absent when no data)", labels=["gate"])
+        active = g("gate_alert_active", "1 while the alert fires",
+                   labels=["gate", "kind", "severity"])
+        est_wait = g("gate_estimated_wait_seconds",
+                     "Estimated wait for a vehicle joining now: backlog ÷ crossings per hour "
+                     "(absent when unknown: nothing crossed in the last hour)", labels=["gate"])
+        full = g("gate_yard_full_in_seconds",
+                 "Predicted time until the yard is full at the last hour's net inflow "
+                 "(absent when not filling)", labels=["gate"])
+        proc = self.processor
+        for gate in proc.gates.gates:
             gid = gate.gate_id
-            book = self.ledger.books[gid]
-            fresh = book.has_data(now)
+            s = proc.signals(gid, now)
+            fresh = s.has_data
             has_data.add_metric([gid], 1.0 if fresh else 0.0)
             capacity.add_metric([gid], float(gate.yard_capacity))
             thresholds.add_metric([gid, "warning"], float(gate.warning_threshold))
             thresholds.add_metric([gid, "critical"], float(gate.critical_threshold))
-            tracked.add_metric([gid], float(len(book.vehicles)))
-            late.add_metric([gid], float(book.windows.late_transitions))
+            tracked.add_metric([gid], float(s.vehicles_tracked))
+            late.add_metric([gid], float(s.late_transitions))
             for k in range(3):
                 for d in (0, 1):
-                    totals[k].add_metric([gid, DIR_NAME[d]], float(book.totals[k * 2 + d]))
-            if book.last_event_wall_ms is not None:
-                since.add_metric([gid], max(0.0, (now - book.last_event_wall_ms) / 1000))
-            if book.last_event_ms is not None:
-                last_ts.add_metric([gid], book.last_event_ms / 1000)
-            ref = book.windows.watermark_ms
-            if ref is not None:
-                wm.add_metric([gid], ref / 1000)
+                    totals[k].add_metric([gid, DIR_NAME[d]], float(s.totals.get(k, d)))
+            if s.silent_seconds is not None:
+                since.add_metric([gid], max(0.0, s.silent_seconds))
+            if s.last_event_ms is not None:
+                last_ts.add_metric([gid], s.last_event_ms / 1000)
+            if s.watermark_ms is not None:
+                wm.add_metric([gid], s.watermark_ms / 1000)
             if not fresh:
                 continue
-            occupancy.add_metric([gid], sum(book.waiting_count) / gate.yard_capacity)
-            for d in (0, 1):
-                waiting.add_metric([gid, DIR_NAME[d]], float(book.waiting_count[d]))
-                first = book.oldest_waiting_ms(direction=d)
-                age = 0.0 if first is None or ref is None else max(0.0, (ref - first) / 1000)
-                oldest.add_metric([gid, DIR_NAME[d]], age)
-            first_p = book.oldest_waiting_ms(cargo=perishable)
-            oldest_p.add_metric([gid], 0.0 if first_p is None or ref is None
-                                else max(0.0, (ref - first_p) / 1000))
-            lc = book.windows.last_closed()
-            hc = book.windows.rolling_hour()
+            occupancy.add_metric([gid], s.backlog / gate.yard_capacity)
+            for d, n, age in ((0, s.waiting_export, s.oldest_wait_export_seconds),
+                              (1, s.waiting_import, s.oldest_wait_import_seconds)):
+                waiting.add_metric([gid, DIR_NAME[d]], float(n))
+                oldest.add_metric([gid, DIR_NAME[d]], age or 0.0)
+            oldest_p.add_metric([gid], s.oldest_perishable_wait_seconds or 0.0)
+            lw = s.last_window
             for k in range(3):
                 for d in (0, 1):
-                    i = k * 2 + d
-                    last_win[k].add_metric([gid, DIR_NAME[d]], float(lc.counts[i] if lc else 0))
-                    hour[k].add_metric([gid, DIR_NAME[d]], float(hc[i]))
+                    last_win[k].add_metric([gid, DIR_NAME[d]],
+                                           float(lw.get(k, d) if lw else 0))
+                    hour[k].add_metric([gid, DIR_NAME[d]], float(s.last_hour.get(k, d)))
+            if s.silent_seconds is None:
+                continue
+            ga = proc.alerts[gid]
+            level.add_metric([gid], float(LEVELS.index(ga.level.level)))
+            for a in ga.active.values():
+                active.add_metric([gid, a.kind, a.severity], 1.0)
+            if s.estimated_wait_seconds is not None:
+                est_wait.add_metric([gid], s.estimated_wait_seconds)
+            if s.seconds_until_full is not None:
+                full.add_metric([gid], s.seconds_until_full)
         yield from (waiting, has_data, occupancy, capacity, thresholds, oldest, oldest_p,
-                    since, last_ts, wm, *last_win, *hour, *totals, tracked, late)
+                    since, last_ts, wm, *last_win, *hour, *totals, tracked, late,
+                    level, active, est_wait, full)
         if self.lag is not None:
             lag_m = g("gatewatch_consumer_lag_messages",
                       "Messages behind the fetch high watermark", labels=["topic", "partition"])
             lag_s = g("gatewatch_consumer_lag_seconds",
                       "Age of the oldest unprocessed message (0 when caught up)",
                       labels=["topic", "partition"])
-            for s in self.lag():
-                lag_m.add_metric([s.topic, str(s.partition)], float(s.messages))
-                lag_s.add_metric([s.topic, str(s.partition)], s.seconds)
+            for sample in self.lag():
+                lag_m.add_metric([sample.topic, str(sample.partition)], float(sample.messages))
+                lag_s.add_metric([sample.topic, str(sample.partition)], sample.seconds)
             yield lag_m
             yield lag_s

@@ -10,8 +10,10 @@ import urllib.request
 import orjson
 import pytest
 
-from gatewatch.core.ledger import Ledger, decode_state, state_key
+from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.gates import load_gates
+from gatewatch.settings import Settings
+from gatewatch.streams.changelog import decode_state, state_key
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
 from gatewatch.tools.simulate import Faults, TrafficModel
@@ -36,14 +38,12 @@ def traffic(hours: float, seed: int) -> tuple[list[tuple[bytes, bytes]], dict[st
 def counts_of(msgs: list[tuple[bytes, bytes]]) -> dict[str, int]:
     """Waiting counts implied by ``msgs`` alone (every one a valid event)."""
     gates = load_gates(None)
-    ledger = Ledger(gates, 300, 60, 30)
-    dec = Decoder(gates.ids())
+    proc = Processor(gates, Settings())
     now = int(time.time() * 1000) + 3_600_000  # the latest simulated events are not future
-    for key, value in msgs:
-        ev = dec.decode(value, key, now)
-        assert isinstance(ev, CrossingEvent)
-        ledger.apply(ev, 0)
-    return {g.gate_id: ledger.waiting_total(g.gate_id) for g in gates.gates}
+    fx = proc.apply_batch([SourceRecord("gate.events", 0, i, now, key, value)
+                           for i, (key, value) in enumerate(msgs)], now, evaluate_alerts=False)
+    assert not fx.dead_letters and not fx.errors
+    return {g.gate_id: proc.signals(g.gate_id, now).backlog for g in gates.gates}
 
 
 def waiting(w) -> dict[str, int] | None:  # type: ignore[no-untyped-def]
@@ -62,14 +62,17 @@ def diagnose(bootstrap: str, test_id: str, n_events: int) -> dict[str, object]:
     offsets and the key's changelog history."""
     gates = load_gates(None)
     dec = Decoder(gates.ids())
-    ledger = Ledger(gates, 300, 60, 30)
+    proc = Processor(gates, Settings())
+    ledger = proc.ledger
     now = int(time.time() * 1000)
     stored = read_topic(bootstrap, f"{test_id}-gate.events")
+    proc.apply_batch([SourceRecord(rec.topic, rec.partition, rec.offset, rec.timestamp,
+                                   rec.key, rec.value) for rec in stored], now,
+                     evaluate_alerts=False)
     where: dict[tuple[str, str, str], tuple[int, int]] = {}
     for rec in stored:
         ev = dec.decode(rec.value, rec.key, now)
         if isinstance(ev, CrossingEvent):
-            ledger.apply(ev, 0)
             where.setdefault((ev.gate_id, ev.vehicle_id, ev.event_id),
                              (rec.partition, rec.offset))
     changelog = read_topic(bootstrap, f"{test_id}-app-vehicle-state-changelog")
@@ -82,8 +85,9 @@ def diagnose(bootstrap: str, test_id: str, n_events: int) -> dict[str, object]:
             last.pop(rec.key, None)
         else:
             last[rec.key] = rec.value
-    rebuilt = Ledger(gates, 300, 60, 30)
-    rebuilt.rebuild(list(last.items()), now)
+    rebuilt_proc = Processor(gates, Settings())
+    rebuilt_proc.rebuild(list(last.items()), now)
+    rebuilt = rebuilt_proc.ledger
     examples = []
     for book in ledger:
         for vid, events in book.vehicles.items():

@@ -1,14 +1,7 @@
 """Congestion levels with hysteresis and hold times, estimates, alert lifecycle."""
 
-from gatewatch.core.congestion import (
-    GateAlerts,
-    GateSignals,
-    LevelState,
-    Thresholds,
-    estimate_wait_seconds,
-    next_level,
-    seconds_until_full,
-)
+from gatewatch.core.congestion import GateAlerts, LevelState, Thresholds, next_level
+from gatewatch.core.signals import Counts, GateSignals, estimate_wait_seconds, seconds_until_full
 
 T = Thresholds(warning=100, critical=200, warning_clear=90, critical_clear=180,
                raise_hold_ms=60_000, clear_hold_ms=300_000)
@@ -62,7 +55,10 @@ def test_estimates():
 
 
 def signals(backlog, has_data=True, silent=0.0, perishable=0.0, crossings=60):
-    return GateSignals("huu-nghi", has_data, silent, backlog, 1000, 70, crossings, 0, perishable)
+    return GateSignals("huu-nghi", has_data, silent, waiting_export=backlog, waiting_import=0,
+                       capacity=1000,
+                       last_hour=Counts(arrivals_export=70, crossings_export=crossings),
+                       oldest_perishable_wait_seconds=perishable)
 
 
 def alerts():

@@ -5,45 +5,38 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from gatewatch.alerts.evaluator import AlertCollector, AlertEvaluator
-from gatewatch.core.ledger import Ledger
+from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.gates import load_gates
-from gatewatch.streams.codec import Decoder
-from gatewatch.streams.records import CrossingEvent
+from gatewatch.settings import Settings
 from gatewatch.tools.simulate import Faults, TrafficModel
 from gatewatch.web.exposition import render
-from gatewatch.web.metrics import GatewatchMetrics, LagSample, LedgerCollector
+from gatewatch.web.metrics import GateCollector, GatewatchMetrics, LagSample
 
 
 def test_worker_registry_renders_exactly_as_generate_latest():
     gates = load_gates(None)
     registry = CollectorRegistry()
     metrics = GatewatchMetrics(registry, gates)
-    ledger = Ledger(gates, 300, 60, 30)
+    proc = Processor(gates, Settings(alert_raise_hold_seconds=0, alert_clear_hold_seconds=0,
+                                     perishable_max_wait_seconds=3600))
     start = 1_790_000_000_000
     model = TrafficModel(gates, start, rate=6, seed=3, faults=Faults(0.05, 0.05, 0.0),
                          initial_backlog=0.2)
-    dec = Decoder(gates.ids())
     now = start + 3 * 3_600_000
-    for out in model.advance(now):
-        ev = dec.decode(out.value, out.key, now)
-        if isinstance(ev, CrossingEvent):
-            ledger.apply(ev, now)
-            metrics.events_processed.inc()
-    for book in ledger:
-        for w in book.waits_observed:
-            metrics.wait.labels(book.gate_id).observe(w / 1000)
+    records = [SourceRecord("gate.events", 0, i, now, out.key, out.value)
+               for i, out in enumerate(model.advance(now))]
+    fx = proc.apply_batch(records, now)
+    metrics.events_processed.inc(fx.processed)
+    for gate_id, w in fx.waits:
+        metrics.wait.labels(gate_id).observe(w / 1000)
     metrics.events_rejected.labels("not_json").inc(3)
-    registry.register(LedgerCollector(
-        ledger, gates, 300, lambda: now,
+    registry.register(GateCollector(
+        proc, lambda: now,
         lambda: [LagSample("gate.events", 0, 12, 1.5), LagSample("gate.events", 1, 0, 0.0)]))
-    evaluator = AlertEvaluator(gates, ledger, raise_hold_seconds=0, clear_hold_seconds=0,
-                               perishable_max_wait_seconds=3600,
-                               runbook_url="http://127.0.0.1:6066/runbook")
-    evaluator.evaluate(now)
-    registry.register(AlertCollector(evaluator, lambda: now))
+    proc.evaluate(now)
     expected = generate_latest(registry)
     assert b"gate_vehicles_waiting{" in expected and b"gate_wait_seconds_bucket{" in expected
+    assert b"gate_congestion_level{" in expected
     assert render(registry) == expected
     assert render(registry) == expected  # and again from the label cache
 

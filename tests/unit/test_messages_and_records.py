@@ -5,7 +5,8 @@ import orjson
 from gatewatch.alerts.evaluator import encode_alert
 from gatewatch.alerts.notify import to_alertmanager
 from gatewatch.alerts.texts import format_duration
-from gatewatch.core.congestion import AlertChange, AlertState, GateSignals
+from gatewatch.core.congestion import AlertChange, AlertState
+from gatewatch.core.signals import Counts, GateSignals
 from gatewatch.gates import load_gates
 from tests.helpers import T0
 
@@ -13,12 +14,13 @@ GATE = load_gates(None).get("tan-thanh")
 
 
 def change(state="firing", severity="critical", crossings=60, kind="congestion"):
-    sig = GateSignals("tan-thanh", True, 1.0, 912, 1200, 100, crossings, 0, 0.0)
+    sig = GateSignals("tan-thanh", True, 1.0, waiting_export=912, waiting_import=0,
+                      capacity=1200,
+                      last_hour=Counts(arrivals_export=100, crossings_export=crossings),
+                      oldest_perishable_wait_seconds=0.0)
     alert = AlertState("tan-thanh:" + kind, "tan-thanh", kind, state, severity, 912, 900,
                        T0, T0 + 60_000, T0 + 120_000 if state == "resolved" else None)
-    est = 912 / crossings * 3600 if crossings else None
-    return AlertChange("escalated" if state == "firing" else "resolved", alert, sig, est,
-                       None)
+    return AlertChange("escalated" if state == "firing" else "resolved", alert, sig)
 
 
 def test_record_carries_gate_level_waiting_estimate_and_both_languages():

@@ -6,7 +6,7 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gatewatch.core.ledger import encode_state, state_key
+from gatewatch.streams.changelog import encode_state, state_key
 from tests.helpers import T0, ev, ledger
 
 WINDOW_MS = 300_000

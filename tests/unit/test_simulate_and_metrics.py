@@ -7,8 +7,8 @@ from gatewatch.gates import load_gates
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
 from gatewatch.tools.simulate import Faults, TrafficModel
-from gatewatch.web.metrics import GatewatchMetrics, LedgerCollector
-from tests.helpers import MIN, T0, ev, gates, ledger
+from gatewatch.web.metrics import GateCollector, GatewatchMetrics
+from tests.helpers import MIN, T0, ev, gates, processor
 
 
 def run_model(seed: int, hours: float = 6, rate: float = 5.0):
@@ -49,14 +49,14 @@ def test_ledger_matches_simulated_ground_truth_despite_feed_faults():
 
 def test_collector_exports_waiting_and_hides_no_data_gates():
     gs = gates()
-    led = ledger(no_data_seconds=300)
+    proc = processor(no_data_seconds=300)
+    led = proc.ledger
     led.apply(ev("A", "queued", T0), T0)
     led.apply(ev("B", "queued", T0 + MIN, direction="import", cargo="perishable"), T0)
     registry = CollectorRegistry()
     GatewatchMetrics(registry, gs)
     now = {"ms": T0 + 10_000}
-    registry.register(LedgerCollector(led, gs, window_seconds=300,
-                                      wall_ms=lambda: now["ms"]))
+    registry.register(GateCollector(proc, wall_ms=lambda: now["ms"]))
     get = registry.get_sample_value
     assert get("gate_vehicles_waiting", {"gate": "huu-nghi", "direction": "export"}) == 1
     assert get("gate_vehicles_waiting", {"gate": "huu-nghi", "direction": "import"}) == 1
@@ -75,11 +75,11 @@ def test_collector_exports_waiting_and_hides_no_data_gates():
 
 def test_no_plate_in_any_label():
     gs = gates()
-    led = ledger()
-    led.apply(ev("12C-04567", "queued", T0), T0)
+    proc = processor()
+    proc.ledger.apply(ev("12C-04567", "queued", T0), T0)
     registry = CollectorRegistry()
     GatewatchMetrics(registry, gs)
-    registry.register(LedgerCollector(led, gs, 300, lambda: T0))
+    registry.register(GateCollector(proc, lambda: T0))
     for metric in registry.collect():
         for sample in metric.samples:
             assert "12C-04567" not in str(sample.labels)

@@ -1,0 +1,262 @@
+"""One worker's I/O around the pure :class:`~gatewatch.core.processor.Processor`.
+
+:class:`Worker` is what the Faust app's agent, timers and recovery hook call: it
+normalises input records, hands them to the processor, and carries out the
+:class:`~gatewatch.core.processor.Effects`: changelog writes through the underlying
+aiokafka producer, dead letters, window and alert records, metrics. It holds what only
+a running worker has (readiness, input positions for lag, alert records not yet
+accepted by the broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gatewatch.agents import compat
+from gatewatch.agents.health import BrokerWatch
+from gatewatch.alerts.evaluator import encode_alert, firing_states
+from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
+from gatewatch.gates import GateSet
+from gatewatch.settings import Settings
+from gatewatch.streams.codec import encode_window
+from gatewatch.streams.records import WindowRecord
+from gatewatch.streams.topics import Topics
+from gatewatch.web.metrics import GatewatchMetrics, LagSample
+
+__all__ = ["SWEEP_EVERY_TICKS", "Worker", "source_record", "wall_ms"]
+
+log = logging.getLogger(__name__)
+
+#: the expiry sweep runs every this many 1 s ticks
+SWEEP_EVERY_TICKS = 30
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def source_record(msg: Any) -> SourceRecord:
+    """Normalise an aiokafka ConsumerRecord (timestamp in ms) or a Faust Message
+    (timestamp in seconds) into a :class:`SourceRecord`."""
+    ts = msg.timestamp or 0
+    ts_ms = int(ts) if isinstance(msg.timestamp, int) else int(ts * 1000)
+    return SourceRecord(msg.topic, msg.partition, msg.offset, ts_ms, msg.key, msg.value)
+
+
+def _store_put(table: Any, key: bytes, value: bytes | None, partition: int) -> None:
+    """Mirror a state write into the table's local store without a second changelog
+    send. For the memory store this also records the key's partition, so that Faust
+    drops it if the partition is assigned elsewhere after a rebalance."""
+    store = table.data
+    inner = getattr(store, "data", None)
+    key_partition = getattr(store, "_key_partition", None)
+    if not isinstance(inner, dict) or not isinstance(key_partition, dict):
+        if value is None:
+            store.pop(key, None)
+        else:
+            store[key] = value
+        return
+    if value is None:
+        inner.pop(key, None)
+        key_partition.pop(key, None)
+    else:
+        inner[key] = value
+        key_partition[key] = partition
+
+
+@dataclass
+class Worker:
+    """Everything one worker holds: the Faust app, its topics and table, and the core."""
+
+    app: Any
+    settings: Settings
+    gates: GateSet
+    processor: Processor
+    metrics: GatewatchMetrics
+    registry: Any
+    topics: Topics
+    table: Any
+    rejected_topic: Any
+    windows_topic: Any
+    alerts_topic: Any
+    consumer_factory: Callable[[], Any]
+    wall_ms: Callable[[], int] = wall_ms
+    ready: bool = False
+    #: last processed (offset, kafka timestamp ms) per input partition
+    positions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    windows_published: list[WindowRecord] = field(default_factory=list)
+    #: alert records evaluated but not yet accepted by the broker
+    pending_alerts: list[tuple[str, bytes]] = field(default_factory=list)
+    broker: BrokerWatch | None = None
+    ticks: int = 0
+    _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    # -- input -------------------------------------------------------------------------
+
+    async def process(self, records: Sequence[Any]) -> None:
+        """Apply a batch of input records (batch delivery or the stream path)."""
+        if not records:
+            return
+        batch = [source_record(m) for m in records]
+        fx = self.processor.apply_batch(batch, self.wall_ms(), evaluate_alerts=self.ready)
+        last = batch[-1]
+        self.positions[last.partition] = (last.offset, last.timestamp_ms)
+        for rec, exc in fx.errors:
+            if rec is None:
+                log.error("batch of %d records failed; retrying one by one", len(batch),
+                          exc_info=exc)
+            else:
+                log.error("record %s/%s/%s dead-lettered: %r", rec.topic, rec.partition,
+                          rec.offset, exc)
+        await self.carry_out(fx)
+        self.metrics.batches.inc()
+
+    async def carry_out(self, fx: Effects) -> None:
+        """Do and count what the processor asked for; state writes first, so an alert or
+        window never reaches Kafka before the state that caused it."""
+        m = self.metrics
+        if fx.writes:
+            await self.write_changelog(fx.writes)
+        for dl in fx.dead_letters:
+            rej, src = dl.rejection, dl.source
+            m.events_rejected.labels(rej.reason).inc()
+            self.rejected_topic.send_soon(key=src.key, value=rej.raw, headers=[
+                ("gatewatch-reason", rej.reason.encode()),
+                ("gatewatch-detail", rej.detail.encode()[:500]),
+                ("gatewatch-source", f"{src.topic}/{src.partition}/{src.offset}".encode())])
+        if fx.processed:
+            m.events_processed.inc(fx.processed)
+        if fx.unchanged:
+            m.events_duplicate.inc(fx.unchanged)
+        for gate_id, wait in fx.waits:
+            m.wait.labels(gate_id).observe(wait / 1000)
+        if fx.expired_waiting or fx.expired_finished:
+            m.vehicles_expired.labels("waiting").inc(fx.expired_waiting)
+            m.vehicles_expired.labels("finished").inc(fx.expired_finished)
+        for rec in fx.windows:
+            await self.publish_window(rec)
+        for change in fx.alerts:
+            gate = self.gates.get(change.alert.gate_id)
+            assert gate is not None  # alerts exist only for configured gates
+            self.pending_alerts.append(
+                (gate.gate_id, encode_alert(change, gate, self.settings.runbook())))
+        if self.pending_alerts:
+            await self.send_pending_alerts()
+
+    async def write_changelog(self, writes: Sequence[StateWrite]) -> None:
+        """Send state changes straight to the changelog with the underlying aiokafka
+        producer (Faust's per-message FutureMessage/buffer path cost more than the rest
+        of the pipeline). Faust flushes this producer before every offset commit, so a
+        committed offset never runs ahead of the state it produced."""
+        producer = self.app.producer._ensure_producer()
+        topic = self.table.changelog_topic.get_topic_name()
+        send = producer.send
+        table = self.table
+        for w in writes:
+            _store_put(table, w.key, w.value, w.partition)
+            await send(topic, w.value, key=w.key, partition=w.partition)
+
+    async def publish_window(self, rec: WindowRecord, republished: bool = False) -> None:
+        await self.windows_topic.send(key=rec.gate_id.encode(), value=encode_window(rec))
+        if not republished:
+            self.metrics.windows_closed.labels(rec.closed_by).inc()
+        self.windows_published.append(rec)
+        del self.windows_published[:-100]
+
+    async def send_pending_alerts(self) -> None:
+        async with self._send_lock:  # the batch path and the timer both send: keep order
+            pending = self.pending_alerts
+            while pending:  # kept until the broker took them (retried next time)
+                gate_id, record = pending[0]
+                await self.alerts_topic.send(key=gate_id.encode(), value=record)
+                pending.pop(0)
+                self.metrics.alerts_published.inc()
+
+    # -- time --------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Every second: close due windows, evaluate alerts; every 30th, the sweep."""
+        if not self.ready:
+            return
+        try:
+            await self.carry_out(self.processor.tick(self.wall_ms()))
+            self.ticks += 1
+            if self.ticks % SWEEP_EVERY_TICKS == 0:
+                await self.sweep()
+        except Exception:  # noqa: BLE001 - e.g. broker unreachable: retry next second
+            log.exception("periodic window/alert/expiry step failed; retrying")
+
+    async def sweep(self) -> None:
+        """Expire old vehicle states chunk by chunk, yielding to the event loop between
+        chunks (a one-pass walk of 300k vehicles held it for ~130 ms)."""
+        for fx in self.processor.sweep(proceed=lambda: self.ready):
+            await self.carry_out(fx)
+            await asyncio.sleep(0)
+
+    # -- recovery ----------------------------------------------------------------------
+
+    async def rebuild(self) -> None:
+        """After every recovery: rebuild the core from the state table, restore firing
+        alerts from ``gate.alerts``, republish the last hour's windows, become ready."""
+        proc = self.processor
+        fx = proc.rebuild(list(self.table.data.items()), self.wall_ms())
+        if proc.owned_gates():
+            try:
+                old = await compat.read_to_end(self.consumer_factory, self.topics.alerts)
+                n = proc.restore_alerts(firing_states(
+                    [orjson.loads(r.value) for r in old if r.value]))
+                if n:
+                    log.info("restored %d firing alert(s) from %s", n, self.topics.alerts)
+            except Exception:  # noqa: BLE001 - alerts may then be notified once more
+                log.exception("could not restore alert state from %s", self.topics.alerts)
+        for rec in fx.windows:
+            await self.publish_window(rec, republished=True)
+        self.ready = True
+        self.metrics.ready.set(1)
+        log.info("state rebuilt: %d vehicles, %d waiting, %d recent windows republished",
+                 proc.vehicles_tracked(), proc.vehicles_waiting(), len(fx.windows))
+
+    def revoked(self) -> None:
+        self.ready = False
+        self.metrics.ready.set(0)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def not_ready(self) -> str | None:
+        """Why the worker is not ready (for /readyz), or None."""
+        if self.broker is not None and not self.broker.up:
+            return f"Kafka broker unreachable for {self.broker.down_seconds():.0f} s"
+        if self.ready and not self.app.rebalancing:
+            return None
+        return "rebalancing or recovering state"
+
+    def lag_samples(self) -> list[LagSample]:
+        """Consumer lag per assigned input partition (fetch high watermark based)."""
+        out: list[LagSample] = []
+        now = self.wall_ms()
+        try:
+            consumer = self.app.consumer
+            assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.events]
+        except Exception:  # noqa: BLE001 - not started yet
+            return out
+        for tp in sorted(assigned):
+            try:
+                hw = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - no fetch yet
+                hw = None
+            if hw is None:
+                continue
+            pos = self.positions.get(tp.partition)
+            next_offset = pos[0] + 1 if pos else 0
+            behind = max(0, int(hw) - next_offset)
+            age = max(0.0, (now - pos[1]) / 1000) if behind and pos else 0.0
+            out.append(LagSample(tp.topic, tp.partition, behind, age))
+        return out
+

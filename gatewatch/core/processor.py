@@ -1,0 +1,276 @@
+"""The batch processor: one decode → apply → effects loop, pure and deterministic.
+
+:class:`Processor` holds the state of the gates a worker owns (the
+:class:`~gatewatch.core.ledger.Ledger` and each gate's alert state) and turns input into
+:class:`Effects`, the things the caller must then do:
+
+============================  =========================================================
+call                          effects
+============================  =========================================================
+``apply_batch(records, now)`` decode and validate each record, apply the valid events;
+                              one state write per changed vehicle (to the record's own
+                              partition), a dead letter per bad record, the waits
+                              measured, and the alert changes of the gates touched
+``tick(now)``                 advance watermarks: closed windows; evaluate every gate's
+                              alerts
+``sweep()``                   expire old vehicle states, one chunk per step:
+                              tombstones and how many expired
+``rebuild(items, now)``       reset from changelog (key, value) pairs after a recovery:
+                              the last hour's windows to republish
+============================  =========================================================
+
+The Faust worker (:mod:`gatewatch.agents.app`), ``gatewatch scenario``, the fault drills'
+ground truth and the benchmarks all drive this one object. Nothing here reads a clock
+or does I/O: times are explicit milliseconds, records arrive already normalised as
+:class:`SourceRecord` (Kafka timestamps in milliseconds), and errors come back as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, LevelState, Thresholds
+from gatewatch.core.ledger import APPLIED, DUPLICATE, Ledger
+from gatewatch.core.signals import GateSignals, gate_signals
+from gatewatch.gates import GateSet
+from gatewatch.settings import Settings
+from gatewatch.streams.changelog import encode_state, state_key
+from gatewatch.streams.codec import Decoder
+from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
+
+__all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
+
+#: vehicles expired per sweep step (the worker yields to its event loop between steps)
+SWEEP_CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One input message, normalised at the adapter (timestamp in milliseconds)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """A changelog write: the vehicle's new state, or ``None`` (a tombstone)."""
+
+    key: bytes
+    value: bytes | None
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record to publish on the dead-letter topic, with why."""
+
+    rejection: Rejection
+    source: SourceRecord
+
+
+@dataclass(slots=True)
+class Effects:
+    """What one call asks the caller to do and count."""
+
+    writes: list[StateWrite] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    windows: list[WindowRecord] = field(default_factory=list)
+    alerts: list[AlertChange] = field(default_factory=list)
+    #: valid events processed (duplicates included)
+    processed: int = 0
+    #: valid events that changed no count (duplicates and re-reads)
+    unchanged: int = 0
+    #: measured waits (gate_id, wait_ms) of vehicles that crossed
+    waits: list[tuple[str, int]] = field(default_factory=list)
+    expired_waiting: int = 0
+    expired_finished: int = 0
+    #: processing errors (a gatewatch bug): the record (None: the batch) and the exception
+    errors: list[tuple[SourceRecord | None, Exception]] = field(default_factory=list)
+
+
+class Processor:
+    """The state of the gates one worker holds, and the only way to change it."""
+
+    def __init__(self, gates: GateSet, settings: Settings) -> None:
+        self.gates = gates
+        self.settings = settings
+        self._gate = {g.gate_id: g for g in gates.gates}
+        s = settings
+        self.ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds,
+                             s.no_data_seconds)
+        self.decoder = Decoder(gates.ids(), s.max_message_bytes)
+        self.alerts: dict[str, GateAlerts] = {g.gate_id: self._fresh_alerts(g.gate_id)
+                                              for g in gates.gates}
+        #: input partition each gate's events arrive on (for tombstones from the sweep)
+        self.gate_partition: dict[str, int] = {}
+
+    def _fresh_alerts(self, gate_id: str) -> GateAlerts:
+        g = self._gate[gate_id]
+        s = self.settings
+        return GateAlerts(
+            gate_id,
+            Thresholds(g.warning_threshold, g.critical_threshold, g.warning_clear,
+                       g.critical_clear, s.alert_raise_hold_seconds * 1000,
+                       s.alert_clear_hold_seconds * 1000),
+            perishable_limit_seconds=float(g.perishable_max_wait_seconds
+                                           or s.perishable_max_wait_seconds),
+            no_data_seconds=self.ledger.books[gate_id].no_data_ms / 1000)
+
+    # -- input -------------------------------------------------------------------------
+
+    def apply_batch(self, records: Sequence[SourceRecord], now_ms: int, *,
+                    evaluate_alerts: bool = True) -> Effects:
+        """Apply a batch of input records at wall time ``now_ms``.
+
+        If applying hits a bug, the batch is retried record by record and the record
+        that triggers it is dead-lettered (reason ``internal_error``); re-applying is
+        safe because the core is idempotent, and vehicles changed before the failure
+        still get their state write.
+        """
+        fx = Effects()
+        changed: dict[tuple[str, str], int] = {}
+        try:
+            self._apply(records, now_ms, fx, changed)
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the partition
+            fx.errors.append((None, exc))
+            fx.dead_letters.clear()
+            fx.processed = fx.unchanged = 0
+            for rec in records:
+                try:
+                    self._apply([rec], now_ms, fx, changed)
+                except Exception as one:  # noqa: BLE001
+                    fx.errors.append((rec, one))
+                    fx.dead_letters.append(DeadLetter(Rejection(
+                        "internal_error", repr(one)[:200], rec.value or b"", rec.key), rec))
+        ledger = self.ledger
+        for (gate_id, vehicle_id), partition in changed.items():
+            self.gate_partition[gate_id] = partition
+            events = ledger.vehicle_state(gate_id, vehicle_id)
+            fx.writes.append(StateWrite(state_key(gate_id, vehicle_id),
+                                        encode_state(events) if events else None, partition))
+        for book in ledger:
+            if book.waits_observed:
+                fx.waits.extend((book.gate_id, w) for w in book.waits_observed)
+                book.waits_observed.clear()
+        if evaluate_alerts and changed:
+            fx.alerts.extend(self.evaluate(now_ms, {gate for gate, _v in changed}))
+        return fx
+
+    def _apply(self, records: Sequence[SourceRecord], now_ms: int, fx: Effects,
+               changed: dict[tuple[str, str], int]) -> None:
+        decode = self.decoder.decode
+        apply = self.ledger.apply
+        for rec in records:
+            res = decode(rec.value, rec.key, now_ms)
+            if type(res) is CrossingEvent:
+                fx.processed += 1
+                outcome = apply(res, now_ms)
+                if outcome is not DUPLICATE:
+                    changed[(res.gate_id, res.vehicle_id)] = rec.partition
+                if outcome is not APPLIED:
+                    fx.unchanged += 1
+            else:
+                assert isinstance(res, Rejection)
+                fx.dead_letters.append(DeadLetter(res, rec))
+
+    # -- time --------------------------------------------------------------------------
+
+    def tick(self, now_ms: int) -> Effects:
+        """Advance every gate's watermark to ``now_ms``: closed windows and alert changes."""
+        return Effects(windows=self.ledger.advance(now_ms), alerts=self.evaluate(now_ms))
+
+    def evaluate(self, now_ms: int, gate_ids: Iterable[str] | None = None
+                 ) -> list[AlertChange]:
+        """Alert changes of every gate this worker has seen (or of those named)."""
+        wanted = None if gate_ids is None else set(gate_ids)
+        out: list[AlertChange] = []
+        for gate in self.gates.gates:
+            if wanted is not None and gate.gate_id not in wanted:
+                continue
+            book = self.ledger.books[gate.gate_id]
+            if book.last_event_wall_ms is None:
+                continue
+            sig = gate_signals(gate, book, now_ms)
+            out.extend(self.alerts[gate.gate_id].evaluate(sig, now_ms))
+        return out
+
+    def sweep(self, proceed: Callable[[], bool] = lambda: True,
+              chunk: int = SWEEP_CHUNK) -> Iterator[Effects]:
+        """Expire old vehicle states, ``chunk`` vehicles per step (one :class:`Effects`
+        each, possibly empty). Finished vehicles go after the retention, waiting ones
+        after the max wait, both in the gate's event time. Stops for a gate rebuilt or
+        moved to another partition meanwhile, and altogether once ``proceed()`` is false.
+        """
+        retention_ms = self.settings.retention_seconds * 1000
+        max_wait_ms = self.settings.max_wait_seconds * 1000
+        for book in list(self.ledger):
+            gate_id = book.gate_id
+            partition = self.gate_partition.get(gate_id)
+            if partition is None:
+                continue
+            ids = list(book.vehicles)  # one list of id references, not a tuple per vehicle
+            for start in range(0, len(ids), chunk):
+                if not proceed():
+                    return
+                if self.ledger.books.get(gate_id) is not book \
+                        or self.gate_partition.get(gate_id) != partition:
+                    break
+                removed, waiting = book.expire(retention_ms, max_wait_ms,
+                                               only=ids[start:start + chunk])
+                yield Effects(
+                    writes=[StateWrite(state_key(gate_id, vid), None, partition)
+                            for vid in removed],
+                    expired_waiting=waiting, expired_finished=len(removed) - waiting)
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]], now_ms: int) -> Effects:
+        """Reset from the state table's (key, value) pairs; returns the windows of the
+        last hour to republish. Gates without restored state lose their alert state
+        (their partition moved to another worker)."""
+        pairs = [(k, v) for k, v in items if v is not None]
+        windows = self.ledger.rebuild(pairs, now_ms)
+        for book in self.ledger:
+            if book.last_event_ms is not None:
+                book.last_event_wall_ms = now_ms
+            else:
+                self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
+        return Effects(windows=windows)
+
+    def restore_alerts(self, states: Iterable[AlertState]) -> int:
+        """Re-establish firing alerts published before a restart (owned gates only), so
+        an incident already notified is not notified again. Returns how many."""
+        owned = self.owned_gates()
+        restored = 0
+        for st in states:
+            ga = self.alerts.get(st.gate_id)
+            if ga is None or st.gate_id not in owned or st.state != "firing":
+                continue
+            ga.active[st.alert_id] = st
+            if st.kind == "congestion":
+                ga.level = LevelState(st.severity)
+            restored += 1
+        return restored
+
+    # -- reading -----------------------------------------------------------------------
+
+    def owned_gates(self) -> set[str]:
+        """Gates whose state this worker holds."""
+        return {b.gate_id for b in self.ledger if b.last_event_ms is not None}
+
+    def signals(self, gate_id: str, now_ms: int) -> GateSignals:
+        """The gate's :class:`GateSignals` at wall time ``now_ms``."""
+        return gate_signals(self._gate[gate_id], self.ledger.books[gate_id], now_ms)
+
+    def vehicles_tracked(self) -> int:
+        return sum(len(b.vehicles) for b in self.ledger)
+
+    def vehicles_waiting(self) -> int:
+        return sum(sum(b.waiting_count) for b in self.ledger)
+

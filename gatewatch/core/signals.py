@@ -1,0 +1,188 @@
+"""One signals model per gate: everything people and rules read about a gate, at one instant.
+
+:func:`gate_signals` derives a :class:`GateSignals` from a gate's book once; the JSON
+API, the Prometheus collectors, the alert evaluation, the alert texts and the scenarios
+all read it, so a number such as the net inflow or the estimated wait has one
+definition.
+
+Definitions
+    - *backlog*: vehicles waiting now (exact, from per-vehicle state).
+    - *last hour*: queue transitions in the hour of windows up to the gate's watermark
+      (:class:`Counts`, by kind and direction).
+    - *net inflow*: arrivals − crossings − withdrawals over that hour (vehicles/hour).
+    - *oldest waits*: event-time age, at the watermark, of the longest-waiting vehicle
+      (overall, per direction, of perishable cargo); ``None`` when nobody waits.
+    - *estimated wait* for a vehicle joining now: backlog ÷ crossings per hour, ``None``
+      ("unknown") when the gate cleared nothing in that hour.
+    - *time until the yard is full* at the current net inflow; ``None`` when not filling.
+    - *has data*: an event reached the worker within the gate's no-data silence;
+      without data a gate is shown as "no data", never as zero waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from gatewatch.core.ledger import GateBook
+from gatewatch.gates import GateConfig
+from gatewatch.streams.vocabulary import PERISHABLE
+
+__all__ = ["Counts", "GateSignals", "Trend", "estimate_wait_seconds", "gate_signals",
+           "seconds_until_full"]
+
+Trend = Literal["up", "down", "flat"]
+
+
+def estimate_wait_seconds(backlog: int, crossings_last_hour: int) -> float | None:
+    """Queue ahead ÷ crossings per hour, in seconds; None when nothing crossed."""
+    if crossings_last_hour <= 0:
+        return None
+    return backlog / crossings_last_hour * 3600.0
+
+
+def seconds_until_full(backlog: int, capacity: int, net_inflow_per_hour: int) -> float | None:
+    """Time until the yard is full at the current net inflow; None if not filling."""
+    if backlog >= capacity:
+        return 0.0
+    if net_inflow_per_hour <= 0:
+        return None
+    return (capacity - backlog) / net_inflow_per_hour * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Queue transitions by kind and direction (a window bucket's layout, by name)."""
+
+    arrivals_export: int = 0
+    arrivals_import: int = 0
+    crossings_export: int = 0
+    crossings_import: int = 0
+    withdrawals_export: int = 0
+    withdrawals_import: int = 0
+
+    @classmethod
+    def of(cls, counts: Sequence[int]) -> Counts:
+        """From the ``kind * 2 + direction`` layout of window buckets."""
+        return cls(*counts[:6])
+
+    def get(self, kind: int, direction: int) -> int:
+        """Count of transition ``kind`` (0 arrivals, 1 crossings, 2 withdrawals)."""
+        return int(getattr(self, _FIELDS[kind * 2 + direction]))
+
+    @property
+    def arrivals(self) -> int:
+        return self.arrivals_export + self.arrivals_import
+
+    @property
+    def crossings(self) -> int:
+        return self.crossings_export + self.crossings_import
+
+    @property
+    def withdrawals(self) -> int:
+        return self.withdrawals_export + self.withdrawals_import
+
+    @property
+    def net_inflow(self) -> int:
+        """Arrivals − crossings − withdrawals."""
+        return self.arrivals - self.crossings - self.withdrawals
+
+
+_FIELDS = ("arrivals_export", "arrivals_import", "crossings_export", "crossings_import",
+           "withdrawals_export", "withdrawals_import")
+
+
+@dataclass(frozen=True, slots=True)
+class GateSignals:
+    """What is known about one gate at one instant (see the module docstring)."""
+
+    gate_id: str
+    has_data: bool
+    silent_seconds: float | None
+    waiting_export: int
+    waiting_import: int
+    capacity: int
+    last_hour: Counts
+    oldest_perishable_wait_seconds: float | None = None
+    oldest_wait_seconds: float | None = None
+    oldest_wait_export_seconds: float | None = None
+    oldest_wait_import_seconds: float | None = None
+    last_window: Counts | None = None
+    #: this worker holds the gate's state (it has seen or restored an event of it)
+    owned: bool = True
+    last_event_ms: int | None = None
+    watermark_ms: int | None = None
+    #: transitions first seen since this worker started (monotonic, for ``_total`` counters)
+    totals: Counts = Counts()
+    vehicles_tracked: int = 0
+    #: transitions too late for their (closed) window
+    late_transitions: int = 0
+
+    @property
+    def backlog(self) -> int:
+        return self.waiting_export + self.waiting_import
+
+    @property
+    def arrivals_last_hour(self) -> int:
+        return self.last_hour.arrivals
+
+    @property
+    def crossings_last_hour(self) -> int:
+        return self.last_hour.crossings
+
+    @property
+    def withdrawals_last_hour(self) -> int:
+        return self.last_hour.withdrawals
+
+    @property
+    def net_inflow_per_hour(self) -> int:
+        return self.last_hour.net_inflow
+
+    @property
+    def trend(self) -> Trend:
+        net = self.net_inflow_per_hour
+        return "up" if net > 0 else "down" if net < 0 else "flat"
+
+    @property
+    def estimated_wait_seconds(self) -> float | None:
+        return estimate_wait_seconds(self.backlog, self.crossings_last_hour)
+
+    @property
+    def seconds_until_full(self) -> float | None:
+        return seconds_until_full(self.backlog, self.capacity, self.net_inflow_per_hour)
+
+    @property
+    def occupancy_ratio(self) -> float:
+        return self.backlog / self.capacity if self.capacity else 0.0
+
+
+def gate_signals(gate: GateConfig, book: GateBook, now_ms: int) -> GateSignals:
+    """The signals of ``gate`` from its book at wall time ``now_ms``."""
+    wm = book.windows.watermark_ms
+    last_wall = book.last_event_wall_ms
+
+    def age(first: int | None) -> float | None:
+        return None if first is None or wm is None else max(0.0, (wm - first) / 1000)
+
+    last_closed = book.windows.last_closed()
+    return GateSignals(
+        gate_id=gate.gate_id,
+        has_data=book.has_data(now_ms),
+        silent_seconds=None if last_wall is None else (now_ms - last_wall) / 1000,
+        waiting_export=book.waiting_count[0],
+        waiting_import=book.waiting_count[1],
+        capacity=gate.yard_capacity,
+        last_hour=Counts.of(book.windows.rolling_hour()),
+        oldest_perishable_wait_seconds=age(book.oldest_waiting_ms(cargo=PERISHABLE)),
+        oldest_wait_seconds=age(book.oldest_waiting_ms()),
+        oldest_wait_export_seconds=age(book.oldest_waiting_ms(direction=0)),
+        oldest_wait_import_seconds=age(book.oldest_waiting_ms(direction=1)),
+        last_window=Counts.of(last_closed.counts) if last_closed is not None else None,
+        owned=book.last_event_ms is not None,
+        last_event_ms=book.last_event_ms,
+        watermark_ms=wm,
+        totals=Counts.of(book.totals),
+        vehicles_tracked=len(book.vehicles),
+        late_transitions=book.windows.late_transitions,
+    )

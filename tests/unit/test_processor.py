@@ -1,0 +1,168 @@
+"""The pure batch processor: apply_batch, tick, sweep, rebuild — no broker, explicit times."""
+
+from __future__ import annotations
+
+from gatewatch.core.congestion import AlertState
+from gatewatch.core.processor import Processor, SourceRecord
+from gatewatch.streams.changelog import decode_state, split_key
+from gatewatch.streams.codec import encode_event
+from gatewatch.streams.records import CrossingEvent
+from tests.helpers import MIN, T0, ev, processor
+
+_offsets = iter(range(10**9))
+
+
+def rec(e: CrossingEvent, partition: int = 1) -> SourceRecord:
+    return SourceRecord("gate.events", partition, next(_offsets), e.occurred_at_ms,
+                        e.gate_id.encode(), encode_event(e))
+
+
+def raw(value: bytes, key: bytes = b"huu-nghi") -> SourceRecord:
+    return SourceRecord("gate.events", 0, next(_offsets), T0, key, value)
+
+
+def fast() -> Processor:
+    return processor(alert_raise_hold_seconds=0, alert_clear_hold_seconds=0)
+
+
+def test_apply_batch_writes_each_changed_vehicle_once_to_its_partition():
+    p = fast()
+    a1, a2 = ev("A", "queued", T0), ev("A", "crossed", T0 + 30 * MIN)
+    fx = p.apply_batch([rec(a1, 2), rec(ev("B", "queued", T0 + MIN), 2), rec(a2, 2)],
+                       T0 + 31 * MIN)
+    assert fx.processed == 3 and fx.unchanged == 0 and not fx.dead_letters
+    assert sorted(split_key(w.key)[1] for w in fx.writes) == ["A", "B"]
+    assert {w.partition for w in fx.writes} == {2}
+    state_a = next(decode_state(w.value) for w in fx.writes if w.key.endswith(b"A") and w.value)
+    assert [e[4] for e in state_a] == [a1.event_id, a2.event_id]
+    assert fx.waits == [("huu-nghi", 30 * MIN)]
+    assert p.signals("huu-nghi", T0 + 31 * MIN).backlog == 1
+
+
+def test_duplicates_change_nothing_and_write_nothing():
+    p = fast()
+    a = ev("A", "queued", T0)
+    p.apply_batch([rec(a)], T0)
+    fx = p.apply_batch([rec(a), rec(a)], T0 + 1000)
+    assert fx.processed == 2 and fx.unchanged == 2 and fx.writes == []
+    assert p.signals("huu-nghi", T0 + 1000).backlog == 1
+
+
+def test_bad_records_become_dead_letters_with_reasons_and_their_source():
+    p = fast()
+    bad = [raw(b"{not json"), raw(b'{"event_id": "x"}'), raw(b"\xff\xfe")]
+    fx = p.apply_batch([*bad, rec(ev("A", "queued", T0))], T0)
+    assert [d.rejection.reason for d in fx.dead_letters] == ["not_json", "missing_field",
+                                                             "not_utf8"]
+    assert [d.source for d in fx.dead_letters] == bad
+    assert fx.dead_letters[0].rejection.raw == b"{not json"
+    assert fx.processed == 1 and len(fx.writes) == 1
+
+
+def test_a_bug_dead_letters_only_its_record_and_keeps_the_others_writes():
+    p = fast()
+    real_apply = p.ledger.apply
+
+    def apply(e, wall):  # type: ignore[no-untyped-def]
+        if e.vehicle_id == "BOOM":
+            raise RuntimeError("bug")
+        return real_apply(e, wall)
+
+    p.ledger.apply = apply  # type: ignore[method-assign]
+    boom = rec(ev("BOOM", "queued", T0 + MIN))
+    fx = p.apply_batch([rec(ev("A", "queued", T0)), boom, rec(ev("B", "queued", T0 + 2 * MIN))],
+                       T0 + 3 * MIN)
+    assert [d.rejection.reason for d in fx.dead_letters] == ["internal_error"]
+    assert fx.dead_letters[0].source == boom
+    # A was applied before the failure: its state write is not lost on the retry
+    assert sorted(split_key(w.key)[1] for w in fx.writes) == ["A", "B"]
+    assert [r for r, _ in fx.errors] == [None, boom]
+    assert p.signals("huu-nghi", T0 + 3 * MIN).backlog == 2
+
+
+def test_alerts_of_touched_gates_only_when_asked():
+    p = fast()
+    batch = [rec(ev(f"V{i}", "queued", T0 + i * 1000)) for i in range(12)]
+    fx = p.apply_batch(batch, T0 + 20_000, evaluate_alerts=False)
+    assert fx.alerts == []
+    fx = p.apply_batch([rec(ev("W", "queued", T0 + 30_000))], T0 + 31_000)
+    assert [(c.change, c.alert.kind, c.alert.severity) for c in fx.alerts] == [
+        ("fired", "congestion", "warning")]
+    assert fx.alerts[0].signals.backlog == 13
+
+
+def test_tick_closes_windows_of_a_silent_gate_and_raises_no_data():
+    p = fast()
+    p.apply_batch([rec(ev("A", "queued", T0)), rec(ev("A", "crossed", T0 + MIN))], T0 + MIN)
+    fx = p.tick(T0 + MIN + 1000)
+    assert fx.windows == []  # the window [T0, T0+5min) is still open
+    fx = p.tick(T0 + 20 * MIN)  # silent past idle (30 s): the watermark follows the clock
+    assert [(w.start_ms, w.arrivals, w.crossings, w.closed_by) for w in fx.windows] == [
+        (T0, 1, 1, "idle")]
+    assert [c.alert.kind for c in fx.alerts] == ["no_data"]  # silent past 900 s
+    assert not p.signals("huu-nghi", T0 + 20 * MIN).has_data
+
+
+def test_sweep_expires_in_chunks_with_tombstones_to_the_gate_partition():
+    p = processor(retention_seconds=3600, max_wait_seconds=5400)
+    batch = [rec(ev(f"Q{i}", "queued", T0 + i), 3) for i in range(5)]
+    batch += [rec(ev("late", "queued", T0 + 200 * MIN), 3)]
+    p.apply_batch(batch, T0)
+    steps = list(p.sweep(chunk=2))
+    assert len(steps) == 3  # 6 vehicles, 2 per step
+    gone = sorted(split_key(w.key)[1] for s in steps for w in s.writes)
+    assert gone == [f"Q{i}" for i in range(5)]
+    assert all(w.value is None and w.partition == 3 for s in steps for w in s.writes)
+    assert sum(s.expired_waiting for s in steps) == 5
+    assert p.signals("huu-nghi", T0).backlog == 1
+
+
+def test_sweep_stops_when_told():
+    p = processor(retention_seconds=3600, max_wait_seconds=5400)
+    p.apply_batch([rec(ev(f"Q{i}", "queued", T0 + i)) for i in range(4)]
+                  + [rec(ev("late", "queued", T0 + 200 * MIN))], T0)
+    calls = iter([True, False])
+    steps = list(p.sweep(proceed=lambda: next(calls), chunk=2))
+    assert len(steps) == 1 and p.ledger.books["huu-nghi"].vehicles.keys() >= {"Q2", "Q3"}
+
+
+def test_rebuild_from_the_writes_gives_the_same_state_and_republishes_the_last_hour():
+    a = fast()
+    events = [ev("A", "queued", T0), ev("B", "queued", T0 + MIN),
+              ev("A", "crossed", T0 + 10 * MIN), ev("C", "queued", T0 + 70 * MIN,
+                                                    gate="tan-thanh", direction="import")]
+    fx = a.apply_batch([rec(e) for e in events], T0 + 71 * MIN)
+    table = {w.key: w.value for w in fx.writes}
+    b = fast()
+    b.alerts["huu-nghi"].active["huu-nghi:no_data"] = AlertState(
+        "huu-nghi:no_data", "huu-nghi", "no_data", "firing", "warning", 1, 1, T0, T0)
+    out = b.rebuild(list(table.items()), T0 + 72 * MIN)
+    for gate in ("huu-nghi", "tan-thanh"):
+        sa, sb = a.signals(gate, T0 + 72 * MIN), b.signals(gate, T0 + 72 * MIN)
+        assert (sb.waiting_export, sb.waiting_import) == (sa.waiting_export, sa.waiting_import)
+    assert b.owned_gates() == {"huu-nghi", "tan-thanh"}
+    # huu-nghi's watermark is T0+10min: its windows up to then are closed by the clock
+    # and republished (they ended within the hour before the restored watermark)
+    assert {(w.gate_id, w.start_ms) for w in out.windows} >= {("huu-nghi", T0)}
+    assert b.alerts["huu-nghi"].active  # an owned gate keeps what was restored before
+
+
+def test_rebuild_forgets_alerts_of_gates_it_no_longer_holds():
+    p = fast()
+    p.alerts["tan-thanh"].active["tan-thanh:congestion"] = AlertState(
+        "tan-thanh:congestion", "tan-thanh", "congestion", "firing", "warning", 12, 10, T0, T0)
+    p.rebuild([], T0)
+    assert p.alerts["tan-thanh"].active == {} and p.owned_gates() == set()
+
+
+def test_restore_alerts_takes_firing_alerts_of_owned_gates_only():
+    p = fast()
+    p.rebuild([], T0)
+    p.apply_batch([rec(ev("A", "queued", T0))], T0, evaluate_alerts=False)
+    firing = AlertState("huu-nghi:congestion", "huu-nghi", "congestion", "firing", "critical",
+                        25, 20, T0, T0)
+    other = AlertState("tan-thanh:congestion", "tan-thanh", "congestion", "firing", "warning",
+                       12, 10, T0, T0)
+    assert p.restore_alerts([firing, other]) == 1
+    assert p.alerts["huu-nghi"].level.level == "critical"
+    assert p.alerts["tan-thanh"].active == {}
