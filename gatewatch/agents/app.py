@@ -44,7 +44,7 @@ from gatewatch.core.ledger import (
     state_key,
 )
 from gatewatch.gates import GateSet
-from gatewatch.kafka import aiokafka_security
+from gatewatch.kafka import KafkaConfig
 from gatewatch.settings import Settings
 from gatewatch.streams.codec import Decoder, encode_window
 from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
@@ -53,7 +53,7 @@ from gatewatch.web import api
 from gatewatch.web.exposition import render
 from gatewatch.web.metrics import GatewatchMetrics, LagSample, LedgerCollector
 
-__all__ = ["Gatewatch", "create_app", "kafka_credentials"]
+__all__ = ["Gatewatch", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -83,28 +83,6 @@ def _store_put(table: Any, key: bytes, value: bytes | None, partition: int) -> N
     else:
         inner[key] = value
         key_partition[key] = partition
-
-
-def kafka_credentials(settings: Settings) -> Any:
-    """Faust broker credentials for SASL/TLS settings (None for PLAINTEXT)."""
-    import ssl
-
-    protocol = settings.security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    if settings.sasl_mechanism == "PLAIN":
-        return faust.SASLCredentials(username=settings.sasl_username,
-                                     password=settings.sasl_password,
-                                     ssl_context=context if protocol == "SASL_SSL" else None)
-    from faust.types.auth import SASLMechanism
-
-    mech = SASLMechanism(settings.sasl_mechanism)
-    return faust.SASLCredentials(username=settings.sasl_username,
-                                 password=settings.sasl_password, mechanism=mech,
-                                 ssl_context=context if protocol == "SASL_SSL" else None)
 
 
 @dataclass
@@ -145,10 +123,10 @@ def create_app(settings: Settings, gates: GateSet, *,
         compat.patch_highwaters()
     n_partitions = partitions or settings.partitions
     topics = Topics(settings.topic_prefix)
+    kafka = KafkaConfig.from_settings(settings)
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{b.strip()}" for b in settings.bootstrap.split(",")],
-        broker_credentials=kafka_credentials(settings),
+        **kafka.faust(),  # broker + broker_credentials
         store="memory://",
         topic_partitions=n_partitions,
         topic_replication_factor=settings.replication,
@@ -210,9 +188,8 @@ def create_app(settings: Settings, gates: GateSet, *,
     def _plain_consumer() -> Any:
         from aiokafka import AIOKafkaConsumer
 
-        return AIOKafkaConsumer(bootstrap_servers=settings.bootstrap.split(","),
-                                enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
-                                **aiokafka_security(settings))
+        return AIOKafkaConsumer(enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
+                                **kafka.aiokafka())
 
     registry.register(LedgerCollector(ledger, gates, settings.window_seconds, wall_ms,
                                       lag_samples))
