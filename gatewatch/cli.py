@@ -83,13 +83,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from gatewatch.kafka import ensure_topics
+    from gatewatch.kafka import KafkaConfig, ensure_topics
     from gatewatch.streams.codec import parse_timestamp_ms
     from gatewatch.streams.topics import Topics
     from gatewatch.tools import simulate
 
     settings, gates = _load()
-    ensure_topics(settings, progress=_say)
+    kafka = KafkaConfig.from_settings(settings)
+    ensure_topics(settings, progress=_say, config=kafka)
     start_ms = None
     if args.start:
         start_ms = parse_timestamp_ms(args.start)
@@ -99,10 +100,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         start_ms = int(time.time() * 1000) - 86_400_000
     faults = simulate.Faults(duplicate=args.duplicates, late=args.late, malformed=args.malformed)
     topic = Topics(settings.topic_prefix).events
-    _say(f"gatewatch simulate: {len(gates.gates)} gates -> {topic} on {settings.bootstrap}; "
-         f"rate x{args.rate}, speed x{args.speed}, seed {args.seed}")
+    _say(f"gatewatch simulate: {len(gates.gates)} gates -> {topic} on {kafka.bootstrap} "
+         f"({kafka.describe()}); rate x{args.rate}, speed x{args.speed}, seed {args.seed}")
     asyncio.run(simulate.run(
-        settings.bootstrap, topic, gates, rate=args.rate, speed=args.speed, seed=args.seed,
+        kafka, topic, gates, rate=args.rate, speed=args.speed, seed=args.seed,
         faults=faults, duration_seconds=args.duration, initial_backlog=args.initial_backlog,
         start_ms=start_ms, progress=_say, day_profile=args.day_profile))
     return 0
@@ -113,7 +114,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     import signal as _signal
 
     from gatewatch.alerts.notify import AlertmanagerPusher, WebhookNotifier
-    from gatewatch.kafka import aiokafka_security, ensure_topics
+    from gatewatch.kafka import KafkaConfig, ensure_topics
     from gatewatch.streams.topics import Topics
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
@@ -125,9 +126,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
         raise ConfigError("command line", "--webhook-url/--alertmanager-url",
                           "give at least one receiver (or GATEWATCH_WEBHOOK_URL / "
                           "GATEWATCH_ALERTMANAGER_URL)")
-    ensure_topics(settings, progress=_say)
+    kafka = KafkaConfig.from_settings(settings)
+    ensure_topics(settings, progress=_say, config=kafka)
     topic = Topics(settings.topic_prefix).alerts
-    security = aiokafka_security(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -137,12 +138,11 @@ def cmd_notify(args: argparse.Namespace) -> int:
         tasks = []
         for i, url in enumerate(webhooks):
             group = f"{settings.app_id}-notify-webhook" + (f"-{i}" if i else "")
-            tasks.append(WebhookNotifier(settings.bootstrap, topic, group, url.strip(),
-                                         consumer_kwargs=security).run(stop))
+            tasks.append(WebhookNotifier(kafka, topic, group, url.strip()).run(stop))
         if am:
             tasks.append(AlertmanagerPusher(
-                settings.bootstrap, topic, am, resend_seconds=args.resend_seconds,
-                wall_ms=lambda: int(time.time() * 1000), consumer_kwargs=security).run(stop))
+                kafka, topic, am, resend_seconds=args.resend_seconds,
+                wall_ms=lambda: int(time.time() * 1000)).run(stop))
         _say(f"gatewatch notify: {topic} -> " + ", ".join(
             [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))
         await asyncio.gather(*tasks)
@@ -174,7 +174,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from gatewatch.kafka import aiokafka_security, ensure_topics
+    from gatewatch.kafka import KafkaConfig, ensure_topics
     from gatewatch.streams.codec import Decoder
     from gatewatch.streams.topics import Topics
     from gatewatch.tools.replay import ColumnMap, parse_log
@@ -201,15 +201,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     _say(f"{path}: {report.summary()}")
     if args.dry_run or not good:
         return 0 if not report.errors else 3
-    ensure_topics(settings, progress=_say)
+    kafka = KafkaConfig.from_settings(settings)
+    ensure_topics(settings, progress=_say, config=kafka)
     topic = Topics(settings.topic_prefix).events
     good.sort(key=lambda g: g[2])  # replay in event-time order
 
     async def send() -> None:
         from aiokafka import AIOKafkaProducer
 
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap.split(","),
-                                    linger_ms=20, **aiokafka_security(settings))
+        producer = AIOKafkaProducer(linger_ms=20, **kafka.aiokafka())
         await producer.start()
         try:
             start_wall, first = time.monotonic(), good[0][2]
@@ -228,7 +228,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             await producer.stop()
 
     asyncio.run(send())
-    _say(f"replay: {len(good)} events sent to {topic} on {settings.bootstrap}")
+    _say(f"replay: {len(good)} events sent to {topic} on {kafka.bootstrap}")
     return 0 if not report.errors else 3
 
 
@@ -252,15 +252,16 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         for label, ok in outcome.checks:
             _say(f"  {'PASS' if ok else 'FAIL'}  {label}")
         return 0 if outcome.passed else 1
-    from gatewatch.kafka import ensure_topics
+    from gatewatch.kafka import KafkaConfig, ensure_topics
     from gatewatch.streams.topics import Topics
     from gatewatch.tools import simulate
 
-    ensure_topics(settings, progress=_say)
+    kafka = KafkaConfig.from_settings(settings)
+    ensure_topics(settings, progress=_say, config=kafka)
     topic = Topics(settings.topic_prefix).events
     _say(f"scenario {sc.name} live: {sc.duration_hours:g} h at x{args.speed} -> {topic}")
     asyncio.run(simulate.run(
-        settings.bootstrap, topic, gates, rate=sc.rate, speed=args.speed, seed=sc.seed,
+        kafka, topic, gates, rate=sc.rate, speed=args.speed, seed=sc.seed,
         faults=simulate.Faults(), duration_seconds=sc.duration_hours * 3600 / args.speed,
         initial_backlog=sc.initial_backlog, start_ms=sc.start_ms, progress=_say,
         overrides=sc.overrides, day_profile=sc.day_profile))

@@ -1,7 +1,19 @@
-"""Kafka administration gatewatch needs: creating its topics, reading partition counts."""
+"""Kafka for gatewatch: one connection configuration for every client, and the topic
+administration gatewatch needs (creating its topics, reading partition counts).
+
+:class:`KafkaConfig` is built once per command from :class:`~gatewatch.settings.Settings`
+and converted for each client library: ``.aiokafka()`` (producers and consumers),
+``.kafka_python()`` (the admin client) and ``.faust()`` (the worker's ``faust.App``).
+Every Kafka client of every command (worker, notify, simulate, scenario ``--live``,
+replay, topic administration) is built from it, so the security settings
+(``GATEWATCH_KAFKA_SECURITY_PROTOCOL``, ``..._SASL_*``, ``..._SSL_CAFILE``) apply to all
+of them or to none.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,38 +22,100 @@ from gatewatch.errors import GatewatchError
 from gatewatch.settings import Settings
 from gatewatch.streams.topics import Topics
 
-__all__ = ["admin_client", "aiokafka_security", "ensure_topics", "kafka_credentials"]
+__all__ = ["KafkaConfig", "admin_client", "ensure_topics"]
 
 
-def aiokafka_security(settings: Settings) -> dict[str, Any]:
-    """aiokafka client settings for SASL/TLS (empty for PLAINTEXT)."""
-    import ssl
+@dataclasses.dataclass(frozen=True)
+class KafkaConfig:
+    """How to reach the Kafka cluster; build with :meth:`from_settings`.
 
-    if settings.security_protocol == "PLAINTEXT":
-        return {}
-    cfg: dict[str, Any] = {"security_protocol": settings.security_protocol}
-    if settings.security_protocol in ("SSL", "SASL_SSL"):
-        cfg["ssl_context"] = ssl.create_default_context(cafile=settings.ssl_cafile or None)
-    if settings.security_protocol.startswith("SASL"):
-        cfg.update(sasl_mechanism=settings.sasl_mechanism,
-                   sasl_plain_username=settings.sasl_username,
-                   sasl_plain_password=settings.sasl_password)
-    return cfg
+    The SASL password is never part of ``repr()``/``str()``; only the conversions
+    (handed straight to a client constructor) carry it.
+    """
+
+    bootstrap_servers: tuple[str, ...]
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = dataclasses.field(default="", repr=False)
+    ssl_cafile: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaConfig:
+        servers = tuple(s.strip() for s in settings.bootstrap.split(",") if s.strip())
+        sasl = settings.security_protocol.startswith("SASL")
+        return cls(bootstrap_servers=servers,
+                   security_protocol=settings.security_protocol,
+                   sasl_mechanism=settings.sasl_mechanism if sasl else "",
+                   sasl_username=settings.sasl_username if sasl else "",
+                   sasl_password=settings.sasl_password if sasl else "",
+                   ssl_cafile=settings.ssl_cafile)
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap servers as written in GATEWATCH_KAFKA_BOOTSTRAP (for messages)."""
+        return ",".join(self.bootstrap_servers)
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def describe(self) -> str:
+        """The protocol, mechanism and user (never the password), for messages."""
+        if not self.uses_sasl:
+            return self.security_protocol
+        return f"{self.security_protocol} ({self.sasl_mechanism}, user {self.sasl_username!r})"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context every client uses (system CAs, or GATEWATCH_KAFKA_SSL_CAFILE);
+        None without TLS."""
+        if not self.uses_tls:
+            return None
+        return ssl.create_default_context(cafile=self.ssl_cafile or None)
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"bootstrap_servers": list(self.bootstrap_servers),
+                              "security_protocol": self.security_protocol}
+        if self.uses_tls:
+            kw["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            kw.update(sasl_mechanism=self.sasl_mechanism,
+                      sasl_plain_username=self.sasl_username,
+                      sasl_plain_password=self.sasl_password)
+        return kw
+
+    def aiokafka(self) -> dict[str, Any]:
+        """Keyword arguments for ``AIOKafkaProducer`` / ``AIOKafkaConsumer``."""
+        return self._client_kwargs()
+
+    def kafka_python(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (``KafkaAdminClient`` ...).
+
+        The same names as aiokafka's; the TLS trust comes from the same ``ssl_context``
+        (kafka-python then ignores its other ``ssl_*`` options)."""
+        return self._client_kwargs()
+
+    def faust(self) -> dict[str, Any]:
+        """``faust.App`` settings: ``broker`` URLs and ``broker_credentials``."""
+        import faust
+
+        broker = [f"kafka://{s}" for s in self.bootstrap_servers]
+        credentials: Any = None
+        context = self.ssl_context()
+        if self.uses_sasl:
+            credentials = faust.SASLCredentials(
+                username=self.sasl_username, password=self.sasl_password,
+                mechanism=self.sasl_mechanism, ssl_context=context)
+        elif context is not None:
+            credentials = faust.SSLCredentials(context)
+        return {"broker": broker, "broker_credentials": credentials}
 
 
-
-def _security(settings: Settings) -> dict[str, Any]:
-    cfg: dict[str, Any] = {"security_protocol": settings.security_protocol}
-    if settings.security_protocol.startswith("SASL"):
-        cfg.update(sasl_mechanism=settings.sasl_mechanism,
-                   sasl_plain_username=settings.sasl_username,
-                   sasl_plain_password=settings.sasl_password)
-    if settings.ssl_cafile:
-        cfg["ssl_cafile"] = settings.ssl_cafile
-    return cfg
-
-
-def admin_client(settings: Settings, timeout_seconds: float = 30.0,
+def admin_client(config: KafkaConfig, timeout_seconds: float = 30.0,
                  progress: Callable[[str], None] | None = None) -> Any:
     """A kafka-python admin client, retrying until the cluster answers."""
     from kafka import KafkaAdminClient
@@ -51,34 +125,32 @@ def admin_client(settings: Settings, timeout_seconds: float = 30.0,
     announced = False
     while time.monotonic() < deadline:
         try:
-            return KafkaAdminClient(bootstrap_servers=settings.bootstrap.split(","),
-                                    request_timeout_ms=10000, **_security(settings))
+            return KafkaAdminClient(request_timeout_ms=10000, **config.kafka_python())
         except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable and friends
             last = exc
             if progress and not announced:
-                progress(f"waiting for Kafka at {settings.bootstrap} ...")
+                progress(f"waiting for Kafka at {config.bootstrap} ...")
                 announced = True
             time.sleep(0.5)
     how = ""
-    if settings.security_protocol != "PLAINTEXT":
-        how = (f" with GATEWATCH_KAFKA_SECURITY_PROTOCOL={settings.security_protocol}"
-               + (f" ({settings.sasl_mechanism}, user {settings.sasl_username!r})"
-                  if settings.security_protocol.startswith("SASL") else "")
-               + "; check that the listener speaks it and the credentials")
-    raise GatewatchError(f"cannot reach Kafka at {settings.bootstrap} "
+    if config.security_protocol != "PLAINTEXT":
+        how = (f" with GATEWATCH_KAFKA_SECURITY_PROTOCOL={config.describe()}"
+               "; check that the listener speaks it and the credentials")
+    raise GatewatchError(f"cannot reach Kafka at {config.bootstrap} "
                          f"(GATEWATCH_KAFKA_BOOTSTRAP){how} after {timeout_seconds:.0f} s: "
                          f"{last}")
 
 
 def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = None,
-                  extra: dict[str, int] | None = None) -> int:
+                  extra: dict[str, int] | None = None, *,
+                  config: KafkaConfig | None = None) -> int:
     """Create gatewatch's topics (and ``extra``: name -> partitions) if missing; return
-    the input topic's partition count."""
+    the input topic's partition count. ``config`` defaults to the settings' own."""
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     topics = Topics(settings.topic_prefix)
-    admin = admin_client(settings, progress=progress)
+    admin = admin_client(config or KafkaConfig.from_settings(settings), progress=progress)
     try:
         existing = set(admin.list_topics())
         wanted = {t: settings.partitions for t in topics.all_created()} | (extra or {})
@@ -98,26 +170,3 @@ def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = N
         return partitions
     finally:
         admin.close()
-
-
-def kafka_credentials(settings: Settings) -> Any:
-    """Faust broker credentials for SASL/TLS settings (None for PLAINTEXT)."""
-    import ssl
-
-    import faust
-    from faust.types.auth import SASLMechanism
-
-    protocol = settings.security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    if settings.sasl_mechanism == "PLAIN":
-        return faust.SASLCredentials(username=settings.sasl_username,
-                                     password=settings.sasl_password,
-                                     ssl_context=context if protocol == "SASL_SSL" else None)
-    return faust.SASLCredentials(username=settings.sasl_username,
-                                 password=settings.sasl_password,
-                                 mechanism=SASLMechanism(settings.sasl_mechanism),
-                                 ssl_context=context if protocol == "SASL_SSL" else None)

@@ -32,7 +32,7 @@ from gatewatch.agents.health import BrokerWatch, quiet_repeats
 from gatewatch.agents.worker import Worker, wall_ms
 from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet
-from gatewatch.kafka import aiokafka_security, ensure_topics, kafka_credentials
+from gatewatch.kafka import KafkaConfig, ensure_topics
 from gatewatch.settings import Settings
 from gatewatch.streams.topics import Topics
 from gatewatch.web import api
@@ -58,10 +58,10 @@ def create_app(settings: Settings, gates: GateSet, *,
         compat.patch_highwaters()
     n_partitions = partitions or settings.partitions
     topics = Topics(settings.topic_prefix)
+    kafka = KafkaConfig.from_settings(settings)  # every client of this worker is built from it
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{b.strip()}" for b in settings.bootstrap.split(",")],
-        broker_credentials=kafka_credentials(settings),
+        **kafka.faust(),  # broker + broker_credentials
         store="memory://", topic_partitions=n_partitions,
         topic_replication_factor=settings.replication,
         key_serializer="raw", value_serializer="raw", consumer_auto_offset_reset="earliest",
@@ -81,9 +81,8 @@ def create_app(settings: Settings, gates: GateSet, *,
     def plain_consumer() -> Any:
         from aiokafka import AIOKafkaConsumer
 
-        return AIOKafkaConsumer(bootstrap_servers=settings.bootstrap.split(","),
-                                enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
-                                **aiokafka_security(settings))
+        return AIOKafkaConsumer(enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
+                                **kafka.aiokafka())
 
     registry = registry if registry is not None else CollectorRegistry()
     table = app.Table(STATE_TABLE, default=None, partitions=n_partitions,
@@ -123,7 +122,7 @@ def create_app(settings: Settings, gates: GateSet, *,
         worker.revoked()
 
     def recreate_topics() -> None:
-        ensure_topics(settings, progress=log.warning, extra={
+        ensure_topics(settings, progress=log.warning, config=kafka, extra={
             table.changelog_topic.get_topic_name(): n_partitions,
             f"{settings.app_id}-__assignor-__leader": 1})
 

@@ -33,7 +33,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["faust_settings", "fetch_true_highwaters", "patch_highwaters", "read_to_end"]
+__all__ = ["connection_of", "faust_settings", "fetch_true_highwaters", "patch_highwaters",
+           "read_to_end"]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,20 @@ async def read_to_end(consumer_factory: Callable[[], Any], topic: str,
     return out
 
 
+def connection_of(client: Any) -> dict[str, Any]:
+    """aiokafka keyword arguments that connect like ``client`` (an aiokafka client).
+
+    The fetch-confirm consumer below must reach the cluster exactly as the Faust
+    consumer it serves, which Faust built from ``KafkaConfig.faust()``; copying that
+    consumer's connection keeps the two identical (servers, TLS, SASL)."""
+    return {"bootstrap_servers": client._bootstrap_servers,
+            "security_protocol": client._security_protocol,
+            "ssl_context": client._ssl_context,
+            "sasl_mechanism": client._sasl_mechanism,
+            "sasl_plain_username": client._sasl_plain_username,
+            "sasl_plain_password": client._sasl_plain_password}
+
+
 def patch_highwaters() -> None:
     """Make Faust's aiokafka driver confirm end offsets with a Fetch (idempotent)."""
     global _PATCHED
@@ -148,16 +163,8 @@ def patch_highwaters() -> None:
         inner = self._ensure_consumer()
 
         def factory() -> Any:
-            client = inner._client
-            return AIOKafkaConsumer(
-                bootstrap_servers=client._bootstrap_servers,
-                security_protocol=client._security_protocol,
-                ssl_context=client._ssl_context,
-                sasl_mechanism=client._sasl_mechanism,
-                sasl_plain_username=client._sasl_plain_username,
-                sasl_plain_password=client._sasl_plain_password,
-                enable_auto_commit=False, group_id=None, fetch_max_wait_ms=100,
-            )
+            return AIOKafkaConsumer(enable_auto_commit=False, group_id=None,
+                                    fetch_max_wait_ms=100, **connection_of(inner._client))
 
         try:
             true = await fetch_true_highwaters(

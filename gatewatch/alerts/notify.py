@@ -19,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
 from gatewatch.streams.codec import format_ms
+
+if TYPE_CHECKING:
+    from gatewatch.kafka import KafkaConfig
 
 __all__ = ["AlertmanagerPusher", "WebhookNotifier", "to_alertmanager"]
 
@@ -58,23 +61,22 @@ def to_alertmanager(record: dict[str, Any], now_ms: int, resend_seconds: float,
     return alert
 
 
-def _consumer(bootstrap: str, topic: str, group: str | None, **kw: Any) -> Any:
+def _consumer(kafka: KafkaConfig, topic: str, group: str | None) -> Any:
     from aiokafka import AIOKafkaConsumer
 
-    return AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
-                            enable_auto_commit=False, auto_offset_reset="earliest",
-                            fetch_max_wait_ms=200, **kw)
+    return AIOKafkaConsumer(topic, group_id=group, enable_auto_commit=False,
+                            auto_offset_reset="earliest", fetch_max_wait_ms=200,
+                            **kafka.aiokafka())
 
 
 class WebhookNotifier:
     """Delivers every alert record to ``url``; never skips one."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, url: str, *,
-                 max_backoff_seconds: float = 30.0, consumer_kwargs: dict[str, Any] | None = None,
+    def __init__(self, kafka: KafkaConfig, topic: str, group: str, url: str, *,
+                 max_backoff_seconds: float = 30.0,
                  on_delivered: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self.bootstrap, self.topic, self.group, self.url = bootstrap, topic, group, url
+        self.kafka, self.topic, self.group, self.url = kafka, topic, group, url
         self.max_backoff = max_backoff_seconds
-        self.consumer_kwargs = consumer_kwargs or {}
         self.on_delivered = on_delivered
         self.delivered = 0
         self.failures = 0
@@ -103,7 +105,7 @@ class WebhookNotifier:
     async def run(self, stop: asyncio.Event) -> None:
         from aiokafka import TopicPartition
 
-        consumer = _consumer(self.bootstrap, self.topic, self.group, **self.consumer_kwargs)
+        consumer = _consumer(self.kafka, self.topic, self.group)
         await consumer.start()
         timeout = aiohttp.ClientTimeout(total=10)
         try:
@@ -126,14 +128,12 @@ class WebhookNotifier:
 class AlertmanagerPusher:
     """Keeps Alertmanager's view of gatewatch's alerts current."""
 
-    def __init__(self, bootstrap: str, topic: str, url: str, *, resend_seconds: float = 60.0,
-                 wall_ms: Callable[[], int], consumer_kwargs: dict[str, Any] | None = None
-                 ) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, kafka: KafkaConfig, topic: str, url: str, *,
+                 resend_seconds: float = 60.0, wall_ms: Callable[[], int]) -> None:
+        self.kafka, self.topic = kafka, topic
         self.endpoint = url.rstrip("/") + "/api/v2/alerts"
         self.resend_seconds = resend_seconds
         self.wall_ms = wall_ms
-        self.consumer_kwargs = consumer_kwargs or {}
         self.active: dict[str, dict[str, Any]] = {}
         self.pushes = 0
         self.failures = 0
@@ -158,7 +158,7 @@ class AlertmanagerPusher:
         return False
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = _consumer(self.bootstrap, self.topic, None, **self.consumer_kwargs)
+        consumer = _consumer(self.kafka, self.topic, None)
         await consumer.start()
         loop = asyncio.get_running_loop()
         next_resend = loop.time() + self.resend_seconds

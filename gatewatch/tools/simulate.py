@@ -24,13 +24,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from gatewatch.gates import GateConfig, GateSet
 from gatewatch.streams.codec import encode_event, format_ms
 from gatewatch.streams.records import CrossingEvent
+
+if TYPE_CHECKING:
+    from gatewatch.kafka import KafkaConfig
 
 __all__ = ["Faults", "Outgoing", "TrafficModel", "run"]
 
@@ -237,14 +240,14 @@ class TrafficModel:
         return {g.cfg.gate_id: len(g.queue) for g in self._gates}
 
 
-async def run(bootstrap: str, topic: str, gates: GateSet, *, rate: float, speed: float,
+async def run(kafka: KafkaConfig, topic: str, gates: GateSet, *, rate: float, speed: float,
               seed: int, faults: Faults, duration_seconds: float | None,
               initial_backlog: float, start_ms: int | None = None,
               progress: Callable[[str], None] = print,
-              producer_config: dict[str, Any] | None = None,
               overrides: dict[str, GateOverride] | None = None, day_profile: bool = False,
               ) -> int:
-    """Produce simulated traffic until stopped (or ``duration_seconds``); returns count."""
+    """Produce simulated traffic to ``kafka`` until stopped (or ``duration_seconds``);
+    returns count."""
     from aiokafka import AIOKafkaProducer
 
     wall0 = time.time()
@@ -252,8 +255,7 @@ async def run(bootstrap: str, topic: str, gates: GateSet, *, rate: float, speed:
     model = TrafficModel(gates, sim0, rate=rate, seed=seed, faults=faults,
                          initial_backlog=initial_backlog, overrides=overrides,
                          day_profile=day_profile)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                **(producer_config or {}))
+    producer = AIOKafkaProducer(linger_ms=20, **kafka.aiokafka())
     await producer.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from gatewatch.errors import GatewatchError
-from gatewatch.kafka import admin_client
+from gatewatch.kafka import KafkaConfig, admin_client
 from gatewatch.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,8 @@ def test_sasl_against_a_plaintext_listener_fails_clearly_without_the_password(
         "GATEWATCH_KAFKA_SASL_USERNAME": "gw", "GATEWATCH_KAFKA_SASL_PASSWORD": secret})
     progress: list[str] = []
     with caplog.at_level(logging.DEBUG), pytest.raises(GatewatchError) as info:
-        admin_client(settings, timeout_seconds=3, progress=progress.append)
+        admin_client(KafkaConfig.from_settings(settings), timeout_seconds=3,
+                     progress=progress.append)
     message = str(info.value)
     assert "GATEWATCH_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT" in message
     assert "SCRAM-SHA-256" in message and "'gw'" in message
