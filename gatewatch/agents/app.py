@@ -50,8 +50,7 @@ from gatewatch.streams.codec import Decoder, encode_window
 from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
 from gatewatch.streams.topics import Topics
 from gatewatch.web import api
-from gatewatch.web.exposition import render
-from gatewatch.web.metrics import GatewatchMetrics, LagSample, LedgerCollector
+from gatewatch.web.metrics import GatewatchMetrics, LagSample, LedgerCollector, scrape
 
 __all__ = ["Gatewatch", "create_app", "kafka_credentials"]
 
@@ -475,7 +474,8 @@ def create_app(settings: Settings, gates: GateSet, *,
 
     @app.page("/metrics")
     async def _metrics(web: Any, request: Any) -> Any:
-        return web.bytes(render(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return web.bytes(scrape(registry, metrics),
+                         content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/wall")
     async def _wall(web: Any, request: Any) -> Any:
