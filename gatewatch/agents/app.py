@@ -143,5 +143,5 @@ def create_app(settings: Settings, gates: GateSet, *,
                                       "unreachable_seconds": round(
                                           worker.broker.down_seconds(), 1)
                                       if worker.broker else 0.0})
-    install_pages(app, registry=registry, not_ready=worker.not_ready)
+    install_pages(app, registry=registry, metrics=worker.metrics, not_ready=worker.not_ready)
     return worker

@@ -24,6 +24,8 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as md
 from grafana_foundation_sdk.models import prometheus as mp
 
+from gatewatch.errors import GatewatchError
+
 __all__ = ["DATASOURCE_UID", "build_all", "panel_queries", "push", "write_all"]
 
 DATASOURCE_UID = "gatewatch-prometheus"
@@ -173,9 +175,17 @@ def panel_queries(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def push(grafana_url: str, token: str, prometheus_url: str, directory: Path) -> list[str]:
-    """Create/update the Prometheus datasource and upload every dashboard JSON."""
-    from grafana_client import GrafanaApi  # type: ignore[attr-defined]
-    from grafana_client.client import GrafanaClientError
+    """Create/update the Prometheus datasource and upload every dashboard JSON.
+
+    Needs the optional ``grafana`` extra (grafana-client); without it, raises a
+    :class:`~gatewatch.errors.GatewatchError` that says how to install it."""
+    try:
+        from grafana_client import GrafanaApi  # type: ignore[attr-defined]
+        from grafana_client.client import GrafanaClientError
+    except ImportError as exc:
+        raise GatewatchError(
+            f"`dashboards push` needs grafana-client, an optional extra ({exc}); install it "
+            "with: pip install 'gatewatch[grafana]'") from exc
 
     api = GrafanaApi.from_url(grafana_url, credential=token)
     ds = {"name": "gatewatch Prometheus", "type": "prometheus", "uid": DATASOURCE_UID,

@@ -10,14 +10,37 @@ Two kinds:
 
 Labels are bounded: gate ids come from the gate configuration, directions and
 reasons from fixed sets. No plate number is ever a label.
+
+Metric names, by prefix:
+
+- ``gate_*``: the border, per gate (vehicles waiting, arrivals, crossings, waits,
+  congestion level, alerts). Labels are bounded (gate, direction, level, kind,
+  severity); never a plate.
+- ``gatewatch_*``: the worker itself (events processed and rejected, batches,
+  readiness, broker, consumer lag, vehicles tracked, ``gatewatch_scrape_duration_seconds``).
+- ``process_*`` and ``python_*``: prometheus_client's process, GC and platform
+  collectors (CPU, memory, open files, garbage collections, Python version).
+
+Every collector on the registry describes its metric families (the custom collectors
+through ``describe()``), so a name used twice fails at start-up in
+``registry.register`` with a ``ValueError`` instead of producing a broken exposition.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -26,12 +49,18 @@ from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet
 from gatewatch.streams.records import REJECT_REASONS
 from gatewatch.streams.vocabulary import DIR_NAME
+from gatewatch.web.exposition import render
 
-__all__ = ["WAIT_BUCKETS_SECONDS", "GateCollector", "GatewatchMetrics", "LagSample"]
+__all__ = ["SCRAPE_BUCKETS_SECONDS", "WAIT_BUCKETS_SECONDS", "GateCollector", "GatewatchMetrics",
+           "LagSample", "scrape"]
 
 #: Wait-time histogram buckets: 5 min … 16 days (Dec 2021 waits were 15-17 days).
 WAIT_BUCKETS_SECONDS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0,
                         86400.0, 172800.0, 345600.0, 691200.0, 1382400.0)
+
+#: /metrics render-time buckets: 1 ms … 5 s.
+SCRAPE_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                          2.5, 5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +111,24 @@ class GatewatchMetrics:
         self.broker_up = Gauge(
             "gatewatch_broker_up", "1 while the Kafka broker answers metadata requests "
             "(checked every second)", registry=registry)
+        self.scrape_duration = Histogram(
+            "gatewatch_scrape_duration_seconds",
+            "Time to render /metrics (observed after the render: a scrape shows the ones "
+            "before it)", buckets=SCRAPE_BUCKETS_SECONDS, registry=registry)
         for gate in gates.gates:
             self.wait.labels(gate.gate_id)
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
+        PlatformCollector(registry=registry)
+
+
+def scrape(registry: CollectorRegistry, metrics: GatewatchMetrics) -> bytes:
+    """The /metrics body of ``registry``; the time to render it is observed in
+    ``gatewatch_scrape_duration_seconds``."""
+    start = time.perf_counter()
+    body = render(registry)
+    metrics.scrape_duration.observe(time.perf_counter() - start)
+    return body
 
 
 class GateCollector(Collector):
@@ -96,6 +141,26 @@ class GateCollector(Collector):
         self.window_seconds = processor.settings.window_seconds
         self.wall_ms = wall_ms
         self.lag = lag
+
+    def describe(self) -> Iterator[Metric]:
+        """The families ``collect`` yields, without samples, so that ``registry.register``
+        refuses a metric-name clash (tests/unit/test_self_metrics.py keeps the two equal)."""
+        names = ("arrivals", "crossings", "withdrawals")
+        gauges = ["gate_vehicles_waiting", "gate_has_data", "gate_yard_occupancy_ratio",
+                  "gate_yard_capacity_vehicles", "gate_backlog_threshold_vehicles",
+                  "gate_oldest_wait_seconds", "gate_oldest_perishable_wait_seconds",
+                  "gate_seconds_since_last_event", "gate_last_event_timestamp_seconds",
+                  "gate_watermark_timestamp_seconds",
+                  *(f"gate_{n}_last_window" for n in names),
+                  *(f"gate_{n}_last_hour" for n in names), "gatewatch_vehicles_tracked",
+                  "gate_congestion_level", "gate_alert_active", "gate_estimated_wait_seconds",
+                  "gate_yard_full_in_seconds"]
+        if self.lag is not None:
+            gauges += ["gatewatch_consumer_lag_messages", "gatewatch_consumer_lag_seconds"]
+        for name in gauges:
+            yield GaugeMetricFamily(name, "")
+        for name in (*(f"gate_{n}" for n in names), "gatewatch_late_transitions"):
+            yield CounterMetricFamily(name, "")
 
     def collect(self) -> Iterator[Metric]:
         now = self.wall_ms()

@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from gatewatch.web.exposition import render
+from gatewatch.web.metrics import GatewatchMetrics, scrape
 
 __all__ = ["install_pages"]
 
@@ -22,14 +22,14 @@ def _data(name: str) -> str:
     return resources.files("gatewatch").joinpath("data", name).read_text("utf-8")
 
 
-def install_pages(app: Any, *, registry: CollectorRegistry,
+def install_pages(app: Any, *, registry: CollectorRegistry, metrics: GatewatchMetrics,
                   not_ready: Callable[[], str | None]) -> None:
     """Add the pages to a Faust app. ``not_ready()`` returns why the worker is not
     ready, or None when it is."""
 
     @app.page("/metrics")  # type: ignore[untyped-decorator]
     async def _metrics(web: Any, request: Any) -> Any:
-        return web.bytes(render(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return web.bytes(scrape(registry, metrics), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/wall")  # type: ignore[untyped-decorator]
     async def _wall(web: Any, request: Any) -> Any:

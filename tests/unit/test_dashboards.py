@@ -3,6 +3,7 @@ command talks Grafana's HTTP API. No Grafana server can run here, so the push is
 tested against a small fake of Grafana's API (a mock, by necessity)."""
 
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -110,3 +111,20 @@ def test_push_uploads_datasource_and_dashboards_and_updates_on_rerun():
         assert fake.datasources[DATASOURCE_UID]["url"] == "http://prom:9090"
     finally:
         fake.server.shutdown()
+
+
+def test_push_without_the_grafana_extra_says_how_to_install_it(monkeypatch, capsys):
+    from gatewatch.cli import main
+
+    monkeypatch.setitem(sys.modules, "grafana_client", None)  # as if not installed
+    fake = FakeGrafana("tok")
+    try:
+        code = main(["dashboards", "push", "--dir", str(ROOT / "dashboards"),
+                     "--grafana-url", fake.url, "--token", "tok"])
+    finally:
+        fake.server.shutdown()
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.startswith("gatewatch: error: ") and err.count("\n") == 1
+    assert err.rstrip().endswith("pip install 'gatewatch[grafana]'")
+    assert fake.calls == []

@@ -1,5 +1,6 @@
 """The fast /metrics renderer gives exactly what prometheus_client's generate_latest
-gives, for the worker's own registry with data and for odd label values."""
+gives, for the worker's own registry with data (process, GC and platform collectors
+included) and for odd label values."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from gatewatch.gates import load_gates
 from gatewatch.settings import Settings
 from gatewatch.tools.simulate import Faults, TrafficModel
 from gatewatch.web.exposition import render
-from gatewatch.web.metrics import GateCollector, GatewatchMetrics, LagSample
+from gatewatch.web.metrics import GateCollector, GatewatchMetrics, LagSample, scrape
 
 
 def test_worker_registry_renders_exactly_as_generate_latest():
@@ -34,11 +35,27 @@ def test_worker_registry_renders_exactly_as_generate_latest():
         proc, lambda: now,
         lambda: [LagSample("gate.events", 0, 12, 1.5), LagSample("gate.events", 1, 0, 0.0)]))
     proc.evaluate(now)
-    expected = generate_latest(registry)
-    assert b"gate_vehicles_waiting{" in expected and b"gate_wait_seconds_bucket{" in expected
-    assert b"gate_congestion_level{" in expected
-    assert render(registry) == expected
-    assert render(registry) == expected  # and again from the label cache
+    scrape(registry, metrics)  # a scrape-duration observation in the histogram
+    # process and GC metrics move between two reads: compare on one snapshot of them
+    snapshot = Snapshot(list(registry.collect()))
+    expected = generate_latest(snapshot)
+    for part in (b"gate_vehicles_waiting{", b"gate_wait_seconds_bucket{",
+                 b"gate_congestion_level{",
+                 b"gatewatch_scrape_duration_seconds_bucket{", b"process_cpu_seconds_total ",
+                 b"python_gc_objects_collected_total{", b"python_info{"):
+        assert part in expected
+    assert render(snapshot) == expected
+    assert render(snapshot) == expected  # and again from the label cache
+
+
+class Snapshot:
+    """A registry whose collect() replays metrics read once."""
+
+    def __init__(self, metrics: list) -> None:
+        self.metrics = metrics
+
+    def collect(self):
+        return iter(self.metrics)
 
 
 def test_odd_names_values_and_special_floats_render_as_generate_latest():
