@@ -441,7 +441,7 @@ def create_app(settings: Settings, gates: GateSet, *,
         for ~130 ms). Stops for a gate that changed hands or was rebuilt meanwhile."""
         retention_ms = settings.retention_seconds * 1000
         max_wait_ms = settings.max_wait_seconds * 1000
-        legacy = settings.gc_tuning == 0
+        legacy = False
         for book in list(ledger):
             gate_id = book.gate_id
             partition = gw.gate_partition.get(gate_id)

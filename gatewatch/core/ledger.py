@@ -187,7 +187,7 @@ class GateBook:
         limits the check to those vehicle ids (the worker sweeps in chunks and yields to
         the event loop between them). The state is walked in place and only the ids to
         drop are collected: copying every vehicle into a list of (id, events) tuples
-        (``copy=True``, the old way, kept for GATEWATCH_GC_TUNING=0) made hundreds of
+        (``copy=True``, the old way; bench/ keeps its figures) made hundreds of
         thousands of tracked objects per sweep, and the full garbage-collector passes
         they set off stalled the event loop for 0.7-0.9 s with 300k vehicles.
         """
