@@ -28,11 +28,23 @@ What it measures (each phase in its own topics and consumer group, one broker, o
                 and of /api/v1/gates, and the worker's CPU per GET; worker CPU % over
                 --idle-seconds without traffic (the 1 s timer) and RSS. Baseline: the
                 smallest size.
-    gc          (asked for: --phases gc) Per GATEWATCH_GC_TUNING level (--gc-levels, the
-                first is the baseline), one worker holding --gc-vehicles waiting vehicles
-                (300k): the idle worker's /healthz every 50 ms for --gc-seconds (120), max
-                and p99 response time (an event-loop stall shows there), then latency.measure
-                at 50 % of the saturation rate for --latency-seconds, probes via the API.
+    gc          (asked for: --phases gc) The 30 s expiry sweep with a large state: one
+                worker holding --gc-vehicles waiting vehicles (300k): the idle worker's
+                /healthz every 50 ms for --gc-seconds (120), max and p99 response time (an
+                event-loop stall shows there), then latency.measure at 50 % of the
+                saturation rate for --latency-seconds, probes via the API. Baseline: the
+                old copying sweep (one pass that copied every vehicle into a list of
+                (id, events) tuples and set off full garbage-collector passes), which is no
+                longer in gatewatch: its figures as recorded on 2026-11-27 (worker commit
+                7384455, same method, same machine class) are kept in
+                bench/baseline-gc-copying-sweep.json and shown beside this run's
+                measurement of the current sweep, ratios ÷ that row. The baseline was not
+                re-measured in this run, so small ratios (under ~20 %) are within the
+                run-to-run noise of a shared 2-core machine; the report says so when this
+                run's conditions (vehicles, rate, durations) differ from the recorded ones.
+                To re-measure the old sweep live, run that commit's own benchmark
+                (git worktree add /tmp/gw-7384455 7384455; its bench/load.py --phases gc
+                compares both sweeps in one run).
     soak        (--soak MINUTES) One worker under steady paced load at --soak-load (50 %) of
                 the measured (or --saturation-rate) saturation rate, or at --rate events/s,
                 for MINUTES, with the simulated traffic (vehicles queue and cross, so the
@@ -55,7 +67,7 @@ Run (from the repo root):
     .venv/bin/python bench/load.py --quick               # smoke run, < 2 min
     .venv/bin/python bench/load.py --phases gates --gate-counts 5,1000
     .venv/bin/python bench/load.py --soak 10 --saturation-rate 23316   # 50 %: 11,658/s
-    .venv/bin/python bench/load.py --phases gc --saturation-rate 23316  # ~12 min
+    .venv/bin/python bench/load.py --phases gc --saturation-rate 23316  # ~4 min
 """
 
 from __future__ import annotations
@@ -535,66 +547,81 @@ def healthz_stalls(url: str, seconds: float, every: float = 0.05) -> dict[str, A
             "slow_at_s_ms": slow}
 
 
+#: the old copying expiry sweep's figures, recorded when gatewatch still had it
+GC_BASELINE = BENCH / "baseline-gc-copying-sweep.json"
+
+
 def run_gc(bootstrap: str, tmp: Path, args: argparse.Namespace, saturation: float
            ) -> dict[str, Any]:
-    """Per GATEWATCH_GC_TUNING level, one worker: --gc-vehicles waiting vehicles, then the
+    """One worker with the current expiry sweep: --gc-vehicles waiting vehicles, then the
     idle worker's /healthz every 50 ms for --gc-seconds (max stall), then steady load at
-    50 % of saturation for --latency-seconds (probe latency via the API)."""
+    50 % of saturation for --latency-seconds (probe latency via the API); shown beside the
+    recorded copying sweep (GC_BASELINE), ratios ÷ that row."""
     rate = max(50, int(saturation * 0.5))
     n = args.gc_vehicles
-    rows: list[dict[str, Any]] = []
-    for level in args.gc_levels:
-        events_start = time.time() - 3 * DAY
-        t0_ms = int((events_start - n * 0.02 - 600) * 1000)
-        idle: dict[str, Any] = {}
+    recorded = json.loads(GC_BASELINE.read_text(encoding="utf-8"))
+    conditions = {"rate": rate, "vehicles": n, "healthz_seconds": args.gc_seconds,
+                  "latency_seconds": args.latency_seconds}
+    differ = {k: (v, recorded["conditions"][k]) for k, v in conditions.items()
+              if v != recorded["conditions"][k]}
+    base = {**recorded["row"], "sweep": f"copying, recorded {recorded['date'][:10]} "
+            f"(commit {recorded['git']['commit']})", "recorded": True}
+    rows: list[dict[str, Any]] = [base]
+    sweep = "in place, chunked (this run)"
+    events_start = time.time() - 3 * DAY
+    t0_ms = int((events_start - n * 0.02 - 600) * 1000)
+    idle: dict[str, Any] = {}
 
-        def preload(topic: str, url: str, idle: dict[str, Any] = idle,
-                    t0_ms: int = t0_ms) -> None:
-            gate_ids = [f"gate-{i}" for i in range(8)]
-            t = time.monotonic()
-            produce(bootstrap, topic, n, 0, queued_events(0, n, gate_ids, t0_ms))
+    def preload(topic: str, url: str, idle: dict[str, Any] = idle,
+                t0_ms: int = t0_ms) -> None:
+        gate_ids = [f"gate-{i}" for i in range(8)]
+        t = time.monotonic()
+        produce(bootstrap, topic, n, 0, queued_events(0, n, gate_ids, t0_ms))
 
-            def held() -> bool:
-                try:
-                    _dt, body = timed_get(url + "/metrics", timeout=10)
-                except OSError:
-                    return False
-                return int(metric_sum(body.decode(), "gatewatch_vehicles_tracked")) >= n
+        def held() -> bool:
+            try:
+                _dt, body = timed_get(url + "/metrics", timeout=10)
+            except OSError:
+                return False
+            return int(metric_sum(body.decode(), "gatewatch_vehicles_tracked")) >= n
 
-            wait_until(held, 120 + n / 1000, f"{n:,} vehicles held", interval=1.0)
-            idle["preload_s"] = round(time.monotonic() - t, 1)
-            say(f"  {n:,} vehicles held after {idle['preload_s']} s; /healthz every 50 ms "
-                f"for {args.gc_seconds:.0f} s")
-            idle.update(healthz_stalls(url, args.gc_seconds))
-            say(f"  /healthz max {idle['max_ms']} ms, p99 {idle['p99_ms']} ms, "
-                f"{idle['over_100ms']} >= 100 ms, {idle['over_250ms']} >= 250 ms "
-                f"(at s: {idle['slow_at_s_ms'][:12]})")
+        wait_until(held, 120 + n / 1000, f"{n:,} vehicles held", interval=1.0)
+        idle["preload_s"] = round(time.monotonic() - t, 1)
+        say(f"  {n:,} vehicles held after {idle['preload_s']} s; /healthz every 50 ms "
+            f"for {args.gc_seconds:.0f} s")
+        idle.update(healthz_stalls(url, args.gc_seconds))
+        say(f"  /healthz max {idle['max_ms']} ms, p99 {idle['p99_ms']} ms, "
+            f"{idle['over_100ms']} >= 100 ms, {idle['over_250ms']} >= 250 ms "
+            f"(at s: {idle['slow_at_s_ms'][:12]})")
 
-        say(f"[gc] GATEWATCH_GC_TUNING={level}: {n:,} waiting vehicles, then {rate:,} events/s"
-            f" (50 %) for {args.latency_seconds:.0f} s (load average {loadavg():.2f})")
-        workdir = tmp / f"gc-{level}"
-        workdir.mkdir()
-        meter = cpu_meter()
-        r = measure_latency(bootstrap, workdir, rate, args.latency_seconds, True,
-                            events_start=events_start, progress=True, via="api",
-                            preload=preload, env_extra={"GATEWATCH_GC_TUNING": str(level)})
-        r.pop("samples", None)
-        row = {"gc_tuning": level, "vehicles": n, "healthz_idle": idle, "latency": r,
-               "cpu": meter.read()}
-        say(f"  under load: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms;"
-            f" worker CPU {r['worker_cpu_percent']} %, RSS {r['rss_mib_end']} MiB; others' CPU"
-            f" {row['cpu']['others_cpu_percent']} %")
-        rows.append(row)
-        delete_topics(bootstrap, lambda t: t.startswith("lat-"))
-    base = rows[0]
+    say(f"[gc] current expiry sweep: {n:,} waiting vehicles, then {rate:,} events/s"
+        f" (50 %) for {args.latency_seconds:.0f} s (load average {loadavg():.2f})")
+    workdir = tmp / "gc"
+    workdir.mkdir()
+    meter = cpu_meter()
+    r = measure_latency(bootstrap, workdir, rate, args.latency_seconds, True,
+                        events_start=events_start, progress=True, via="api",
+                        preload=preload)
+    r.pop("samples", None)
+    row = {"sweep": sweep, "recorded": False, "vehicles": n, "healthz_idle": idle,
+           "latency": r, "cpu": meter.read()}
+    say(f"  under load: p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms;"
+        f" worker CPU {r['worker_cpu_percent']} %, RSS {r['rss_mib_end']} MiB; others' CPU"
+        f" {row['cpu']['others_cpu_percent']} %")
+    rows.append(row)
+    delete_topics(bootstrap, lambda t: t.startswith("lat-"))
     for row in rows:
         for key, a, b in (("healthz_max_ratio", row["healthz_idle"]["max_ms"],
                            base["healthz_idle"]["max_ms"]),
                           ("p50_ratio", row["latency"]["p50_ms"], base["latency"]["p50_ms"]),
                           ("p99_ratio", row["latency"]["p99_ms"], base["latency"]["p99_ms"])):
             row[key] = round(a / b, 2) if b else None
-    return {"rate": rate, "vehicles": n, "healthz_seconds": args.gc_seconds,
-            "latency_seconds": args.latency_seconds, "levels": rows}
+    if differ:
+        say(f"  note: conditions differ from the recorded baseline (this run, recorded): "
+            f"{differ}; the ratios compare unlike runs")
+    return {**conditions, "baseline": {k: recorded[k] for k in (
+                "what", "date", "machine", "git", "loadavg_1m", "conditions")},
+            "conditions_differ_from_baseline": differ, "rows": rows}
 
 
 # --- 6. soak: steady load for minutes, sampled -------------------------------------------------
@@ -730,13 +757,14 @@ def print_tables(report: dict[str, Any]) -> None:
     if gcr:
         say(f"\nGC pauses ({gcr['vehicles']:,} waiting vehicles; idle /healthz every 50 ms for "
             f"{gcr['healthz_seconds']:.0f} s; then {gcr['rate']:,} events/s for "
-            f"{gcr['latency_seconds']:.0f} s; ratios ÷ the first level)")
-        say(f"{'level':>5} {'healthz max':>12} {'p99':>7} {'>=100ms':>8} {'p50 ms':>8} "
+            f"{gcr['latency_seconds']:.0f} s; ratios ÷ the recorded copying sweep, which "
+            f"this run did not re-measure)")
+        say(f"{'expiry sweep':<44} {'healthz max':>12} {'p99':>7} {'>=100ms':>8} {'p50 ms':>8} "
             f"{'p99 ms':>8} {'max ms':>8} {'worker CPU':>11} {'RSS MiB':>8} {'max ÷':>7} "
             f"{'p50 ÷':>7} {'p99 ÷':>7}")
-        for r in gcr["levels"]:
+        for r in gcr["rows"]:
             h, lt = r["healthz_idle"], r["latency"]
-            say(f"{r['gc_tuning']:>5} {h['max_ms']:>12.1f} {h['p99_ms']:>7.1f} "
+            say(f"{r['sweep']:<44} {h['max_ms']:>12.1f} {h['p99_ms']:>7.1f} "
                 f"{h['over_100ms']:>8} {lt['p50_ms']:>8.1f} {lt['p99_ms']:>8.1f} "
                 f"{lt['max_ms']:>8.1f} {lt['worker_cpu_percent']:>10.0f}% "
                 f"{lt['rss_mib_end']:>8.1f} {r['healthz_max_ratio'] or 0:>6.2f}x "
@@ -822,8 +850,6 @@ def main() -> int:
                    help="soak: events/s (skips measuring saturation)")
     p.add_argument("--soak-sample", type=float, default=12.0,
                    help="soak: seconds between samples (12)")
-    p.add_argument("--gc-levels", type=ints, default=[0, 1],
-                   help="gc: GATEWATCH_GC_TUNING levels to compare, first = baseline (0,1)")
     p.add_argument("--gc-vehicles", type=int, default=300_000,
                    help="gc: waiting vehicles held (300000)")
     p.add_argument("--gc-seconds", type=float, default=120.0,

@@ -119,9 +119,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
     settings, _gates = _load()
-    webhooks = args.webhook_url or [u for u in os.environ.get(
-        "GATEWATCH_WEBHOOK_URL", "").split(",") if u.strip()]
-    am = args.alertmanager_url or os.environ.get("GATEWATCH_ALERTMANAGER_URL", "").strip()
+    webhooks = args.webhook_url or list(settings.webhook_urls)
+    am = args.alertmanager_url or settings.alertmanager_url
     if not webhooks and not am:
         raise ConfigError("command line", "--webhook-url/--alertmanager-url",
                           "give at least one receiver (or GATEWATCH_WEBHOOK_URL / "
@@ -153,6 +152,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
+    from gatewatch.settings import Settings
     from gatewatch.tools.dashboards import push, write_all
 
     directory = Path(args.dir)
@@ -160,7 +160,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         for path in write_all(directory):
             _say(f"wrote {path}")
         return 0
-    token = args.token or os.environ.get("GATEWATCH_GRAFANA_TOKEN", "")
+    token = args.token or Settings.from_env().grafana_token
     if not args.grafana_url or not token:
         raise ConfigError("command line", "--grafana-url/--token",
                           "push needs the Grafana URL and an API token "

@@ -1,11 +1,18 @@
 """Runtime settings, read once from an environment mapping.
 
-Every setting has a ``GATEWATCH_*`` variable and a sensible default for the
-one-laptop run (embedded broker on 127.0.0.1:9092). Tests build settings from a
-plain dict: ``Settings.from_env({"GATEWATCH_TOPIC_PREFIX": "t-1234-"})``.
+Every setting is one row of :data:`SETTINGS`: its ``GATEWATCH_*`` variable, the
+:class:`Settings` field it fills, its default as written in the environment, the parser
+that checks it (and says what it expects), one line of documentation, and whether it is a
+secret. :meth:`Settings.from_env` reads the environment through that table, the
+dataclass defaults are the table's defaults parsed, and the README's configuration
+reference is generated from it (``python -m gatewatch.settings``; a unit test checks that
+the README holds exactly that table). Defaults suit the one-laptop run (embedded broker
+on 127.0.0.1:9092). Tests build settings from a plain dict:
+``Settings.from_env({"GATEWATCH_TOPIC_PREFIX": "t-1234-"})``.
 
-Secrets (the SASL password) are never part of ``repr()`` or log lines; they can be
-given directly or as a file (``GATEWATCH_KAFKA_SASL_PASSWORD_FILE``).
+Secrets (the SASL password, the API and Grafana tokens) are never part of ``repr()`` and
+are registered with :mod:`gatewatch.redact` so that no log line shows them; the SASL
+password can also be given as a file (``GATEWATCH_KAFKA_SASL_PASSWORD_FILE``).
 """
 
 from __future__ import annotations
@@ -14,94 +21,237 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gatewatch.errors import ConfigError
 
-__all__ = ["SETTINGS_DOC", "Settings"]
+__all__ = ["SETTINGS", "SETTINGS_DOC", "TABLE_BEGIN", "TABLE_END", "Parser", "Setting",
+           "Settings", "markdown_table", "with_table"]
 
-_T = TypeVar("_T")
-
-#: (variable, default, meaning): the configuration reference in the README is made from this.
-SETTINGS_DOC: tuple[tuple[str, str, str], ...] = (
-    ("GATEWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, comma-separated"),
-    ("GATEWATCH_GATES", "(bundled Lạng Sơn gates)", "path of the gate configuration YAML"),
-    ("GATEWATCH_APP_ID", "gatewatch", "Faust app id = Kafka consumer group"),
-    ("GATEWATCH_TOPIC_PREFIX", "", "prefix for every topic name (tests use a uuid)"),
-    ("GATEWATCH_PARTITIONS", "4", "partitions for topics gatewatch creates"),
-    ("GATEWATCH_REPLICATION", "1", "replication factor for topics gatewatch creates"),
-    ("GATEWATCH_STANDBY_REPLICAS", "0",
-     "standby copies of each state partition kept by other workers (Faust "
-     "table_standby_replicas)"),
-    ("GATEWATCH_WEB_HOST", "127.0.0.1", "address the worker's HTTP server binds"),
-    ("GATEWATCH_WEB_PORT", "6066", "port of the worker's HTTP server"),
-    ("GATEWATCH_ADVERTISED_HOST", "(GATEWATCH_WEB_HOST; the hostname if that is 0.0.0.0)",
-     "host other workers and alert links use to reach this worker (pod IP, service name)"),
-    ("GATEWATCH_WINDOW_SECONDS", "300", "tumbling window size (event time)"),
-    ("GATEWATCH_GRACE_SECONDS", "60", "how late an event may be and still count in its window"),
-    ("GATEWATCH_IDLE_SECONDS", "30",
-     "after this much wall-clock silence a gate's watermark follows the wall clock"),
-    ("GATEWATCH_NO_DATA_SECONDS", "900",
-     "a gate silent this long is 'no data' (per-gate override in the gates file)"),
-    ("GATEWATCH_RETENTION_SECONDS", "86400",
-     "how long finished trips are kept (dedup horizon); waiting vehicles older than "
-     "GATEWATCH_MAX_WAIT_SECONDS expire"),
-    ("GATEWATCH_MAX_WAIT_SECONDS", "2592000",
-     "a vehicle still waiting after this much event time is expired (and counted)"),
-    ("GATEWATCH_ALERT_RAISE_HOLD_SECONDS", "60",
-     "a congestion level must hold this long before it is raised"),
-    ("GATEWATCH_ALERT_CLEAR_HOLD_SECONDS", "300",
-     "the backlog must stay below the clear level this long before a level clears"),
-    ("GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS", "21600",
-     "perishable-cargo wait that raises an alert (per-gate override in the gates file)"),
-    ("GATEWATCH_RUNBOOK_URL", "(the worker's /runbook)", "runbook link put in alert messages"),
-    ("GATEWATCH_MAX_MESSAGE_BYTES", "65536", "larger messages are rejected as too_large"),
-    ("GATEWATCH_BATCH_SIZE", "2000", "max events per batch on the stream path (BATCH_DELIVERY=0)"),
-    ("GATEWATCH_BATCH_WITHIN_SECONDS", "0.05", "max wait to fill a batch on the stream path"),
-    ("GATEWATCH_BATCH_DELIVERY", "1",
-     "1: the consumer hands whole fetched batches to the agent; 0: Faust's per-event stream"),
-    ("GATEWATCH_FETCH_MAX_WAIT_MS", "100",
-     "fetch long-poll with batch delivery (Faust's own path is fixed at 1500)"),
-    ("GATEWATCH_GC_TUNING", "1",
-     "1: the 30 s expiry sweep walks the state in place, in chunks that yield to the event "
-     "loop (no full garbage-collector pass per sweep); 0: the old one-pass sweep that "
-     "copied every vehicle (kept for comparison)"),
-    ("GATEWATCH_API_TOKEN", "", "if set, the JSON API requires 'Authorization: Bearer <token>'"),
-    ("GATEWATCH_API_CORS_ORIGINS", "", "origins allowed to call the API from a browser (comma "
-     "list, or *)"),
-    ("GATEWATCH_BROKER_COMPAT", "tansu",
-     "'tansu' enables the embedded-broker workarounds; 'kafka' for Apache Kafka/Redpanda"),
-    ("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT",
-     "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
-    ("GATEWATCH_KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
-    ("GATEWATCH_KAFKA_SASL_USERNAME", "", "SASL user"),
-    ("GATEWATCH_KAFKA_SASL_PASSWORD", "", "SASL password (or ..._PASSWORD_FILE)"),
-    ("GATEWATCH_KAFKA_SSL_CAFILE", "", "CA bundle for TLS"),
-    ("GATEWATCH_LOG_LEVEL", "info", "worker log level"),
-)
+_N = TypeVar("_N", int, float)
 
 _ENV = "environment"
 
 
-def _parse(env: Mapping[str, str], key: str, default: str, conv: Callable[[str], _T],
-           check: Callable[[_T], bool] | None = None, expect: str = "") -> _T:
-    raw = env.get(key, default)
-    try:
-        value = conv(raw)
-    except ValueError:
-        raise ConfigError(_ENV, key, f"{raw!r} is not {expect or conv.__name__}") from None
-    if check is not None and not check(value):
-        raise ConfigError(_ENV, key, f"{raw!r} must be {expect}")
+@dataclasses.dataclass(frozen=True)
+class Parser:
+    """Turns a variable's raw text into the setting's value, or raises ``ValueError``
+    whose message is the reason shown to the user (``'abc' is not a positive integer``).
+    ``expect`` says in words what it accepts (error messages and the reference)."""
+
+    expect: str
+    parse: Callable[[str], Any]
+
+
+def _number(conv: Callable[[str], _N], ok: Callable[[_N], bool], expect: str) -> Parser:
+    def parse(raw: str) -> _N:
+        try:
+            value = conv(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not {expect}") from None
+        if not ok(value):
+            raise ValueError(f"{raw!r} must be {expect}")
+        return value
+
+    return Parser(expect, parse)
+
+
+def _choice(options: tuple[str, ...], upper: bool = False) -> Parser:
+    expect = ", ".join(options[:-1]) + f" or {options[-1]}"
+
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"{value!r} must be {expect}")
+        return value
+
+    return Parser(expect, parse)
+
+
+def _required(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
     return value
 
 
-def _advertised(e: Mapping[str, str]) -> str:
-    """GATEWATCH_ADVERTISED_HOST, else the bind host; a wildcard bind (0.0.0.0, ::) is
-    not an address anyone can reach, so the machine's hostname stands in for it."""
-    explicit = e.get("GATEWATCH_ADVERTISED_HOST", "").strip()
-    if explicit:
-        return explicit
-    bind = e.get("GATEWATCH_WEB_HOST", "127.0.0.1").strip() or "127.0.0.1"
+def _comma_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _path(raw: str) -> Path | None:
+    return Path(raw.strip()) if raw.strip() else None
+
+
+_POSITIVE = _number(int, lambda v: v > 0, "a positive integer")
+_NON_NEGATIVE = _number(int, lambda v: v >= 0, "a non-negative integer")
+_ZERO_ONE = _number(int, lambda v: v in (0, 1), "0 or 1")
+
+
+def _flag(raw: str) -> bool:
+    return bool(_ZERO_ONE.parse(raw) == 1)
+
+
+_TEXT = Parser("text", str.strip)
+_RAW_TEXT = Parser("text (taken as written)", str)
+_HOST = Parser("a host name or address", str.strip)
+_URL = Parser("a URL", str.strip)
+_URLS = Parser("URLs, comma-separated", _comma_list)
+_TOKEN = Parser("a token", str.strip)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    env: str
+    """the environment variable"""
+    field: str
+    """the :class:`Settings` attribute it fills"""
+    default: str
+    """the default, as it would be written in the environment"""
+    parser: Parser
+    doc: str
+    """one line for the configuration reference (Markdown)"""
+    secret: bool = False
+    """never in ``repr()``, redacted from every log line"""
+    shown_default: str = ""
+    """the default as the reference shows it, when it is derived rather than literal"""
+    blank_is_default: bool = False
+    """an empty or blank value means the default (otherwise it is parsed like any value)"""
+
+    def parse(self, env: Mapping[str, str]) -> Any:
+        """This setting's value in ``env``; ConfigError(environment, variable, reason)."""
+        raw = env.get(self.env, self.default)
+        if self.blank_is_default and not raw.strip():
+            raw = self.default
+        try:
+            return self.parser.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(_ENV, self.env, str(exc)) from None
+
+    @property
+    def default_doc(self) -> str:
+        """The default as the reference shows it."""
+        if self.shown_default:
+            return self.shown_default
+        return f"`{self.default}`" if self.default else "(empty)"
+
+
+#: The settings table: every ``GATEWATCH_*`` variable gatewatch reads, in reference order.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("GATEWATCH_KAFKA_BOOTSTRAP", "bootstrap", "127.0.0.1:9092",
+            Parser("host:port, comma-separated (not empty)", _required),
+            "Kafka bootstrap servers"),
+    Setting("GATEWATCH_GATES", "gates_path", "", Parser("a file path", _path),
+            "path of the gate configuration YAML", shown_default="bundled Lạng Sơn gates"),
+    Setting("GATEWATCH_APP_ID", "app_id", "gatewatch", _TEXT,
+            "Faust app id = Kafka consumer group (and changelog topic prefix)",
+            blank_is_default=True),
+    Setting("GATEWATCH_TOPIC_PREFIX", "topic_prefix", "", _TEXT,
+            "prefix for every topic name (tests use a uuid)"),
+    Setting("GATEWATCH_PARTITIONS", "partitions", "4", _POSITIVE,
+            "partitions for topics gatewatch creates"),
+    Setting("GATEWATCH_REPLICATION", "replication", "1", _POSITIVE,
+            "replication factor for topics gatewatch creates"),
+    Setting("GATEWATCH_STANDBY_REPLICAS", "standby_replicas", "0", _NON_NEGATIVE,
+            "standby copies of each state partition kept by other workers (Faust "
+            "table_standby_replicas)"),
+    Setting("GATEWATCH_WEB_HOST", "web_host", "127.0.0.1", _HOST,
+            "address the worker's HTTP server binds", blank_is_default=True),
+    Setting("GATEWATCH_WEB_PORT", "web_port", "6066",
+            _number(int, lambda p: 0 < p < 65536, "a port number (1-65535)"),
+            "port of the worker's HTTP server (`gatewatch worker --web-port`)"),
+    Setting("GATEWATCH_ADVERTISED_HOST", "advertised_host", "", _HOST,
+            "host other workers and alert links use to reach this worker (pod IP, compose "
+            "service name): the API forwards requests for other workers' gates to it",
+            shown_default="(`GATEWATCH_WEB_HOST`; the hostname if that is `0.0.0.0`)"),
+    Setting("GATEWATCH_WINDOW_SECONDS", "window_seconds", "300", _POSITIVE,
+            "tumbling window size (event time)"),
+    Setting("GATEWATCH_GRACE_SECONDS", "grace_seconds", "60", _NON_NEGATIVE,
+            "how late an event may be and still count in its window"),
+    Setting("GATEWATCH_IDLE_SECONDS", "idle_seconds", "30", _POSITIVE,
+            "after this much wall-clock silence a gate's watermark follows the wall clock"),
+    Setting("GATEWATCH_NO_DATA_SECONDS", "no_data_seconds", "900", _POSITIVE,
+            "a gate silent this long is \"no data\" (per gate: `no_data_seconds`; the bundled "
+            "gates set 20-120 min: quiet gates have long normal gaps)"),
+    Setting("GATEWATCH_RETENTION_SECONDS", "retention_seconds", "86400", _POSITIVE,
+            "how long finished trips are kept (the dedup horizon)"),
+    Setting("GATEWATCH_MAX_WAIT_SECONDS", "max_wait_seconds", "2592000", _POSITIVE,
+            "a vehicle waiting longer (event time) is expired, and counted"),
+    Setting("GATEWATCH_ALERT_RAISE_HOLD_SECONDS", "alert_raise_hold_seconds", "60",
+            _NON_NEGATIVE, "a congestion level must hold this long before it is raised"),
+    Setting("GATEWATCH_ALERT_CLEAR_HOLD_SECONDS", "alert_clear_hold_seconds", "300",
+            _NON_NEGATIVE,
+            "the backlog must stay below the clear level this long before a level clears"),
+    Setting("GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS", "perishable_max_wait_seconds", "21600",
+            _POSITIVE, "perishable-cargo wait that raises an alert (per gate: "
+            "`perishable_max_wait_seconds`)"),
+    Setting("GATEWATCH_RUNBOOK_URL", "runbook_url", "", _URL,
+            "runbook link put in alert messages", shown_default="the worker's `/runbook`"),
+    Setting("GATEWATCH_MAX_MESSAGE_BYTES", "max_message_bytes", "65536", _POSITIVE,
+            "larger messages are rejected as `too_large`"),
+    Setting("GATEWATCH_BATCH_DELIVERY", "batch_delivery", "1", Parser(_ZERO_ONE.expect, _flag),
+            "`1`: the consumer hands whole fetched batches to the core; `0`: Faust's "
+            "per-event stream"),
+    Setting("GATEWATCH_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms", "100",
+            _number(int, lambda v: 0 <= v <= 10000, "milliseconds in [0, 10000]"),
+            "fetch long-poll with batch delivery (Faust's own path is fixed at 1.5 s)"),
+    Setting("GATEWATCH_BATCH_SIZE", "batch_size", "2000", _POSITIVE,
+            "max events per batch on the stream path (`GATEWATCH_BATCH_DELIVERY=0`)"),
+    Setting("GATEWATCH_BATCH_WITHIN_SECONDS", "batch_within_seconds", "0.05",
+            _number(float, lambda v: 0 < v <= 10, "a number of seconds in (0, 10]"),
+            "max wait to fill a batch on the stream path"),
+    Setting("GATEWATCH_API_TOKEN", "api_token", "", _TOKEN,
+            "if set, the JSON API requires `Authorization: Bearer <token>`", secret=True),
+    Setting("GATEWATCH_API_CORS_ORIGINS", "api_cors_origins", "",
+            Parser("origins, comma-separated, or `*`", _comma_list),
+            "origins allowed to call the API from a browser"),
+    Setting("GATEWATCH_BROKER_COMPAT", "broker_compat", "tansu", _choice(("tansu", "kafka")),
+            "`tansu`: embedded-broker workarounds; `kafka`: Apache Kafka / Redpanda"),
+    Setting("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "security_protocol", "PLAINTEXT",
+            _choice(("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"), upper=True),
+            "how the Kafka clients connect"),
+    Setting("GATEWATCH_KAFKA_SASL_MECHANISM", "sasl_mechanism", "",
+            Parser("PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (required with `SASL_*`)",
+                   lambda raw: raw.strip().upper()),
+            "SASL mechanism"),
+    Setting("GATEWATCH_KAFKA_SASL_USERNAME", "sasl_username", "", _RAW_TEXT, "SASL user"),
+    Setting("GATEWATCH_KAFKA_SASL_PASSWORD", "sasl_password", "", _RAW_TEXT, "SASL password",
+            secret=True),
+    Setting("GATEWATCH_KAFKA_SASL_PASSWORD_FILE", "sasl_password_file", "",
+            Parser("a file path", _path),
+            "file holding the SASL password (read at start-up, surrounding whitespace "
+            "dropped); overrides `GATEWATCH_KAFKA_SASL_PASSWORD`"),
+    Setting("GATEWATCH_KAFKA_SSL_CAFILE", "ssl_cafile", "", Parser("a file path", str.strip),
+            "CA bundle for TLS"),
+    Setting("GATEWATCH_LOG_LEVEL", "log_level", "info",
+            _choice(("debug", "info", "warning", "error")), "worker log level"),
+    Setting("GATEWATCH_WEBHOOK_URL", "webhook_urls", "", _URLS,
+            "`gatewatch notify`: POST every alert record to these URLs (or `--webhook-url`)"),
+    Setting("GATEWATCH_ALERTMANAGER_URL", "alertmanager_url", "", _URL,
+            "`gatewatch notify`: Alertmanager base URL, e.g. `http://127.0.0.1:9093` (or "
+            "`--alertmanager-url`)"),
+    Setting("GATEWATCH_GRAFANA_TOKEN", "grafana_token", "", _TOKEN,
+            "`gatewatch dashboards push`: Grafana API token (or `--token`)", secret=True),
+)
+
+_BY_FIELD: dict[str, Setting] = {s.field: s for s in SETTINGS}
+
+#: (variable, default, meaning) for each setting, derived from :data:`SETTINGS`.
+SETTINGS_DOC: tuple[tuple[str, str, str], ...] = tuple(
+    (s.env, s.default_doc, s.doc) for s in SETTINGS)
+
+
+def _field(name: str) -> Any:
+    """The dataclass field for ``name``: the table's default, parsed; secrets not in repr."""
+    row = _BY_FIELD[name]
+    return dataclasses.field(default=row.parser.parse(row.default), repr=not row.secret)
+
+
+def _hostname_for(bind: str) -> str:
+    """A wildcard bind (0.0.0.0, ::) is not an address anyone can reach: the machine's
+    hostname stands in for it."""
     if bind in ("0.0.0.0", "::", "[::]"):
         import socket
 
@@ -111,144 +261,78 @@ def _advertised(e: Mapping[str, str]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Immutable runtime settings; build with :meth:`from_env`."""
+    """Immutable runtime settings; build with :meth:`from_env`. Every field is a row of
+    :data:`SETTINGS`; an empty ``advertised_host`` becomes the bind host (see
+    :func:`_hostname_for`)."""
 
-    bootstrap: str = "127.0.0.1:9092"
-    gates_path: Path | None = None
-    app_id: str = "gatewatch"
-    topic_prefix: str = ""
-    partitions: int = 4
-    replication: int = 1
-    standby_replicas: int = 0
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    advertised_host: str = "127.0.0.1"
-    window_seconds: int = 300
-    grace_seconds: int = 60
-    idle_seconds: int = 30
-    no_data_seconds: int = 900
-    retention_seconds: int = 86400
-    max_wait_seconds: int = 2592000
-    max_message_bytes: int = 65536
-    alert_raise_hold_seconds: int = 60
-    alert_clear_hold_seconds: int = 300
-    perishable_max_wait_seconds: int = 21600
-    runbook_url: str = ""
-    batch_size: int = 2000
-    batch_within_seconds: float = 0.05
-    batch_delivery: bool = True
-    fetch_max_wait_ms: int = 100
-    gc_tuning: int = 1
-    broker_compat: str = "tansu"
-    api_token: str = dataclasses.field(default="", repr=False)
-    api_cors_origins: tuple[str, ...] = ()
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str = ""
-    sasl_username: str = ""
-    sasl_password: str = dataclasses.field(default="", repr=False)
-    ssl_cafile: str = ""
-    log_level: str = "info"
+    bootstrap: str = _field("bootstrap")
+    gates_path: Path | None = _field("gates_path")
+    app_id: str = _field("app_id")
+    topic_prefix: str = _field("topic_prefix")
+    partitions: int = _field("partitions")
+    replication: int = _field("replication")
+    standby_replicas: int = _field("standby_replicas")
+    web_host: str = _field("web_host")
+    web_port: int = _field("web_port")
+    advertised_host: str = _field("advertised_host")
+    window_seconds: int = _field("window_seconds")
+    grace_seconds: int = _field("grace_seconds")
+    idle_seconds: int = _field("idle_seconds")
+    no_data_seconds: int = _field("no_data_seconds")
+    retention_seconds: int = _field("retention_seconds")
+    max_wait_seconds: int = _field("max_wait_seconds")
+    max_message_bytes: int = _field("max_message_bytes")
+    alert_raise_hold_seconds: int = _field("alert_raise_hold_seconds")
+    alert_clear_hold_seconds: int = _field("alert_clear_hold_seconds")
+    perishable_max_wait_seconds: int = _field("perishable_max_wait_seconds")
+    runbook_url: str = _field("runbook_url")
+    batch_size: int = _field("batch_size")
+    batch_within_seconds: float = _field("batch_within_seconds")
+    batch_delivery: bool = _field("batch_delivery")
+    fetch_max_wait_ms: int = _field("fetch_max_wait_ms")
+    broker_compat: str = _field("broker_compat")
+    api_token: str = _field("api_token")
+    api_cors_origins: tuple[str, ...] = _field("api_cors_origins")
+    security_protocol: str = _field("security_protocol")
+    sasl_mechanism: str = _field("sasl_mechanism")
+    sasl_username: str = _field("sasl_username")
+    sasl_password: str = _field("sasl_password")
+    sasl_password_file: Path | None = _field("sasl_password_file")
+    ssl_cafile: str = _field("ssl_cafile")
+    log_level: str = _field("log_level")
+    webhook_urls: tuple[str, ...] = _field("webhook_urls")
+    alertmanager_url: str = _field("alertmanager_url")
+    grafana_token: str = _field("grafana_token")
+
+    def __post_init__(self) -> None:
+        if not self.advertised_host:
+            object.__setattr__(self, "advertised_host", _hostname_for(self.web_host))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``env`` (default: ``os.environ``); raise ConfigError if bad."""
         e = os.environ if env is None else env
-
-        def positive(v: int) -> bool:
-            return v > 0
-
-        def non_negative(v: int) -> bool:
-            return v >= 0
-
-        gates = e.get("GATEWATCH_GATES", "").strip()
-        compat = e.get("GATEWATCH_BROKER_COMPAT", "tansu").strip().lower()
-        if compat not in ("tansu", "kafka"):
-            raise ConfigError(_ENV, "GATEWATCH_BROKER_COMPAT", f"{compat!r} must be tansu or kafka")
-        protocol = e.get("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper()
-        if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-            raise ConfigError(_ENV, "GATEWATCH_KAFKA_SECURITY_PROTOCOL",
-                              f"{protocol!r} must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
-        mechanism = e.get("GATEWATCH_KAFKA_SASL_MECHANISM", "").strip().upper()
-        if protocol.startswith("SASL") and mechanism not in (
+        values: dict[str, Any] = {s.field: s.parse(e) for s in SETTINGS}
+        # the rules that involve more than one variable
+        protocol = values["security_protocol"]
+        if protocol.startswith("SASL") and values["sasl_mechanism"] not in (
                 "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
             raise ConfigError(_ENV, "GATEWATCH_KAFKA_SASL_MECHANISM",
-                              f"{mechanism!r} must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 "
-                              f"with {protocol}")
-        password = e.get("GATEWATCH_KAFKA_SASL_PASSWORD", "")
-        password_file = e.get("GATEWATCH_KAFKA_SASL_PASSWORD_FILE", "").strip()
-        if password_file:
+                              f"{values['sasl_mechanism']!r} must be PLAIN, SCRAM-SHA-256 or "
+                              f"SCRAM-SHA-512 with {protocol}")
+        password_file: Path | None = values["sasl_password_file"]
+        if password_file is not None:
             try:
-                password = Path(password_file).read_text(encoding="utf-8").strip()
+                values["sasl_password"] = password_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(_ENV, "GATEWATCH_KAFKA_SASL_PASSWORD_FILE",
                                   f"cannot read {password_file}: {exc.strerror}") from None
         from gatewatch.redact import register_secret
 
-        register_secret(password)  # kafka-python logs its config (password too) at DEBUG
-        register_secret(e.get("GATEWATCH_API_TOKEN", "").strip())
-        bootstrap = e.get("GATEWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:9092").strip()
-        if not bootstrap:
-            raise ConfigError(_ENV, "GATEWATCH_KAFKA_BOOTSTRAP", "must not be empty")
-        level = e.get("GATEWATCH_LOG_LEVEL", "info").strip().lower()
-        if level not in ("debug", "info", "warning", "error"):
-            raise ConfigError(_ENV, "GATEWATCH_LOG_LEVEL",
-                              f"{level!r} must be debug, info, warning or error")
-        return cls(
-            bootstrap=bootstrap,
-            gates_path=Path(gates) if gates else None,
-            app_id=e.get("GATEWATCH_APP_ID", "gatewatch").strip() or "gatewatch",
-            topic_prefix=e.get("GATEWATCH_TOPIC_PREFIX", "").strip(),
-            partitions=_parse(e, "GATEWATCH_PARTITIONS", "4", int, positive, "a positive integer"),
-            replication=_parse(e, "GATEWATCH_REPLICATION", "1", int, positive,
-                               "a positive integer"),
-            standby_replicas=_parse(e, "GATEWATCH_STANDBY_REPLICAS", "0", int, non_negative,
-                                    "a non-negative integer"),
-            web_host=e.get("GATEWATCH_WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
-            web_port=_parse(e, "GATEWATCH_WEB_PORT", "6066", int,
-                            lambda p: 0 < p < 65536, "a port number (1-65535)"),
-            advertised_host=_advertised(e),
-            window_seconds=_parse(e, "GATEWATCH_WINDOW_SECONDS", "300", int, positive,
-                                  "a positive integer"),
-            grace_seconds=_parse(e, "GATEWATCH_GRACE_SECONDS", "60", int, non_negative,
-                                 "a non-negative integer"),
-            idle_seconds=_parse(e, "GATEWATCH_IDLE_SECONDS", "30", int, positive,
-                                "a positive integer"),
-            no_data_seconds=_parse(e, "GATEWATCH_NO_DATA_SECONDS", "900", int, positive,
-                                   "a positive integer"),
-            retention_seconds=_parse(e, "GATEWATCH_RETENTION_SECONDS", "86400", int, positive,
-                                     "a positive integer"),
-            max_wait_seconds=_parse(e, "GATEWATCH_MAX_WAIT_SECONDS", "2592000", int, positive,
-                                    "a positive integer"),
-            alert_raise_hold_seconds=_parse(e, "GATEWATCH_ALERT_RAISE_HOLD_SECONDS", "60", int,
-                                            non_negative, "a non-negative integer"),
-            alert_clear_hold_seconds=_parse(e, "GATEWATCH_ALERT_CLEAR_HOLD_SECONDS", "300", int,
-                                            non_negative, "a non-negative integer"),
-            perishable_max_wait_seconds=_parse(e, "GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS",
-                                               "21600", int, positive, "a positive integer"),
-            runbook_url=e.get("GATEWATCH_RUNBOOK_URL", "").strip(),
-            max_message_bytes=_parse(e, "GATEWATCH_MAX_MESSAGE_BYTES", "65536", int, positive,
-                                     "a positive integer"),
-            batch_size=_parse(e, "GATEWATCH_BATCH_SIZE", "2000", int, positive,
-                              "a positive integer"),
-            batch_within_seconds=_parse(e, "GATEWATCH_BATCH_WITHIN_SECONDS", "0.05", float,
-                                        lambda v: 0 < v <= 10, "a number of seconds in (0, 10]"),
-            batch_delivery=_parse(e, "GATEWATCH_BATCH_DELIVERY", "1", int,
-                                  lambda v: v in (0, 1), "0 or 1") == 1,
-            fetch_max_wait_ms=_parse(e, "GATEWATCH_FETCH_MAX_WAIT_MS", "100", int,
-                                     lambda v: 0 <= v <= 10000, "milliseconds in [0, 10000]"),
-            gc_tuning=_parse(e, "GATEWATCH_GC_TUNING", "1", int, lambda v: v in (0, 1),
-                             "0 or 1"),
-            broker_compat=compat,
-            api_token=e.get("GATEWATCH_API_TOKEN", "").strip(),
-            api_cors_origins=tuple(o.strip() for o in e.get(
-                "GATEWATCH_API_CORS_ORIGINS", "").split(",") if o.strip()),
-            security_protocol=protocol,
-            sasl_mechanism=mechanism,
-            sasl_username=e.get("GATEWATCH_KAFKA_SASL_USERNAME", ""),
-            sasl_password=password,
-            ssl_cafile=e.get("GATEWATCH_KAFKA_SSL_CAFILE", "").strip(),
-            log_level=level,
-        )
+        for s in SETTINGS:  # kafka-python logs its config (password too) at DEBUG
+            if s.secret:
+                register_secret(values[s.field])
+        return cls(**values)
 
     def runbook(self) -> str:
         """The runbook link for alert messages."""
@@ -264,3 +348,48 @@ class Settings:
     def topic(self, name: str) -> str:
         """Full topic name for a logical name such as ``gate.events``."""
         return f"{self.topic_prefix}{name}"
+
+
+def markdown_table() -> str:
+    """The configuration reference (a Markdown table) made from :data:`SETTINGS`."""
+    lines = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        doc = s.doc + ("; a secret: never printed or logged" if s.secret else "")
+        lines.append(f"| `{s.env}` | {s.default_doc} | {s.parser.expect} | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+#: The generated table sits between these lines in the README.
+TABLE_BEGIN, TABLE_END = "<!-- settings-table:begin -->", "<!-- settings-table:end -->"
+
+
+def with_table(markdown: str) -> str:
+    """``markdown`` with the text between the table markers replaced by
+    :func:`markdown_table`; ValueError if the markers are missing."""
+    begin, end = markdown.find(TABLE_BEGIN), markdown.find(TABLE_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"no {TABLE_BEGIN} ... {TABLE_END} lines")
+    head = markdown[:begin + len(TABLE_BEGIN)]
+    return f"{head}\n{markdown_table()}{markdown[end:]}"
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m gatewatch.settings``: print the reference table;
+    ``python -m gatewatch.settings README.md``: rewrite the table between its markers."""
+    if not argv:
+        print(markdown_table(), end="")
+        return 0
+    for name in argv:
+        path = Path(name)
+        text = path.read_text(encoding="utf-8")
+        updated = with_table(text)
+        if updated != text:
+            path.write_text(updated, encoding="utf-8")
+            print(f"{name}: configuration table updated")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

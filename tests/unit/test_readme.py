@@ -143,7 +143,7 @@ def test_readme_shows_the_two_commands():
 
 def test_settings_table_markers_hold_a_table():
     table = _between(_readme(), "settings-table")
-    assert "| variable | default | meaning |" in table
+    assert "| variable | default | accepts | meaning |" in table
     assert "`GATEWATCH_KAFKA_BOOTSTRAP`" in table
 
 
