@@ -282,7 +282,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     host, _, port = settings.bootstrap.rpartition(":")
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    logs = {name: log_dir / f"{name}.log" for name in ("worker", "simulator", "broker")}
+    logs = {name: log_dir / f"{name}.log" for name in ("worker", "simulator", "broker")
+            if name == "broker" or not args.verbose}  # --verbose: worker, simulator on stdout
     for path in logs.values():
         path.write_bytes(b"")  # one run per file: start empty
     broker = EmbeddedBroker(port=args.broker_port or int(port), host="127.0.0.1",
@@ -371,8 +372,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  health    {base}/healthz   ready: {base}/readyz",
             f"  kafka     {broker.bootstrap}   topic {settings.topic('gate.events')}",
             *(f"  {'logs' if i == 0 else '':8}  {name:9} {shown(path)}"
-              for i, (name, path) in enumerate(logs.items())
-              if name == "broker" or not args.verbose),
+              for i, (name, path) in enumerate(logs.items())),
             "Ctrl-C stops all three." + ("" if args.verbose else
                                          "  --verbose shows the logs here instead."),
             "",
@@ -385,13 +385,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if p.poll() is None:
                     continue
                 del procs[name]
+                where = f" (log: {shown(logs[name])})" if name in logs else ""
                 if name == "simulator" and p.returncode == 0:
-                    say("gatewatch run: the simulator finished; the worker keeps running "
-                        f"(log: {shown(logs[name])})")
+                    say(f"gatewatch run: the simulator finished{where}; the worker keeps "
+                        "running")
                     continue
-                say(f"gatewatch run: the {name} exited with code {p.returncode}; "
-                    f"its log: {shown(logs[name])}; stopping")
-                if not args.verbose:
+                say(f"gatewatch run: the {name} exited with code {p.returncode}{where}; "
+                    "stopping")
+                if name in logs:
                     tail(name)
                 stopping["flag"] = stopping["failed"] = True
             if not broker.alive():
