@@ -35,7 +35,7 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP)  ## prometheus, promtool, alertmanager, amtool from Debian into ./tools
 
-run: $(STAMP)  ## broker + worker + simulated traffic on 127.0.0.1; SCENARIO=name plays a story
+run: $(STAMP)  ## broker, worker, simulator + a live view per gate; SCENARIO=name plays a story
 	$(BIN)/gatewatch run $(if $(SCENARIO),--scenario $(SCENARIO))
 
 lint: $(STAMP)  ## ruff

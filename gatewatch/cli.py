@@ -269,64 +269,174 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+    import urllib.request
+    from datetime import datetime
+
+    from gatewatch.tools import live
     from gatewatch.tools.broker import EmbeddedBroker
 
+    if args.refresh <= 0:
+        raise ConfigError("command line", "--refresh", "must be a positive number of seconds")
     settings, gates = _load()
     host, _, port = settings.bootstrap.rpartition(":")
-    broker = EmbeddedBroker(port=args.broker_port or int(port), host="127.0.0.1")
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logs = {name: log_dir / f"{name}.log" for name in ("worker", "simulator", "broker")
+            if name == "broker" or not args.verbose}  # --verbose: worker, simulator on stdout
+    for path in logs.values():
+        path.write_bytes(b"")  # one run per file: start empty
+    broker = EmbeddedBroker(port=args.broker_port or int(port), host="127.0.0.1",
+                            log_path=logs["broker"])
     env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=broker.bootstrap,
-               GATEWATCH_WEB_PORT=str(args.web_port))
+               GATEWATCH_WEB_PORT=str(args.web_port), PYTHONUNBUFFERED="1")
     exe = [sys.executable, "-m", "gatewatch"]
-    procs: list[subprocess.Popen[bytes]] = []
-    stopping = {"flag": False}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    files = []
+    stopping = {"flag": False, "failed": False}
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stopping["flag"] = True
 
+    def shown(path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(path.resolve())
+
+    tty = sys.stdout.isatty() and not args.verbose
+    drawn = {"lines": 0}
+
+    def say(msg: str) -> None:  # a message above the live view, which is redrawn later
+        sys.stdout.write(live.frame([], drawn["lines"], tty) + msg + "\n")
+        sys.stdout.flush()
+        drawn["lines"] = 0
+
+    def tail(name: str, n: int = 15) -> None:
+        width = shutil.get_terminal_size((100, 24)).columns
+        text = logs[name].read_bytes().decode("utf-8", "replace").splitlines()[-n:]
+        say(f"gatewatch run: the last lines of {shown(logs[name])}:" if text else
+            f"gatewatch run: {shown(logs[name])} is empty")
+        for line in text:
+            say(live.fit("  | " + line, width).rstrip())
+
+    def last_line(name: str) -> list[str]:  # the simulator's latest progress line
+        if args.verbose:
+            return []
+        with open(logs[name], "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            text = f.read().decode("utf-8", "replace").splitlines()
+        progress = [t for t in text if t.startswith("simulate: ")]
+        # "simulate: N events sent; sim time T; waiting: ..." (the table shows what waits)
+        return [f"  simulator: {'; '.join(progress[-1][10:].split('; ')[:2])}"] \
+            if progress else []
+
+    wildcard = settings.web_host in ("", "0.0.0.0", "::")  # noqa: S104 - not binding
+    base = f"http://{'127.0.0.1' if wildcard else settings.web_host}:{args.web_port}"
+    headers = {"Authorization": f"Bearer {settings.api_token}"} if settings.api_token else {}
+    request = urllib.request.Request(f"{base}/api/v1/gates", headers=headers)  # noqa: S310
+
+    def fetch() -> tuple[dict[str, object] | None, str]:
+        try:
+            with urllib.request.urlopen(request, timeout=2) as r:  # noqa: S310 - http, ours
+                return json.loads(r.read()), ""
+        except (OSError, ValueError) as exc:
+            return None, str(getattr(exc, "reason", None) or exc)[:60]
+
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    _say(f"gatewatch run: starting the embedded broker on {broker.bootstrap} ...")
+    say(f"gatewatch run: starting the embedded broker on {broker.bootstrap} ...")
     broker.start()
     try:
-        names = ["worker", "simulator"]
-        procs.append(subprocess.Popen([*exe, "worker"], env=env, start_new_session=True))
-        sim = [*exe, "simulate", "--rate", str(args.rate), "--speed", str(args.speed)]
-        if args.scenario:
-            sim = [*exe, "scenario", args.scenario, "--live", "--speed", "600"]
-        procs.append(subprocess.Popen(sim, env=env, start_new_session=True))
-        base = f"http://127.0.0.1:{args.web_port}"
-        _say("\n".join([
+        for name in ("worker", "simulator"):
+            if args.verbose:
+                out: int | None = None  # inherit: the terminal, as before
+            else:
+                files.append(open(logs[name], "ab"))  # noqa: SIM115 - closed below
+                out = files[-1].fileno()
+            cmd = [*exe, "worker"]
+            if name == "simulator":
+                cmd = [*exe, "simulate", "--rate", str(args.rate), "--speed", str(args.speed)]
+                if args.scenario:
+                    cmd = [*exe, "scenario", args.scenario, "--live", "--speed", "600"]
+            procs[name] = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=out,
+                                           stderr=None if out is None else subprocess.STDOUT)
+        traffic = (f"scenario {args.scenario} at x600" if args.scenario
+                   else "simulated Lạng Sơn traffic")
+        say("\n".join([
             "",
-            "gatewatch is running: broker + worker + simulated Lạng Sơn traffic",
-            f"  metrics   {base}/metrics   (try: curl -s {base}/metrics | grep "
-            "gate_vehicles_waiting)",
+            f"gatewatch is running: embedded broker + worker + {traffic}",
+            f"  wall      {base}/wall",
+            f"  API       {base}/api/v1/gates",
+            f"  metrics   {base}/metrics   (Prometheus text, e.g. gate_vehicles_waiting)",
             f"  health    {base}/healthz   ready: {base}/readyz",
-            f"  kafka     {broker.bootstrap}  (topic {settings.topic('gate.events')})",
-            "Ctrl-C stops all three.",
+            f"  kafka     {broker.bootstrap}   topic {settings.topic('gate.events')}",
+            *(f"  {'logs' if i == 0 else '':8}  {name:9} {shown(path)}"
+              for i, (name, path) in enumerate(logs.items())),
+            "Ctrl-C stops all three." + ("" if args.verbose else
+                                         "  --verbose shows the logs here instead."),
             "",
         ]))
+        started = time.monotonic()
+        next_draw = started
+        answered = False
         while not stopping["flag"]:
-            for name, p in zip(names, procs, strict=True):
-                if p.poll() is not None:
-                    _say(f"gatewatch run: the {name} exited with code {p.returncode}; stopping")
-                    stopping["flag"] = True
+            for name, p in list(procs.items()):
+                if p.poll() is None:
+                    continue
+                del procs[name]
+                where = f" (log: {shown(logs[name])})" if name in logs else ""
+                if name == "simulator" and p.returncode == 0:
+                    say(f"gatewatch run: the simulator finished{where}; the worker keeps "
+                        "running")
+                    continue
+                say(f"gatewatch run: the {name} exited with code {p.returncode}{where}; "
+                    "stopping")
+                if name in logs:
+                    tail(name)
+                stopping["flag"] = stopping["failed"] = True
             if not broker.alive():
-                _say("gatewatch run: broker exited; stopping")
+                say(f"gatewatch run: the broker exited; its log: {shown(logs['broker'])}; "
+                    "stopping")
+                tail("broker")
+                stopping["failed"] = True
                 break
-            time.sleep(0.2)
+            if stopping["flag"] or time.monotonic() < next_draw:
+                time.sleep(0.2)
+                continue
+            next_draw = time.monotonic() + args.refresh
+            width = shutil.get_terminal_size((100, 24)).columns if tty else 100
+            doc, reason = fetch()
+            now = datetime.now().astimezone()
+            if doc is None:  # not up yet, or not answering any more: say since when
+                lines = live.render_waiting(now, time.monotonic() - started,
+                                            f"({reason})" if answered else "", width)
+            else:
+                answered, started = True, time.monotonic()
+                lines = live.render(doc, now, refresh_seconds=args.refresh, width=width,
+                                    color=tty, notes=last_line("simulator"))
+            sys.stdout.write(live.frame(lines, drawn["lines"], tty))
+            if not tty:
+                sys.stdout.write("\n")
+            sys.stdout.flush()
+            drawn["lines"] = len(lines)
     finally:
-        for p in reversed(procs):
+        for p in reversed(procs.values()):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in reversed(procs):
+        for p in reversed(procs.values()):
             try:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
         broker.stop()
-        _say("gatewatch run: stopped broker, worker and simulator")
-    return 0
+        for f in files:
+            f.close()
+        drawn["lines"] = 0  # keep the last view on the screen
+        say("gatewatch run: stopped broker, worker and simulator")
+    return 1 if stopping["failed"] else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -414,10 +524,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Prometheus URL for the datasource gatewatch creates")
     p.set_defaults(func=cmd_dashboards)
 
-    p = sub.add_parser("run", help="broker + worker + simulator together")
+    p = sub.add_parser("run", help="broker + worker + simulator together, with a live view")
     sim_args(p, 20.0, 1.0)
     p.add_argument("--web-port", type=int, default=6066)
     p.add_argument("--broker-port", type=int, default=None)
+    p.add_argument("--refresh", type=float, default=5.0, metavar="SECONDS",
+                   help="redraw the live view this often (default 5)")
+    p.add_argument("--log-dir", default="gatewatch-run-logs",
+                   help="where the broker's, worker's and simulator's logs go "
+                        "(default ./gatewatch-run-logs)")
+    p.add_argument("--verbose", action="store_true",
+                   help="stream the worker's and simulator's logs to the terminal instead")
     p.add_argument("--scenario", default="", help="play a scenario (x600) instead of the "
                    "default simulation; `gatewatch scenario list` names them")
     p.set_defaults(func=cmd_run)
