@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gatewatch.tools.broker import free_port
-from tests.conftest import OUTPUT, ROOT, poll
+from tests.support import OUTPUT, ROOT, free_port, poll
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """The odd cases of the per-vehicle state machine, each with explicit timestamps."""
 
 from gatewatch.core.ledger import APPLIED, DUPLICATE, Ledger, decode_state, encode_state
-from tests.helpers import MIN, T0, ev, ledger
+from tests.support import MIN, T0, ev, ledger
 
 
 def waiting(led, gate="huu-nghi"):
