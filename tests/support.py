@@ -13,7 +13,7 @@ helpers that skip a test.
   :func:`committed_total`
 - HTTP: :class:`WebhookReceiver`
 - data: :data:`T0`, :data:`MIN`, :data:`GATES_YAML`, :func:`gates`, :func:`ledger`,
-  :func:`ev` (the one event builder), :func:`event_json`, :func:`message`
+  :func:`gates_yaml`, :func:`ev` (the one event builder), :func:`event_json`, :func:`message`
 - :func:`report_figure`: a measured figure shown at the end of the test run
 """
 
@@ -47,6 +47,7 @@ __all__ = [
     "BIN", "CHROMIUM_ARGS", "FIGURES", "GATES_YAML", "MIN", "OUTPUT", "ROOT", "T0",
     "PollTimeout", "Service", "WebhookReceiver", "WorkerProc", "binary", "chromium",
     "committed_offsets", "committed_total", "ev", "event_json", "free_port", "gates",
+    "gates_yaml",
     "ledger", "message", "poll", "produce", "read_all", "read_topic", "report_figure",
     "start_prometheus", "stop_process", "tail", "wait_http_ready",
 ]
@@ -421,6 +422,20 @@ gates:
     yard_capacity: 100
     thresholds: {warning: 10, critical: 20}
 """
+
+
+#: (Vietnamese name, English name) of the gates the integration tests configure
+GATE_NAMES = {"huu-nghi": ("Cửa khẩu Quốc tế Hữu Nghị", "Huu Nghi International Border Gate"),
+              "tan-thanh": ("Cửa khẩu Tân Thanh", "Tan Thanh Border Gate")}
+
+
+def gates_yaml(thresholds: dict[str, str]) -> str:
+    """A gate configuration (version 1): each gate of ``thresholds`` (gate id -> YAML flow
+    mapping, e.g. ``"{warning: 5, critical: 10}"``) with its real names and a yard of 100."""
+    return "\nversion: 1\ngates:\n" + "".join(
+        f'  - id: {gate}\n    name: "{GATE_NAMES[gate][0]}"\n'
+        f'    name_en: "{GATE_NAMES[gate][1]}"\n    yard_capacity: 100\n'
+        f"    thresholds: {flow}\n" for gate, flow in thresholds.items())
 
 
 def gates() -> GateSet:

@@ -23,6 +23,7 @@ from tests.support import (
     binary,
     ev,
     free_port,
+    gates_yaml,
     message,
     poll,
     produce,
@@ -32,15 +33,7 @@ from tests.support import (
 
 pytestmark = pytest.mark.integration
 
-GATES = """
-version: 1
-gates:
-  - id: huu-nghi
-    name: "Cửa khẩu Quốc tế Hữu Nghị"
-    name_en: "Huu Nghi International Border Gate"
-    yard_capacity: 100
-    thresholds: {warning: 5, critical: 10, warning_clear: 3, critical_clear: 8}
-"""
+GATES = gates_yaml({"huu-nghi": "{warning: 5, critical: 10, warning_clear: 3, critical_clear: 8}"})
 
 
 @contextlib.contextmanager

@@ -10,24 +10,21 @@ import urllib.request
 import orjson
 import pytest
 
-from tests.support import CHROMIUM_ARGS, OUTPUT, chromium, ev, message, poll, produce
+from tests.support import (
+    CHROMIUM_ARGS,
+    OUTPUT,
+    chromium,
+    ev,
+    gates_yaml,
+    message,
+    poll,
+    produce,
+)
 
 pytestmark = pytest.mark.integration
 
-GATES = """
-version: 1
-gates:
-  - id: huu-nghi
-    name: "Cửa khẩu Quốc tế Hữu Nghị"
-    name_en: "Huu Nghi International Border Gate"
-    yard_capacity: 100
-    thresholds: {warning: 5, critical: 10}
-  - id: tan-thanh
-    name: "Cửa khẩu Tân Thanh"
-    name_en: "Tan Thanh Border Gate"
-    yard_capacity: 100
-    thresholds: {warning: 50, critical: 80}
-"""
+GATES = gates_yaml({"huu-nghi": "{warning: 5, critical: 10}",
+                    "tan-thanh": "{warning: 50, critical: 80}"})
 
 
 def queued(first: int, end: int, since_ms: int) -> list[tuple[bytes, bytes]]:
