@@ -1,8 +1,9 @@
 """Helpers shared by the load benchmarks: real worker processes, /metrics parsing, /proc.
 
-A :class:`Worker` is one ``python -m gatewatch worker`` child process on 127.0.0.1 and a
-free port, with its own working directory (Faust's data dir lands there) and log file.
-It is stopped by its pid only (SIGTERM, then SIGKILL), see ``throughput.stop_process``.
+A :class:`Worker` is the tests' ``tests.support.WorkerProc`` (one ``python -m gatewatch
+worker`` child process on 127.0.0.1 and a free port, stopped by its pid only: SIGTERM,
+then SIGKILL) run from its own working directory (Faust's data dir lands there), plus
+RSS and CPU readings. Waiting is ``tests.support.poll``.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 from _baselines import proc_usage  # noqa: E402
-from throughput import free_port, stop_process, tail  # noqa: E402
+
+from tests.support import WorkerProc, free_port  # noqa: E402
 
 __all__ = ["CpuMeter", "Worker", "gates_file_text", "loadavg", "machine", "metric_sum",
-           "proc_usage", "series_count", "timed_get", "wait_until"]
+           "proc_usage", "series_count", "timed_get"]
 
 
 def gates_file_text(ids: Iterable[str]) -> str:
@@ -123,26 +125,6 @@ def machine() -> dict[str, Any]:
             "kernel": platform.release()}
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str,
-               alive: Callable[[], None] | None = None, interval: float = 0.1,
-               progress: Callable[[], str] | None = None, every: float = 10.0) -> None:
-    """Poll `check` until true or the deadline; `alive` raises if a process died.
-    Prints `progress()` every `every` seconds."""
-    start = time.monotonic()
-    deadline, next_report = start + timeout, start + every
-    while not check():
-        if alive is not None:
-            alive()
-        now = time.monotonic()
-        if now > deadline:
-            raise TimeoutError(f"{what}: not done after {timeout:.0f} s"
-                               + (f" ({progress()})" if progress else ""))
-        if progress is not None and now >= next_report:
-            next_report += every
-            print(f"  ... {now - start:.0f} s: {progress()}", flush=True)
-        time.sleep(interval)
-
-
 def timed_get(url: str, timeout: float = 10) -> tuple[float, bytes]:
     """(seconds, body) of one GET."""
     t0 = time.perf_counter()
@@ -151,66 +133,24 @@ def timed_get(url: str, timeout: float = 10) -> tuple[float, bytes]:
     return time.perf_counter() - t0, body
 
 
-class Worker:
-    """One real `gatewatch worker` process on 127.0.0.1 and a free port."""
+@dataclass(eq=False)
+class Worker(WorkerProc):
+    """One real `gatewatch worker` process (tests.support.WorkerProc) with the
+    benchmarks' readings: its RSS and CPU from /proc."""
 
-    def __init__(self, name: str, workdir: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.workdir = workdir
-        self.env = env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+    name: str = "worker"
 
     @classmethod
     def for_run(cls, name: str, workdir: Path, bootstrap: str, prefix: str, app_id: str,
                 gates_file: Path, **extra: str) -> Worker:
+        """A worker run from its own `workdir` (Faust's data dir lands there), logging to
+        `workdir/<name>.log`, stopped within 8 s."""
         workdir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=bootstrap,
                    GATEWATCH_TOPIC_PREFIX=prefix, GATEWATCH_APP_ID=app_id,
                    GATEWATCH_GATES=str(gates_file), **extra)
-        return cls(name, workdir, env)
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> Worker:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gatewatch", "worker", "--web-port", str(self.port)],
-                cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-
-    def check_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            code = None if self.proc is None else self.proc.returncode
-            raise RuntimeError(f"worker {self.name} exited ({code}); log tail:\n"
-                               + tail(self.log_path))
-
-    def get(self, path: str, timeout: float = 5) -> bytes | None:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as r:  # noqa: S310
-                return bytes(r.read())
-        except OSError:
-            return None
-
-    def metrics(self, timeout: float = 5) -> str | None:
-        body = self.get("/metrics", timeout)
-        return None if body is None else body.decode()
-
-    def ready(self) -> bool:
-        return self.get("/readyz", 2) is not None  # 503 raises (an OSError): not ready
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        wait_until(self.ready, timeout, f"worker {self.name} ready", self.check_alive)
+        return cls(env=env, port=free_port(), log_path=workdir / f"{name}.log", cwd=workdir,
+                   stop_grace=8.0, name=name)
 
     def rss_mib(self) -> float:
         """VmRSS of the worker process, MiB."""

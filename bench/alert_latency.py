@@ -21,21 +21,24 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
-
-import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gatewatch.streams.codec import format_ms  # noqa: E402
-from gatewatch.tools.broker import EmbeddedBroker, free_port  # noqa: E402
-from tests.integration.kafka_io import produce  # noqa: E402
-from tests.integration.receivers import WebhookReceiver  # noqa: E402
+from gatewatch.tools.broker import EmbeddedBroker  # noqa: E402
+from tests.support import (  # noqa: E402
+    Service,
+    WebhookReceiver,
+    WorkerProc,
+    ev,
+    free_port,
+    message,
+    poll,
+    produce,
+)
 
 GATES = """version: 1
 gates:
@@ -46,21 +49,9 @@ gates:
 """
 
 
-def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.005)
-    raise TimeoutError(what)
-
-
-def waiting(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",  # noqa: S310
-                                    timeout=1) as r:
-            body = r.read().decode()
-    except OSError:
+def waiting(w: WorkerProc) -> int:
+    body = w.metrics_text(1)
+    if body is None:
         return -1
     line = 'gate_vehicles_waiting{direction="export",gate="huu-nghi"} '
     i = body.find(line)
@@ -75,66 +66,50 @@ def main() -> int:
     args = p.parse_args()
     broker = EmbeddedBroker(port=free_port())
     broker.start()
-    procs: list[subprocess.Popen[bytes]] = []
+    services: list[WorkerProc | Service] = []
     latencies: list[float] = []
     try:
         with tempfile.TemporaryDirectory() as tmp, WebhookReceiver() as hook:
             (Path(tmp) / "gates.yaml").write_text(GATES)
-            port = free_port()
             env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=broker.bootstrap,
                        GATEWATCH_GATES=str(Path(tmp) / "gates.yaml"),
                        GATEWATCH_APP_ID="alert-bench", GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0",
                        GATEWATCH_ALERT_CLEAR_HOLD_SECONDS="0")
-            bindir = Path(sys.executable).parent
-            log = open(Path(tmp) / "log", "wb")  # noqa: SIM115
-            procs.append(subprocess.Popen([str(bindir / "gatewatch"), "worker", "--web-port",
-                                           str(port)], env=env, stdout=log, stderr=log))
-            procs.append(subprocess.Popen([str(bindir / "gatewatch"), "notify",
-                                           "--webhook-url", hook.url], env=env, stdout=log,
-                                          stderr=log))
-
-            def ready() -> bool:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz",  # noqa: S310
-                                                timeout=1) as r:
-                        return r.status == 200
-                except OSError:
-                    return False
-            wait_until(ready, 60, "worker ready")
+            log = Path(tmp) / "log"
+            w = WorkerProc(env, free_port(), log, stop_grace=20).start()
+            services.append(w)
+            services.append(Service([sys.executable, "-m", "gatewatch", "notify",
+                                     "--webhook-url", hook.url], log, env=env))
+            w.wait_ready(60)
             n = 0
 
-            def ev(etype: str, vehicle: int) -> tuple[bytes, bytes]:
+            def event(etype: str, vehicle: int) -> tuple[bytes, bytes]:
+                """`etype` for vehicle V<vehicle>, now."""
                 nonlocal n
                 n += 1
-                return b"huu-nghi", orjson.dumps({
-                    "event_id": f"e{n}", "gate_id": "huu-nghi", "vehicle_id": f"V{vehicle}",
-                    "type": etype, "direction": "export",
-                    "occurred_at": format_ms(int(time.time() * 1000))})
+                return message(ev(f"V{vehicle}", etype, int(time.time() * 1000),
+                                  event_id=f"e{n}", cargo=None))
 
             def changes() -> list[str]:
                 return [b["change"] for b in hook.bodies]
 
             for run in range(args.runs):
                 base = run * 1000
-                produce(broker.bootstrap, "gate.events", [ev("queued", base + i)
+                produce(broker.bootstrap, "gate.events", [event("queued", base + i)
                                                           for i in range(49)])
-                wait_until(lambda: waiting(port) == 49, 30, "49 waiting")
+                poll(lambda: waiting(w) == 49, 30, "49 waiting", 0.005)
                 before = len(hook.bodies)
-                produce(broker.bootstrap, "gate.events", [ev("queued", base + 49)])
+                produce(broker.bootstrap, "gate.events", [event("queued", base + 49)])
                 t0 = time.monotonic()  # the broker has acknowledged it: it is in Kafka
-                wait_until(lambda b=before: "fired" in changes()[b:], 30, "fired")
+                poll(lambda b=before: "fired" in changes()[b:], 30, "fired", 0.005)
                 latencies.append(time.monotonic() - t0)
                 print(f"run {run + 1}: fired after {latencies[-1] * 1000:.0f} ms", flush=True)
-                produce(broker.bootstrap, "gate.events", [ev("crossed", base + i)
+                produce(broker.bootstrap, "gate.events", [event("crossed", base + i)
                                                           for i in range(50)])
-                wait_until(lambda b=before: "resolved" in changes()[b:], 30, "resolved")
+                poll(lambda b=before: "resolved" in changes()[b:], 30, "resolved", 0.005)
     finally:
-        for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for service in services:
+            service.stop()
         broker.stop()
     result = {"runs": len(latencies), "p50_ms": round(statistics.median(latencies) * 1000),
               "max_ms": round(max(latencies) * 1000), "min_ms": round(min(latencies) * 1000)}

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,12 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _baselines import proc_usage  # noqa: E402
-from throughput import free_port, generate_events, stop_process  # noqa: E402
+from throughput import generate_events  # noqa: E402
 
 from gatewatch.streams.codec import format_ms  # noqa: E402
 from gatewatch.tools.broker import EmbeddedBroker  # noqa: E402
+from tests.support import WorkerProc, free_port  # noqa: E402
 
-VENV_BIN = Path(sys.executable).parent
 PROBE_LINE = 'gate_vehicles_waiting{direction="export",gate="probe"} '
 
 
@@ -99,16 +98,13 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
     if via not in ("metrics", "api"):
         raise ValueError(f"via must be metrics or api, not {via!r}")
     prefix = f"lat-{uuid.uuid4().hex[:8]}-"
-    port = free_port()
     (workdir / "gates.yaml").write_text(gates_yaml(8))
     env = dict(os.environ, GATEWATCH_KAFKA_BOOTSTRAP=bootstrap, GATEWATCH_TOPIC_PREFIX=prefix,
                GATEWATCH_APP_ID=prefix + "app", GATEWATCH_GATES=str(workdir / "gates.yaml"),
                GATEWATCH_BATCH_DELIVERY="1" if batch_delivery else "0", **(env_extra or {}))
-    url = f"http://127.0.0.1:{port}"
-    log = open(workdir / f"worker-{int(batch_delivery)}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([str(VENV_BIN / "gatewatch"), "worker", "--web-port", str(port)],
-                            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    worker = WorkerProc(env, free_port(), workdir / f"worker-{int(batch_delivery)}.log",
+                        cwd=workdir, stop_grace=8.0).start()
+    url = worker.url
     sent_at: dict[int, float] = {}
     acked_at: dict[int, float] = {}  # the broker acknowledged the probe (it is in Kafka)
     seen_at: dict[int, float] = {}
@@ -183,10 +179,10 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
 
     def sampler(t_start: float) -> None:
         reported: set[int] = set()
-        cpu_prev, t_prev, sent_prev = proc_usage(proc.pid)["cpu_s"], t_start, 0
+        cpu_prev, t_prev, sent_prev = proc_usage(worker.pid)["cpu_s"], t_start, 0
         while not stop.wait(max(0.0, t_prev + sample_every - time.monotonic())):
             now = time.monotonic()
-            cpu = proc_usage(proc.pid)["cpu_s"]
+            cpu = proc_usage(worker.pid)["cpu_s"]
             lag = _lag_messages(url)
             seen = dict(seen_at)  # a copy: the poller thread adds to it
             new = sorted(k for k in seen if k not in reported)
@@ -195,7 +191,7 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
             sent_now = counters["sent"]
             pending = sum(1 for k, t in list(sent_at.items())
                           if k not in seen and now - t > 5)
-            sample = {"t_s": round(now - t_start, 1), "rss_mib": round(_rss_mib(proc.pid), 1),
+            sample = {"t_s": round(now - t_start, 1), "rss_mib": round(_rss_mib(worker.pid), 1),
                       "cpu_percent": round((cpu - cpu_prev) / (now - t_prev) * 100, 1),
                       "lag_messages": lag,
                       "events_per_s": round((sent_now - sent_prev) / (now - t_prev)),
@@ -211,29 +207,19 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
                 return
 
     try:
-        deadline = time.monotonic() + 60
-        while True:  # ready?
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=2) as r:  # noqa: S310
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"worker not ready; see {workdir}")
-            time.sleep(0.1)
+        worker.wait_ready(60)
         if preload is not None:
             preload(f"{prefix}gate.events", url)
         thread = threading.Thread(target=poller, daemon=True)
         thread.start()
-        cpu0, t0, own0 = proc_usage(proc.pid)["cpu_s"], time.monotonic(), os.times()
+        cpu0, t0, own0 = proc_usage(worker.pid)["cpu_s"], time.monotonic(), os.times()
         sampling = threading.Thread(target=sampler, args=(t0,), daemon=True)
         if sample_every > 0:
             sampling.start()
         sent = asyncio.run(load())
         own1, wall = os.times(), time.monotonic() - t0
-        rss_end = round(_rss_mib(proc.pid), 1)
-        worker_cpu = (proc_usage(proc.pid)["cpu_s"] - cpu0) / wall
+        rss_end = round(_rss_mib(worker.pid), 1)
+        worker_cpu = (proc_usage(worker.pid)["cpu_s"] - cpu0) / wall
         load_cpu = (own1.user + own1.system - own0.user - own0.system) / wall
         deadline = time.monotonic() + 30
         while len(seen_at) < len(sent_at) and time.monotonic() < deadline:
@@ -244,8 +230,7 @@ def measure(bootstrap: str, workdir: Path, rate: int, seconds: float, batch_deli
             sampling.join(15)
     finally:
         stop.set()
-        stop_process(proc)
-        log.close()
+        worker.stop()
     lat = [(seen_at[k] - sent_at[k]) * 1000 for k in sorted(sent_at) if k in seen_at]
     if not lat:
         raise RuntimeError("no probe became visible")

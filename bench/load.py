@@ -104,20 +104,19 @@ from _common import (  # noqa: E402
     metric_sum,
     series_count,
     timed_get,
-    wait_until,
 )
 from latency import measure as measure_latency  # noqa: E402
 from latency import percentile  # noqa: E402
 from throughput import (  # noqa: E402
     create_topic,
     delete_topics,
-    free_port,
     generate_events,
     produce,
 )
 
 from gatewatch.streams.codec import format_ms  # noqa: E402
 from gatewatch.tools.broker import EmbeddedBroker  # noqa: E402
+from tests.support import free_port, poll  # noqa: E402
 
 PHASES = ("saturation", "latency", "memory", "gates", "gc", "soak")
 #: what runs without --phases (gc and soak are asked for: --phases gc, --soak MINUTES)
@@ -196,11 +195,11 @@ def drain(bootstrap: str, workdir: Path, prefix: str, app_id: str, gates_file: P
     series: list[list[tuple[float, int]]] = [[] for _ in workers]
     state: dict[str, Any] = {"lag": {}}
 
-    def poll() -> bool:
+    def drained() -> bool:
         now = time.monotonic()
         lag: dict[int, int] = {}
         for i, w in enumerate(workers):
-            body = w.metrics(2)
+            body = w.metrics_text(2)
             if body is None:
                 return False
             count, wlag = progress_of(body)
@@ -224,8 +223,8 @@ def drain(bootstrap: str, workdir: Path, prefix: str, app_id: str, gates_file: P
     try:
         # every 0.5 s: a /metrics scrape costs the worker ~8 ms of CPU (bench/load.py's
         # gates phase), so faster polling would slow down what it measures
-        wait_until(poll, timeout, f"{n_workers} worker(s) draining", alive, interval=0.5,
-                   progress=progress)
+        poll(drained, timeout, f"{n_workers} worker(s) draining", 0.5, alive=alive,
+             progress=progress)
         usage = [w.usage() for w in workers]
         rss = [round(w.rss_mib(), 1) for w in workers]
     finally:
@@ -384,7 +383,7 @@ def run_memory(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
     start_workers([w])
     rows: list[dict[str, Any]] = []
     try:
-        w.wait_ready()
+        w.wait_ready(90)
         idle = w.stable_rss_mib()
         say(f"  idle: {idle} MiB")
         rows.append({"vehicles": 0, "rss_mib": idle})
@@ -397,7 +396,7 @@ def run_memory(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
             seen: dict[str, Any] = {}
 
             def held(level: int = level, seen: dict[str, Any] = seen) -> bool:
-                body = w.metrics(5)
+                body = w.metrics_text(5)
                 if body is None:
                     return False
                 seen["done"], lag = progress_of(body)
@@ -406,9 +405,9 @@ def run_memory(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
                 return seen["done"] >= level and seen["tracked"] == level \
                     and seen["waiting"] == level and bool(lag) and not any(lag.values())
 
-            wait_until(held, 60 + level / 1000, f"{level:,} vehicles held", w.check_alive,
-                       interval=0.5, progress=lambda seen=seen: f"{seen.get('done', 0):,} "
-                       f"processed, {seen.get('tracked', 0):,} tracked")
+            poll(held, 60 + level / 1000, f"{level:,} vehicles held", 0.5, alive=w.check_alive,
+                 progress=lambda seen=seen: f"{seen.get('done', 0):,} "
+                 f"processed, {seen.get('tracked', 0):,} tracked")
             rss = w.stable_rss_mib()
             over = rss - idle
             rows.append({"vehicles": level, "rss_mib": rss, "over_idle_mib": round(over, 1),
@@ -468,17 +467,17 @@ def run_gates(bootstrap: str, tmp: Path, run_id: str, args: argparse.Namespace
                                                         - 3_600_000))
 
             def all_data(n: int = n, size: int = size, w: Worker = w) -> bool:
-                body = w.metrics(10)
+                body = w.metrics_text(10)
                 if body is None:
                     return False
                 done, _lag = progress_of(body)
                 return done >= n and metric_sum(body, "gate_has_data") == size
 
-            wait_until(all_data, 120, f"{size} gates with data", w.check_alive, interval=0.5)
+            poll(all_data, 120, f"{size} gates with data", 0.5, alive=w.check_alive)
             # idle cost: the worker's 1 s timer (windows, alerts, expiry) with no traffic
             cpu0, t0 = w.usage()["cpu_s"], time.monotonic()
-            wait_until(lambda t0=t0: time.monotonic() - t0 >= args.idle_seconds,
-                       args.idle_seconds + 5, "idle window", w.check_alive, interval=0.2)
+            poll(lambda t0=t0: time.monotonic() - t0 >= args.idle_seconds,
+                 args.idle_seconds + 5, "idle window", 0.2, alive=w.check_alive)
             idle_cpu = (w.usage()["cpu_s"] - cpu0) / (time.monotonic() - t0) * 100
 
             def gets(path: str, w: Worker = w) -> tuple[list[float], bytes, float]:
@@ -585,7 +584,7 @@ def run_gc(bootstrap: str, tmp: Path, args: argparse.Namespace, saturation: floa
                 return False
             return int(metric_sum(body.decode(), "gatewatch_vehicles_tracked")) >= n
 
-        wait_until(held, 120 + n / 1000, f"{n:,} vehicles held", interval=1.0)
+        poll(held, 120 + n / 1000, f"{n:,} vehicles held", 1.0)
         idle["preload_s"] = round(time.monotonic() - t, 1)
         say(f"  {n:,} vehicles held after {idle['preload_s']} s; /healthz every 50 ms "
             f"for {args.gc_seconds:.0f} s")

@@ -36,7 +36,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,37 +55,19 @@ VENV_BIN = ROOT / ".venv" / "bin"
 if not VENV_BIN.is_dir():
     VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(ROOT))
 from _baselines import proc_usage  # noqa: E402
+
+from tests.support import PollTimeout, free_port, poll, stop_process, tail  # noqa: E402
 
 CONTENDERS = ["raw", "faust", "quix", "gatewatch-stream", "gatewatch"]
 TZ = timezone(timedelta(hours=7))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
-    """SIGTERM by pid, SIGKILL after `grace` seconds; always reaps."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
-    proc.wait()
 
 
 # --- broker -------------------------------------------------------------------------------
 
 def start_broker(timeout: float = 20) -> Any:
     """The project's embedded broker on a free loopback port."""
-    sys.path.insert(0, str(ROOT))
     from gatewatch.tools.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(free_port())
@@ -284,28 +265,18 @@ def run_gatewatch(bootstrap: str, topic_prefix: str, n_events: int, workdir: Pat
 
 def wait_for(done: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float,
              progress: Callable[[], int], log: Path) -> None:
-    """Poll `done` until true; fail fast if the process dies or the deadline passes."""
-    start = time.monotonic()
-    deadline, next_report = start + timeout, start + 10
-    while not done():
-        now = time.monotonic()
+    """Poll `done` until true; fail fast if the process dies or the deadline passes
+    (a TimeoutError, with the log's tail)."""
+    def alive() -> None:
         if proc.poll() is not None and not done():
             raise RuntimeError(f"exited with {proc.returncode} before finishing; log tail:\n"
                                + tail(log))
-        if now > deadline:
-            raise TimeoutError(f"not finished after {timeout:.0f}s (at {progress():,}); "
-                               f"log tail:\n{tail(log)}")
-        if now >= next_report:
-            next_report += 10
-            print(f"  ... {now - start:.0f}s, {progress():,} events", flush=True)
-        time.sleep(0.05)
 
-
-def tail(log: Path, lines: int = 25) -> str:
     try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+        poll(done, timeout, "the last event", 0.05, alive=alive,
+             progress=lambda: f"{progress():,} events")
+    except PollTimeout as exc:
+        raise TimeoutError(f"{exc}; log tail:\n{tail(log)}") from None
 
 
 def summarize(n: int, start: float, first: float, last: float,

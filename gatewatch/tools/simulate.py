@@ -239,6 +239,11 @@ class TrafficModel:
         """Vehicles in each gate's simulated queue (ground truth)."""
         return {g.cfg.gate_id: len(g.queue) for g in self._gates}
 
+    def in_flight(self) -> list[Outgoing]:
+        """The messages not yet due (late ones, re-sends), in send order, without
+        simulating further: what ``advance`` would still yield for events already made."""
+        return [out for _, _, out in sorted(self._pending)]
+
 
 async def run(kafka: KafkaConfig, topic: str, gates: GateSet, *, rate: float, speed: float,
               seed: int, faults: Faults, duration_seconds: float | None,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -16,62 +15,25 @@ import orjson
 import pytest
 import yaml
 
-from gatewatch.streams.codec import format_ms
-from gatewatch.tools.broker import free_port
-from tests.conftest import OUTPUT, ROOT, poll
-from tests.integration.kafka_io import produce
-from tests.integration.receivers import WebhookReceiver
+from tests.support import (
+    OUTPUT,
+    ROOT,
+    Service,
+    WebhookReceiver,
+    binary,
+    ev,
+    free_port,
+    gates_yaml,
+    message,
+    poll,
+    produce,
+    start_prometheus,
+    wait_http_ready,
+)
 
 pytestmark = pytest.mark.integration
 
-BIN = ROOT / "tools" / "root" / "usr" / "bin"
-
-GATES = """
-version: 1
-gates:
-  - id: huu-nghi
-    name: "Cửa khẩu Quốc tế Hữu Nghị"
-    name_en: "Huu Nghi International Border Gate"
-    yard_capacity: 100
-    thresholds: {warning: 5, critical: 10, warning_clear: 3, critical_clear: 8}
-"""
-
-
-def binary(name: str) -> Path:
-    path = BIN / name
-    if not path.exists():
-        pytest.skip(f"{path} missing: run `make tools`")
-    return path
-
-
-class Service:
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.log = open(log, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                     cwd=ROOT, start_new_session=True)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-
-def wait_ready(url: str, timeout: float, what: str) -> None:
-    """Poll ``url``/-/ready (Prometheus and Alertmanager) until it answers 200."""
-    import urllib.request
-
-    def ready() -> bool:
-        try:
-            with urllib.request.urlopen(url + "/-/ready", timeout=2) as r:
-                return r.status == 200
-        except OSError:
-            return False
-    poll(ready, timeout, what, interval=0.2)
+GATES = gates_yaml({"huu-nghi": "{warning: 5, critical: 10, warning_clear: 3, critical_clear: 8}"})
 
 
 @contextlib.contextmanager
@@ -97,7 +59,7 @@ def run_alertmanager(tmp_path: Path, test_id: str, hook: WebhookReceiver,
                    "--cluster.listen-address="], OUTPUT / f"{test_id}-alertmanager.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, 30, "alertmanager ready")
+        wait_http_ready(url, 30, "alertmanager ready")
         yield url
     finally:
         svc.stop()
@@ -110,36 +72,14 @@ def alertmanager(tmp_path: Path, test_id: str) -> Iterator[tuple[str, WebhookRec
         yield url, hook
 
 
-def start_prometheus(tmp_path: Path, test_id: str, cfg: dict) -> tuple[Service, str]:
-    """Real Prometheus (Debian's) on a loopback port with ``cfg`` and its own data dir,
-    returned once it reports ready."""
-    exe = binary("prometheus")
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-    port = free_port()
-    prom = Service([str(exe), f"--config.file={tmp_path / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                    f"--web.listen-address=127.0.0.1:{port}"],
-                   OUTPUT / f"{test_id}-prometheus.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, 60, "prometheus ready")
-    except BaseException:
-        prom.stop()
-        raise
-    return prom, url
-
-
 def queued(i: int, t_ms: int) -> tuple[bytes, bytes]:
-    return b"huu-nghi", orjson.dumps({
-        "event_id": f"q{i}", "gate_id": "huu-nghi", "vehicle_id": f"51C-{i:05d}",
-        "type": "queued", "direction": "export", "occurred_at": format_ms(t_ms),
-        "cargo": "general"})
+    """Vehicle ``i`` (51C-0000i) queues at Hữu Nghị."""
+    return message(ev(f"51C-{i:05d}", "queued", t_ms, event_id=f"q{i}"))
 
 
 def crossed(i: int, t_ms: int) -> tuple[bytes, bytes]:
-    return b"huu-nghi", orjson.dumps({
-        "event_id": f"c{i}", "gate_id": "huu-nghi", "vehicle_id": f"51C-{i:05d}",
-        "type": "crossed", "direction": "export", "occurred_at": format_ms(t_ms)})
+    """Vehicle ``i`` crosses (sent without cargo)."""
+    return message(ev(f"51C-{i:05d}", "crossed", t_ms, event_id=f"c{i}", cargo=None))
 
 
 def am_alerts(hook: WebhookReceiver) -> list[tuple[str, str, str]]:

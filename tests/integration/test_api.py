@@ -10,9 +10,7 @@ import urllib.request
 import orjson
 import pytest
 
-from gatewatch.streams.codec import format_ms
-from tests.conftest import poll
-from tests.integration.kafka_io import produce
+from tests.support import ev, message, poll, produce
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +34,8 @@ def traffic(t0: int) -> list[tuple[bytes, bytes]]:
     out = []
     for i, gate in enumerate(GATES):
         for v in range(i + 2):
-            out.append((gate.encode(), orjson.dumps({
-                "event_id": f"{gate}-{v}", "gate_id": gate, "vehicle_id": f"{gate[:2]}-{v}",
-                "type": "queued", "direction": "export", "occurred_at": format_ms(t0 + v)})))
+            out.append(message(ev(f"{gate[:2]}-{v}", "queued", t0 + v, gate,
+                                  event_id=f"{gate}-{v}", cargo=None)))
     return out
 
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from gatewatch.gates import load_gates
-from gatewatch.tools.broker import free_port
 from gatewatch.tools.live import display_width
-from tests.conftest import OUTPUT, ROOT, poll
+from tests.support import OUTPUT, ROOT, free_port, poll
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,17 @@ import orjson
 import pytest
 import yaml
 
-from gatewatch.streams.codec import format_ms
 from gatewatch.tools.dashboards import build_all, panel_queries
-from tests.conftest import OUTPUT, ROOT
-from tests.integration.kafka_io import produce
-from tests.integration.test_alerting import Service, binary, start_prometheus
+from tests.support import (
+    OUTPUT,
+    ROOT,
+    Service,
+    binary,
+    ev,
+    message,
+    produce,
+    start_prometheus,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -59,14 +65,6 @@ def has_numbers(result: list) -> bool:
     return any(not math.isnan(float(s["value"][1])) for s in result)
 
 
-def parked(i: int, t_ms: int) -> tuple[bytes, bytes]:
-    """A vehicle queued at Tân Thanh that the simulator does not know, so never clears."""
-    return b"tan-thanh", orjson.dumps({
-        "event_id": f"parked-{i}", "gate_id": "tan-thanh", "vehicle_id": f"12C-9{i:04d}",
-        "type": "queued", "direction": "export", "occurred_at": format_ms(t_ms),
-        "cargo": "general"})
-
-
 def test_every_panel_query_returns_data(bootstrap, worker_factory, test_id, tmp_path):
     binary("prometheus")
     gates = yaml.safe_load((ROOT / "gatewatch/data/langson-gates.yaml").read_text())
@@ -79,8 +77,10 @@ def test_every_panel_query_returns_data(bootstrap, worker_factory, test_id, tmp_
     # queued before the simulator's own Tân Thanh backlog (from 10 min ago), so event time
     # stays in order and no window closes early
     since = int(time.time() * 1000) - 20 * 60_000
+    # vehicles the simulator does not know, so they never clear
     produce(bootstrap, f"{test_id}-gate.events",
-            [parked(i, since + i) for i in range(PARKED)])
+            [message(ev(f"12C-9{i:04d}", "queued", since + i, "tan-thanh",
+                        event_id=f"parked-{i}")) for i in range(PARKED)])
     sim = Service([sys.executable, "-m", "gatewatch", "simulate", "--rate", "200",
                    "--initial-backlog", "0.5"], OUTPUT / f"{test_id}-simulate.log",
                   env=dict(w.env))

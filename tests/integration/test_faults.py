@@ -17,9 +17,16 @@ from gatewatch.streams.changelog import decode_state, state_key
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
 from gatewatch.tools.simulate import Faults, TrafficModel
-from tests.conftest import poll, report_figure
-from tests.integration.kafka_io import committed_offsets, produce, read_topic
-from tests.integration.test_wall import CHROMIUM_ARGS, chromium
+from tests.support import (
+    CHROMIUM_ARGS,
+    chromium,
+    committed_offsets,
+    free_port,
+    poll,
+    produce,
+    read_topic,
+    report_figure,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +38,7 @@ def traffic(hours: float, seed: int) -> tuple[list[tuple[bytes, bytes]], dict[st
     model = TrafficModel(gates, start, rate=6, seed=seed, faults=Faults(0.05, 0.05, 0.0),
                          initial_backlog=0.2)
     msgs = [(o.key, o.value) for o in model.advance(start + int(hours * 3_600_000))]
-    msgs += [(o.key, o.value) for _, _, o in sorted(model._pending)]
+    msgs += [(o.key, o.value) for o in model.in_flight()]
     return msgs, counts_of(msgs)
 
 
@@ -248,7 +255,7 @@ def test_broker_stop_and_restart(worker_factory, tmp_path):
     broker is memory-only). The worker does not crash, says it is not ready while the
     broker is gone (/readyz 503 and gatewatch_broker_up 0) while still serving its
     last known counts, and counts new events on top of its state once it returns."""
-    from gatewatch.tools.broker import EmbeddedBroker, free_port
+    from gatewatch.tools.broker import EmbeddedBroker
 
     broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log")
     broker.start()

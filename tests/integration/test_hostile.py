@@ -11,8 +11,7 @@ import orjson
 import pytest
 
 from gatewatch.streams.codec import format_ms
-from tests.conftest import poll
-from tests.integration.kafka_io import produce, read_all
+from tests.support import ev, message, poll, produce, read_all
 
 pytestmark = pytest.mark.integration
 
@@ -59,10 +58,8 @@ def test_ten_thousand_hostile_messages_and_expiry(bootstrap, worker_factory, tes
     bad = hostile(10_000, now)
     # valid traffic at high cardinality: 2,000 vehicles queued over the last two hours
     times = [now - 7_200_000 + i * 3_600 for i in range(2000)]
-    good = [(b"huu-nghi", orjson.dumps({
-        "event_id": f"v{i}", "gate_id": "huu-nghi", "vehicle_id": f"HC-{i:06d}",
-        "type": "queued", "direction": "export", "occurred_at": format_ms(t)}))
-        for i, t in enumerate(times)]
+    good = [message(ev(f"HC-{i:06d}", "queued", t, event_id=f"v{i}", cargo=None))
+            for i, t in enumerate(times)]
     topic = f"{test_id}-gate.events"
     produce(bootstrap, topic, bad[:5000] + good + bad[5000:])
 

@@ -9,19 +9,15 @@ import orjson
 import pytest
 
 from gatewatch.streams.codec import format_ms
-from tests.conftest import poll
-from tests.integration.kafka_io import committed_total, produce, read_all
+from tests.support import MIN, committed_total, ev, message, poll, produce, read_all
 
 pytestmark = pytest.mark.integration
-
-MIN = 60_000
 
 
 def event(eid: str, gate: str, vehicle: str, etype: str, t_ms: int,
           direction: str = "export") -> tuple[bytes, bytes]:
-    return gate.encode(), orjson.dumps({
-        "event_id": eid, "gate_id": gate, "vehicle_id": vehicle, "type": etype,
-        "direction": direction, "occurred_at": format_ms(t_ms), "cargo": "perishable"})
+    """The tables below in the order they read: id, gate, vehicle, type, time."""
+    return message(ev(vehicle, etype, t_ms, gate, direction, eid, cargo="perishable"))
 
 
 def dirty_stream(t0: int) -> tuple[list[tuple[bytes | None, bytes]], dict[str, list[bytes]]]:

@@ -10,7 +10,7 @@ import urllib.request
 import orjson
 import pytest
 
-from tests.conftest import ROOT, poll
+from tests.support import ROOT, poll
 
 pytestmark = pytest.mark.integration
 

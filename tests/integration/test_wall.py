@@ -4,50 +4,33 @@ without a reload, and the Vietnamese/English toggle works. Saves a screenshot.""
 
 from __future__ import annotations
 
-import shutil
 import time
 import urllib.request
 
 import orjson
 import pytest
 
-from gatewatch.streams.codec import format_ms
-from tests.conftest import OUTPUT, poll
-from tests.integration.kafka_io import produce
+from tests.support import (
+    CHROMIUM_ARGS,
+    OUTPUT,
+    chromium,
+    ev,
+    gates_yaml,
+    message,
+    poll,
+    produce,
+)
 
 pytestmark = pytest.mark.integration
 
-GATES = """
-version: 1
-gates:
-  - id: huu-nghi
-    name: "Cửa khẩu Quốc tế Hữu Nghị"
-    name_en: "Huu Nghi International Border Gate"
-    yard_capacity: 100
-    thresholds: {warning: 5, critical: 10}
-  - id: tan-thanh
-    name: "Cửa khẩu Tân Thanh"
-    name_en: "Tan Thanh Border Gate"
-    yard_capacity: 100
-    thresholds: {warning: 50, critical: 80}
-"""
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+GATES = gates_yaml({"huu-nghi": "{warning: 5, critical: 10}",
+                    "tan-thanh": "{warning: 50, critical: 80}"})
 
 
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    return path
-
-
-def queued(i: int, t_ms: int) -> tuple[bytes, bytes]:
-    return b"huu-nghi", orjson.dumps({
-        "event_id": f"w{i}", "gate_id": "huu-nghi", "vehicle_id": f"29C-{i:05d}",
-        "type": "queued", "direction": "export", "occurred_at": format_ms(t_ms),
-        "cargo": "perishable"})
+def queued(first: int, end: int, since_ms: int) -> list[tuple[bytes, bytes]]:
+    """Vehicles ``first`` to ``end - 1`` queued at Hữu Nghị, one a second from ``since_ms``."""
+    return [message(ev(f"29C-{i:05d}", "queued", since_ms + i * 1000, event_id=f"w{i}",
+                       cargo="perishable")) for i in range(first, end)]
 
 
 def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tmp_path):
@@ -60,7 +43,7 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
     w.wait_ready()
     topic = f"{test_id}-gate.events"
     now = int(time.time() * 1000) - 600_000
-    produce(bootstrap, topic, [queued(i, now + i * 1000) for i in range(3)])
+    produce(bootstrap, topic, queued(0, 3, now))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:
@@ -82,7 +65,7 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
             assert "KHÔNG CÓ DỮ LIỆU" in nodata.inner_text()
             assert "0" not in nodata.locator(".waiting").inner_text()
             # the gate turns critical: the tile turns red without a reload
-            produce(bootstrap, topic, [queued(i, now + i * 1000) for i in range(3, 14)])
+            produce(bootstrap, topic, queued(3, 14, now))
             page.wait_for_selector("#gate-huu-nghi.critical", timeout=30000)
             assert page.evaluate("window.__noReload") == 1
             red = page.locator("#gate-huu-nghi").evaluate(

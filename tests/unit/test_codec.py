@@ -3,7 +3,7 @@ import pytest
 
 from gatewatch.streams.codec import Decoder, encode_event, format_ms, parse_timestamp_ms
 from gatewatch.streams.records import CrossingEvent, Rejection
-from tests.helpers import T0
+from tests.support import T0
 
 NOW = T0 + 3_600_000
 GOOD = {"event_id": "e-1", "gate_id": "huu-nghi", "vehicle_id": "12C-04567", "type": "queued",

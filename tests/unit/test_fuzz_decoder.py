@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import REJECT_REASONS, CrossingEvent, Rejection
-from tests.helpers import T0
+from tests.support import T0
 
 DEC = Decoder(["huu-nghi", "tan-thanh"], max_bytes=4096)
 json_values = st.recursive(

@@ -8,7 +8,7 @@ from gatewatch.alerts.texts import format_duration
 from gatewatch.core.congestion import AlertChange, AlertState
 from gatewatch.core.signals import Counts, GateSignals
 from gatewatch.gates import load_gates
-from tests.helpers import T0
+from tests.support import T0
 
 GATE = load_gates(None).get("tan-thanh")
 

@@ -7,7 +7,7 @@ from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.streams.changelog import decode_state, split_key
 from gatewatch.streams.codec import encode_event
 from gatewatch.streams.records import CrossingEvent
-from tests.helpers import MIN, T0, ev, processor
+from tests.support import MIN, T0, ev, processor
 
 _offsets = iter(range(10**9))
 

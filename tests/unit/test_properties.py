@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gatewatch.streams.changelog import encode_state, state_key
-from tests.helpers import T0, ev, ledger
+from tests.support import T0, ev, ledger
 
 WINDOW_MS = 300_000
 GATES = ("huu-nghi", "tan-thanh")

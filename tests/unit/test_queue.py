@@ -2,7 +2,7 @@
 
 from gatewatch.core.ledger import APPLIED, DUPLICATE, Ledger
 from gatewatch.streams.changelog import decode_state, encode_state
-from tests.helpers import MIN, T0, ev, ledger
+from tests.support import MIN, T0, ev, ledger
 
 
 def waiting(led, gate="huu-nghi"):

@@ -8,7 +8,7 @@ from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent
 from gatewatch.tools.simulate import Faults, TrafficModel
 from gatewatch.web.metrics import GateCollector, GatewatchMetrics
-from tests.helpers import MIN, T0, ev, gates, processor
+from tests.support import MIN, T0, ev, gates, processor
 
 
 def run_model(seed: int, hours: float = 6, rate: float = 5.0):
@@ -35,7 +35,7 @@ def test_ledger_matches_simulated_ground_truth_despite_feed_faults():
     dec = Decoder(gs.ids())
     rejected = 0
     # deliver everything, including late ones still pending at the end
-    pending = [o for _, _, o in sorted(model._pending)]
+    pending = model.in_flight()
     for o in out + pending:
         res = dec.decode(o.value, o.key, T0 + 10 * 3_600_000)
         if isinstance(res, CrossingEvent):

@@ -1,6 +1,6 @@
 """Event-time windows: grace, lateness, idle (wall-clock) closing, rolling hour."""
 
-from tests.helpers import MIN, T0, ev, ledger
+from tests.support import MIN, T0, ev, ledger
 
 SEC = 1000
 
