@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from gatewatch.agents import compat
 from gatewatch.agents.health import BrokerWatch
@@ -48,6 +49,13 @@ def source_record(msg: Any) -> SourceRecord:
     ts = msg.timestamp or 0
     ts_ms = int(ts) if isinstance(msg.timestamp, int) else int(ts * 1000)
     return SourceRecord(msg.topic, msg.partition, msg.offset, ts_ms, msg.key, msg.value)
+
+
+def _is_record_error(exc: Exception) -> bool:
+    """True for an error about the record itself (retrying cannot help)."""
+    from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
+
+    return isinstance(exc, MessageSizeTooLargeError | RecordTooLargeError)
 
 
 def _store_put(table: Any, key: bytes, value: bytes | None, partition: int) -> None:
@@ -135,8 +143,6 @@ class Worker:
             m.events_processed.inc(fx.processed)
         if fx.unchanged:
             m.events_duplicate.inc(fx.unchanged)
-        for gate_id, wait in fx.waits:
-            m.wait.labels(gate_id).observe(wait / 1000)
         if fx.expired_waiting or fx.expired_finished:
             m.vehicles_expired.labels("waiting").inc(fx.expired_waiting)
             m.vehicles_expired.labels("finished").inc(fx.expired_finished)
@@ -161,7 +167,21 @@ class Worker:
         table = self.table
         for w in writes:
             _store_put(table, w.key, w.value, w.partition)
-            await send(topic, w.value, key=w.key, partition=w.partition)
+            try:
+                await send(topic, w.value, key=w.key, partition=w.partition)
+            except KafkaError as exc:
+                if not _is_record_error(exc):
+                    raise  # the broker is away: the batch is retried, nothing is committed
+                # this one record cannot be written (too large for the broker): dead-letter
+                # its key and go on, so one record never stalls the partition
+                self.metrics.state_writes_failed.inc()
+                log.error("state write to %s/%d failed (%s); dead-lettered",
+                          topic, w.partition, type(exc).__name__)
+                self.rejected_topic.send_soon(key=w.key, value=b"", headers=[
+                    ("gatewatch-reason", b"state_write_failed"),
+                    ("gatewatch-detail", f"{type(exc).__name__}: {len(w.value or b'')} "
+                                         "bytes".encode()),
+                    ("gatewatch-source", f"{topic}/{w.partition}".encode())])
 
     async def publish_window(self, rec: WindowRecord, republished: bool = False) -> None:
         await self.windows_topic.send(key=rec.gate_id.encode(), value=encode_window(rec))
@@ -206,7 +226,12 @@ class Worker:
         """After every recovery: rebuild the core from the state table, restore firing
         alerts from ``gate.alerts``, republish the last hour's windows, become ready."""
         proc = self.processor
-        fx = proc.rebuild(list(self.table.data.items()), self.wall_ms())
+        store = self.table.data
+        partitions = getattr(store, "_key_partition", None) or {}
+        items = [(k, v, partitions.get(k)) for k, v in list(store.items())]
+        for _loaded in proc.rebuild_steps(items):
+            await asyncio.sleep(0)  # serve /healthz and the API between chunks
+        fx = proc.finish_rebuild(self.wall_ms())
         if proc.owned_gates():
             try:
                 old = await compat.read_to_end(self.consumer_factory, self.topics.alerts)

@@ -10,6 +10,7 @@ to them. Everything takes explicit times; nothing reads a clock.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,6 +19,7 @@ from typing import Final
 
 from gatewatch.core.trips import (
     ARRIVAL,
+    CROSSING,
     Transition,
     add_event,
     derive_trips,
@@ -29,8 +31,13 @@ from gatewatch.streams.changelog import VehicleEvent, decode_state, split_key
 from gatewatch.streams.records import CrossingEvent, WindowRecord
 from gatewatch.streams.vocabulary import CARGO_CODE, DIR_CODE, PERISHABLE, TYPE_CODE
 
-__all__ = ["APPLIED", "ARRIVAL", "DUPLICATE", "UNCHANGED", "ApplyOutcome", "GateBook", "Ledger",
-           "Waiting"]
+__all__ = ["APPLIED", "ARRIVAL", "DUPLICATE", "TOO_OLD", "UNCHANGED", "WAIT_BUCKETS_MS",
+           "ApplyOutcome", "GateBook", "Ledger", "Waiting"]
+
+#: Wait-time histogram buckets: 5 min … 16 days (Dec 2021 waits were 15-17 days).
+WAIT_BUCKETS_MS: Final = tuple(s * 1000 for s in (
+    300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 345600, 691200, 1382400))
+
 
 class ApplyOutcome(StrEnum):
     """What applying one valid event did."""
@@ -38,11 +45,13 @@ class ApplyOutcome(StrEnum):
     APPLIED = "applied"      # stored, and it changed the queue or the windows
     UNCHANGED = "unchanged"  # stored (it may matter later), but changed no count: a re-read
     DUPLICATE = "duplicate"  # already known (same id, or same type at the same ms): dropped
+    TOO_OLD = "too_old"      # a vehicle without state, older than the gate's horizon: refused
 
 
 APPLIED: Final = ApplyOutcome.APPLIED
 UNCHANGED: Final = ApplyOutcome.UNCHANGED
 DUPLICATE: Final = ApplyOutcome.DUPLICATE
+TOO_OLD: Final = ApplyOutcome.TOO_OLD
 
 
 def _diff(old: list[Transition], new: list[Transition]
@@ -74,21 +83,30 @@ class GateBook:
 
     __slots__ = ("gate_id", "vehicles", "waiting", "waiting_count", "windows", "totals",
                  "last_event_ms", "last_event_wall_ms", "waits_observed", "_heaps",
-                 "no_data_ms")
+                 "no_data_ms", "horizon_ms", "wait_buckets", "wait_sum_ms")
 
-    def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000) -> None:
+    def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000,
+                 horizon_ms: int | None = None) -> None:
         self.gate_id = gate_id
+        #: events of vehicles without state older than watermark − horizon are refused
+        #: (the retention: finished trips older than that are forgotten); None: no check
+        self.horizon_ms = horizon_ms
         #: wall-clock silence after which the gate is "no data" (never "zero waiting")
         self.no_data_ms = no_data_ms
         self.vehicles: dict[str, list[VehicleEvent]] = {}
         self.waiting: dict[str, Waiting] = {}
         self.waiting_count = [0, 0]
         self.windows = windows
-        #: transitions first seen, by ``kind * 2 + direction`` (monotonic, for _total counters)
+        #: transitions of the event set, by ``kind * 2 + direction``: those of the vehicles
+        #: held plus those expired since the worker started (for the _total counters)
         self.totals = [0] * 6
+        #: measured waits of those crossings, by bucket of :data:`WAIT_BUCKETS_MS` (the last
+        #: bucket: longer), and their sum: the wait histogram, a function of the event set
+        self.wait_buckets = [0] * (len(WAIT_BUCKETS_MS) + 1)
+        self.wait_sum_ms = 0
         self.last_event_ms: int | None = None
         self.last_event_wall_ms: int | None = None
-        #: measured waits (ms) not yet taken by the metrics histogram
+        #: waits (ms) of crossings first derived since the caller last took them
         self.waits_observed: list[int] = []
         #: min-heaps of (queued_ms, vehicle) per direction and for perishable cargo, with
         #: lazy deletion, so the oldest wait costs O(log n) per scrape, not a full scan
@@ -120,42 +138,56 @@ class GateBook:
         """Apply one valid event; returns what it did."""
         vid = ev.vehicle_id
         events = self.vehicles.get(vid)
-        item: VehicleEvent = (ev.occurred_at_ms, TYPE_CODE[ev.type], DIR_CODE[ev.direction],
+        t = ev.occurred_at_ms
+        item: VehicleEvent = (t, TYPE_CODE[ev.type], DIR_CODE[ev.direction],
                               CARGO_CODE[ev.cargo], ev.event_id)
-        self.windows.observe(ev.occurred_at_ms, wall_ms)
-        self.last_event_wall_ms = wall_ms
-        if self.last_event_ms is None or ev.occurred_at_ms > self.last_event_ms:
-            self.last_event_ms = ev.occurred_at_ms
         if events is None:
-            events = self.vehicles[vid] = []
+            wm = self.windows.watermark_ms
+            if self.horizon_ms is not None and wm is not None and t < wm - self.horizon_ms:
+                # behind the horizon: a vehicle with no state could have finished and been
+                # forgotten already, so applying it could count a trip twice
+                return TOO_OLD
+            events = []
             old: list[Transition] = []
         else:
             old = transitions(derive_trips(events))
         if not add_event(events, item):
             return DUPLICATE
+        self.vehicles[vid] = events
+        # only a new event is a sign of life: a producer resending the same message is not
+        self.windows.observe(t, wall_ms)
+        self.last_event_wall_ms = wall_ms
+        if self.last_event_ms is None or t > self.last_event_ms:
+            self.last_event_ms = t
         trips = derive_trips(events)
         removed, added = _diff(old, transitions(trips))
         if not removed and not added:
             return UNCHANGED
         for tr in removed:
             self.windows.apply(tr, -1)
-        # a transition re-added with another wait (its queued event arrived late) is an
-        # update, not a new arrival/crossing, for the monotonic totals
-        updated = {tr[:3] for tr in removed}
+            self._count(tr, -1)
         for tr in added:
             self.windows.apply(tr, +1)
-            if tr[:3] not in updated:
-                self.totals[tr[0] * 2 + tr[2]] += 1
+            self._count(tr, +1)
             if tr[3] >= 0:
                 self.waits_observed.append(tr[3])
         self._set_waiting(vid, events)
         return APPLIED
+
+    def _count(self, tr: Transition, sign: int) -> None:
+        """Add (+1) or retract (−1) a transition in the totals and the wait histogram."""
+        kind, _t, direction, wait = tr
+        self.totals[kind * 2 + direction] += sign
+        if kind == CROSSING and wait >= 0:
+            self.wait_buckets[bisect_left(WAIT_BUCKETS_MS, wait)] += sign
+            self.wait_sum_ms += sign * wait
 
     def load(self, vehicle_id: str, events: list[VehicleEvent]) -> None:
         """Restore one vehicle's events (recovery); windows are filled without lateness."""
         self.vehicles[vehicle_id] = events
         for tr in transitions(derive_trips(events)):
             self.windows.apply(tr, +1, force=True)
+            self._count(tr, +1)
         if events:
             last = max(e[0] for e in events)
             if self.last_event_ms is None or last > self.last_event_ms:
@@ -224,15 +256,18 @@ class Ledger:
     """Gate books for every configured gate."""
 
     def __init__(self, gates: GateSet, window_seconds: int, grace_seconds: int,
-                 idle_seconds: int, no_data_seconds: int = 900) -> None:
+                 idle_seconds: int, no_data_seconds: int = 900,
+                 retention_seconds: int | None = None) -> None:
         self.gates = gates
+        horizon = None if retention_seconds is None else retention_seconds * 1000
         self.books: dict[str, GateBook] = {
             g.gate_id: GateBook(g.gate_id, GateWindows(
                 g.gate_id, window_seconds * 1000, grace_seconds * 1000, idle_seconds * 1000),
-                (g.no_data_seconds or no_data_seconds) * 1000)
+                (g.no_data_seconds or no_data_seconds) * 1000, horizon)
             for g in gates.gates
         }
-        self._settings = (window_seconds, grace_seconds, idle_seconds, no_data_seconds)
+        self._settings = (window_seconds, grace_seconds, idle_seconds, no_data_seconds,
+                          retention_seconds)
         self.duplicates = 0
 
     def apply(self, ev: CrossingEvent, wall_ms: int) -> ApplyOutcome:
@@ -255,36 +290,54 @@ class Ledger:
         fresh = Ledger(self.gates, *self._settings)
         self.books = fresh.books
 
-    def rebuild(self, items: Iterable[tuple[bytes, bytes]], wall_ms: int
-                ) -> list[WindowRecord]:
-        """Reset and restore from (changelog key, value) pairs; returns windows to republish.
-
-        Windows that had already closed more than an hour before the restored
-        watermark are closed silently (they were published before the restart); the
-        last hour's are returned so a window that closed during a crash is not lost
-        (consumers treat ``gate_id`` + ``window_start`` as the record's identity).
-        """
-        self.reset()
+    def load(self, items: Iterable[tuple[bytes, bytes | None]]) -> int:
+        """Restore vehicles from changelog (key, value) pairs (recovery, after
+        :meth:`reset`); returns how many were loaded. Call :meth:`finish_rebuild` after
+        the last."""
+        n = 0
         for key, value in items:
             gate_id, vehicle_id = split_key(key)
             book = self.books.get(gate_id)
             if book is None or value is None:
                 continue
             book.load(vehicle_id, decode_state(value))
+            n += 1
+        return n
+
+    def finish_rebuild(self, wall_ms: int) -> list[WindowRecord]:
+        """Close what was due while the worker was away; returns the windows to republish.
+
+        A gate's last-seen time comes from its data (its latest event time, never later
+        than ``wall_ms``), not from the restart: a feed that was dead before a restart is
+        still dead after it. Windows that had already closed more than an hour before the
+        restored watermark are closed silently (they were published before the restart);
+        the last hour's are returned so a window that closed during a crash is not lost
+        (consumers treat ``gate_id`` + ``window_start`` as the record's identity).
+        """
         out: list[WindowRecord] = []
         for book in self.books.values():
-            if book.last_event_ms is None:
+            last = book.last_event_ms
+            if last is None:
                 continue
-            book.windows.observe(book.last_event_ms, wall_ms)
-            horizon = book.last_event_ms - 3_600_000
+            seen = min(last, wall_ms)
+            book.windows.observe(last, seen)
+            book.last_event_wall_ms = seen
+            horizon = last - 3_600_000
             for rec in book.windows.advance(wall_ms):
                 if rec.end_ms >= horizon:
                     out.append(rec)
         return out
+
+    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]], wall_ms: int
+                ) -> list[WindowRecord]:
+        """Reset, restore from (changelog key, value) pairs and finish (see
+        :meth:`finish_rebuild`); returns the windows to republish."""
+        self.reset()
+        self.load(items)
+        return self.finish_rebuild(wall_ms)
 
     def __iter__(self) -> Iterator[GateBook]:
         return iter(self.books.values())
 
     def waiting_total(self, gate_id: str) -> int:
         return sum(self.books[gate_id].waiting_count)
-

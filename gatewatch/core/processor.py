@@ -15,8 +15,9 @@ call                          effects
                               alerts
 ``sweep()``                   expire old vehicle states, one chunk per step:
                               tombstones and how many expired
-``rebuild(items, now)``       reset from changelog (key, value) pairs after a recovery:
-                              the last hour's windows to republish
+``rebuild(items, now)``       reset from the state table after a recovery (also in
+                              steps: ``rebuild_steps``, ``finish_rebuild``): the last
+                              hour's windows to republish
 ============================  =========================================================
 
 The Faust worker (:mod:`gatewatch.agents.app`), ``gatewatch scenario``, the fault drills'
@@ -31,11 +32,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, LevelState, Thresholds
-from gatewatch.core.ledger import APPLIED, DUPLICATE, Ledger
+from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
 from gatewatch.core.signals import GateSignals, gate_signals
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
-from gatewatch.streams.changelog import encode_state, state_key
+from gatewatch.streams.changelog import encode_state, split_key, state_key
 from gatewatch.streams.codec import Decoder
 from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
 
@@ -103,7 +104,7 @@ class Processor:
         self._gate = {g.gate_id: g for g in gates.gates}
         s = settings
         self.ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds,
-                             s.no_data_seconds)
+                             s.no_data_seconds, s.retention_seconds)
         self.decoder = Decoder(gates.ids(), s.max_message_bytes)
         self.alerts: dict[str, GateAlerts] = {g.gate_id: self._fresh_alerts(g.gate_id)
                                               for g in gates.gates}
@@ -169,8 +170,15 @@ class Processor:
         for rec in records:
             res = decode(rec.value, rec.key, now_ms)
             if type(res) is CrossingEvent:
-                fx.processed += 1
                 outcome = apply(res, now_ms)
+                if outcome is TOO_OLD:
+                    fx.dead_letters.append(DeadLetter(Rejection(
+                        "too_old", f"occurred_at is more than the retention "
+                        f"({self.settings.retention_seconds} s) behind {res.gate_id}'s "
+                        "watermark and the vehicle has no state", rec.value or b"", rec.key),
+                        rec))
+                    continue
+                fx.processed += 1
                 if outcome is not DUPLICATE:
                     changed[(res.gate_id, res.vehicle_id)] = rec.partition
                 if outcome is not APPLIED:
@@ -230,16 +238,46 @@ class Processor:
 
     # -- recovery ----------------------------------------------------------------------
 
-    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]], now_ms: int) -> Effects:
-        """Reset from the state table's (key, value) pairs; returns the windows of the
-        last hour to republish. Gates without restored state lose their alert state
-        (their partition moved to another worker)."""
-        pairs = [(k, v) for k, v in items if v is not None]
-        windows = self.ledger.rebuild(pairs, now_ms)
+    def rebuild(self, items: Iterable[tuple[bytes, bytes | None, int | None]],
+                now_ms: int) -> Effects:
+        """Reset from the state table's (key, value, partition) items; returns the
+        windows of the last hour to republish (see :meth:`rebuild_steps`)."""
+        for _ in self.rebuild_steps(items):
+            pass
+        return self.finish_rebuild(now_ms)
+
+    def rebuild_steps(self, items: Iterable[tuple[bytes, bytes | None, int | None]],
+                      chunk: int = SWEEP_CHUNK) -> Iterator[int]:
+        """Reset, then restore ``chunk`` vehicles per step (yields how many so far), so a
+        worker can serve between steps; finish with :meth:`finish_rebuild`. The
+        partition of each item (None if unknown) is remembered for the expiry sweep, so
+        a gate with no event since the restart is still swept."""
+        self.ledger.reset()
+        self.gate_partition.clear()
+        loaded = 0
+        batch: list[tuple[bytes, bytes | None]] = []
+        for key, value, partition in items:
+            if value is None:
+                continue
+            if partition is not None:
+                self.gate_partition[split_key(key)[0]] = partition
+            batch.append((key, value))
+            if len(batch) >= chunk:
+                loaded += self.ledger.load(batch)
+                batch = []
+                yield loaded
+        if batch:
+            loaded += self.ledger.load(batch)
+            yield loaded
+
+    def finish_rebuild(self, now_ms: int) -> Effects:
+        """The end of a rebuild: due windows closed (the last hour's to republish), and
+        gates without restored state lose their alert state (their partition moved to
+        another worker). A gate's last-seen time comes from its data, not from the
+        restart."""
+        windows = self.ledger.finish_rebuild(now_ms)
         for book in self.ledger:
-            if book.last_event_ms is not None:
-                book.last_event_wall_ms = now_ms
-            else:
+            if book.last_event_ms is None:
                 self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
         return Effects(windows=windows)
 

@@ -113,8 +113,13 @@ class GateSignals:
     owned: bool = True
     last_event_ms: int | None = None
     watermark_ms: int | None = None
-    #: transitions first seen since this worker started (monotonic, for ``_total`` counters)
+    #: transitions of the event set: of the vehicles held plus those expired since the
+    #: worker started (the ``_total`` counters)
     totals: Counts = Counts()
+    #: measured waits of crossings in the event set, by bucket of WAIT_BUCKETS_MS (the
+    #: last: longer), and their sum in seconds
+    wait_buckets: tuple[int, ...] = ()
+    wait_sum_seconds: float = 0.0
     vehicles_tracked: int = 0
     #: transitions too late for their (closed) window
     late_transitions: int = 0
@@ -183,6 +188,8 @@ def gate_signals(gate: GateConfig, book: GateBook, now_ms: int) -> GateSignals:
         last_event_ms=book.last_event_ms,
         watermark_ms=wm,
         totals=Counts.of(book.totals),
+        wait_buckets=tuple(book.wait_buckets),
+        wait_sum_seconds=book.wait_sum_ms / 1000,
         vehicles_tracked=len(book.vehicles),
         late_transitions=book.windows.late_transitions,
     )

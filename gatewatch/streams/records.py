@@ -29,6 +29,7 @@ REJECT_REASONS: Final = (
     "timestamp_out_of_range",  # occurred_at before 2000 or more than a day in the future
     "unknown_gate",         # gate_id not in the gate configuration
     "key_mismatch",         # Kafka key is not the event's gate_id
+    "too_old",              # behind the gate's horizon (retention) for a vehicle with no state
     "internal_error",       # processing it hit a gatewatch bug (logged); kept for replay
 )
 

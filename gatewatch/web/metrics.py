@@ -41,10 +41,17 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from gatewatch.core.congestion import LEVELS
+from gatewatch.core.ledger import WAIT_BUCKETS_MS
 from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet
 from gatewatch.streams.records import REJECT_REASONS
@@ -55,8 +62,7 @@ __all__ = ["SCRAPE_BUCKETS_SECONDS", "WAIT_BUCKETS_SECONDS", "GateCollector", "G
            "LagSample", "scrape"]
 
 #: Wait-time histogram buckets: 5 min … 16 days (Dec 2021 waits were 15-17 days).
-WAIT_BUCKETS_SECONDS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0,
-                        86400.0, 172800.0, 345600.0, 691200.0, 1382400.0)
+WAIT_BUCKETS_SECONDS = tuple(ms / 1000 for ms in WAIT_BUCKETS_MS)
 
 #: /metrics render-time buckets: 1 ms … 5 s.
 SCRAPE_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -100,11 +106,12 @@ class GatewatchMetrics:
         self.alerts_published = Counter(
             "gatewatch_alerts_published", "Alert changes published on gate.alerts",
             registry=registry)
+        self.state_writes_failed = Counter(
+            "gatewatch_state_writes_failed",
+            "State-table changelog writes refused for the record itself (e.g. too large); "
+            "dead-lettered with reason state_write_failed", registry=registry)
         self.batches = Counter(
             "gatewatch_batches", "Event batches processed by the agent", registry=registry)
-        self.wait = Histogram(
-            "gate_wait_seconds", "Measured queued→crossed wait of vehicles that crossed",
-            ["gate"], buckets=WAIT_BUCKETS_SECONDS, registry=registry)
         self.ready = Gauge(
             "gatewatch_ready", "1 when the worker is consuming (assigned, recovered)",
             registry=registry)
@@ -115,8 +122,6 @@ class GatewatchMetrics:
             "gatewatch_scrape_duration_seconds",
             "Time to render /metrics (observed after the render: a scrape shows the ones "
             "before it)", buckets=SCRAPE_BUCKETS_SECONDS, registry=registry)
-        for gate in gates.gates:
-            self.wait.labels(gate.gate_id)
         ProcessCollector(registry=registry)
         GCCollector(registry=registry)
         PlatformCollector(registry=registry)
@@ -139,6 +144,8 @@ class GateCollector(Collector):
                  lag: Callable[[], list[LagSample]] | None = None) -> None:
         self.processor = processor
         self.window_seconds = processor.settings.window_seconds
+        #: highest value exported per series of the event-set counters (see _monotonic)
+        self._exported: dict[tuple[str, ...], float] = {}
         self.wall_ms = wall_ms
         self.lag = lag
 
@@ -161,6 +168,17 @@ class GateCollector(Collector):
             yield GaugeMetricFamily(name, "")
         for name in (*(f"gate_{n}" for n in names), "gatewatch_late_transitions"):
             yield CounterMetricFamily(name, "")
+        yield HistogramMetricFamily("gate_wait_seconds", "")
+
+    def _monotonic(self, key: tuple[str, ...], value: float) -> float:
+        """Counters of the event set (totals, the wait histogram) step back by one when a
+        late event contradicts an earlier one (a withdrawal before a counted crossing);
+        Prometheus would read that as a reset, so the exported value holds its highest."""
+        top = self._exported.get(key)
+        if top is None or value > top:
+            self._exported[key] = value
+            return value
+        return top
 
     def collect(self) -> Iterator[Metric]:
         now = self.wall_ms()
@@ -195,6 +213,10 @@ class GateCollector(Collector):
                   "the watermark", labels=gd) for n in names]
         totals = [CounterMetricFamily(f"gate_{n}", f"{n.capitalize()} (queue transitions) "
                                       "since the worker started", labels=gd) for n in names]
+        waits = HistogramMetricFamily(
+            "gate_wait_seconds", "Measured queued→crossed wait of vehicles that crossed (of "
+            "the event set: the vehicles held plus those expired since the worker started)",
+            labels=["gate"])
         tracked = g("gatewatch_vehicles_tracked", "Vehicle states held in memory",
                     labels=["gate"])
         late = CounterMetricFamily("gatewatch_late_transitions",
@@ -223,7 +245,16 @@ class GateCollector(Collector):
             late.add_metric([gid], float(s.late_transitions))
             for k in range(3):
                 for d in (0, 1):
-                    totals[k].add_metric([gid, DIR_NAME[d]], float(s.totals.get(k, d)))
+                    totals[k].add_metric([gid, DIR_NAME[d]], self._monotonic(
+                        (gid, str(k), str(d)), float(s.totals.get(k, d))))
+            cumulative, buckets = 0, []
+            for bound, n in zip((*WAIT_BUCKETS_SECONDS, float("inf")), s.wait_buckets,
+                                strict=True):
+                cumulative += n
+                le = "+Inf" if bound == float("inf") else floatToGoString(bound)  # type: ignore[no-untyped-call]
+                buckets.append((le, self._monotonic((gid, "wait", le), float(cumulative))))
+            waits.add_metric([gid], buckets, self._monotonic((gid, "wait_sum"),
+                                                             s.wait_sum_seconds))
             if s.silent_seconds is not None:
                 since.add_metric([gid], max(0.0, s.silent_seconds))
             if s.last_event_ms is not None:
@@ -255,7 +286,7 @@ class GateCollector(Collector):
             if s.seconds_until_full is not None:
                 full.add_metric([gid], s.seconds_until_full)
         yield from (waiting, has_data, occupancy, capacity, thresholds, oldest, oldest_p,
-                    since, last_ts, wm, *last_win, *hour, *totals, tracked, late,
+                    since, last_ts, wm, *last_win, *hour, *totals, waits, tracked, late,
                     level, active, est_wait, full)
         if self.lag is not None:
             lag_m = g("gatewatch_consumer_lag_messages",

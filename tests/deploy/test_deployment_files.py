@@ -13,7 +13,7 @@ DEPLOY = ROOT / "deploy"
 
 
 def served_paths() -> set[str]:
-    text = "".join(p.read_text() for p in (ROOT / "gatewatch" / "agents").glob("*.py"))
+    text = "".join(p.read_text() for p in (ROOT / "gatewatch").rglob("*.py"))
     return set(re.findall(r'@app\.page\("([^"]+)"\)', text))
 
 

@@ -28,8 +28,7 @@ def test_worker_registry_renders_exactly_as_generate_latest():
                for i, out in enumerate(model.advance(now))]
     fx = proc.apply_batch(records, now)
     metrics.events_processed.inc(fx.processed)
-    for gate_id, w in fx.waits:
-        metrics.wait.labels(gate_id).observe(w / 1000)
+    assert fx.waits  # crossings with a measured wait: the histogram has samples
     metrics.events_rejected.labels("not_json").inc(3)
     registry.register(GateCollector(
         proc, lambda: now,

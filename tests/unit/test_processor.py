@@ -136,7 +136,7 @@ def test_rebuild_from_the_writes_gives_the_same_state_and_republishes_the_last_h
     b = fast()
     b.alerts["huu-nghi"].active["huu-nghi:no_data"] = AlertState(
         "huu-nghi:no_data", "huu-nghi", "no_data", "firing", "warning", 1, 1, T0, T0)
-    out = b.rebuild(list(table.items()), T0 + 72 * MIN)
+    out = b.rebuild([(k, v, 1) for k, v in table.items()], T0 + 72 * MIN)
     for gate in ("huu-nghi", "tan-thanh"):
         sa, sb = a.signals(gate, T0 + 72 * MIN), b.signals(gate, T0 + 72 * MIN)
         assert (sb.waiting_export, sb.waiting_import) == (sa.waiting_export, sa.waiting_import)
@@ -166,3 +166,97 @@ def test_restore_alerts_takes_firing_alerts_of_owned_gates_only():
     assert p.restore_alerts([firing, other]) == 1
     assert p.alerts["huu-nghi"].level.level == "critical"
     assert p.alerts["tan-thanh"].active == {}
+
+
+def test_a_weeks_long_wait_with_a_read_every_minute_keeps_the_state_small():
+    """Item 1 of the collapse review: 20,000 re-reads grew one vehicle's changelog value to
+    938 KiB and cost 1.4 ms per event; a 17-day wait passed the producer's 1 MB limit."""
+    p = fast()
+    reads = [rec(ev("29C-12345", "queued", T0 + i * MIN)) for i in range(20_000)]
+    sizes = []
+    for i in range(0, len(reads), 1000):
+        fx = p.apply_batch(reads[i:i + 1000], T0 + (i + 1000) * MIN)
+        sizes += [len(w.value or b"") for w in fx.writes]
+    assert max(sizes) < 200  # bytes: the first and the last read of the chain
+    (events,) = p.ledger.books["huu-nghi"].vehicles.values()
+    assert [(e[0] - T0) // MIN for e in events] == [0, 19_999]
+    s = p.signals("huu-nghi", T0 + 20_000 * MIN)
+    assert s.backlog == 1 and s.oldest_wait_seconds == 19_999 * 60
+    # the whole run again, redelivered in reverse order: nothing changes, nothing written
+    fx = p.apply_batch(reads[::-1], T0 + 20_001 * MIN)
+    assert fx.writes == [] and fx.unchanged == 20_000
+    fx = p.apply_batch([rec(ev("29C-12345", "crossed", T0 + 20_000 * MIN))], T0 + 20_001 * MIN)
+    assert fx.waits == [("huu-nghi", 20_000 * MIN)]
+
+
+def test_a_future_dated_watermark_cannot_make_day_old_events_look_new():
+    """Item 7: an event of a vehicle without state that is older than the retention
+    behind the gate's watermark is refused as too_old (it may belong to a trip that
+    finished and was forgotten); a vehicle that has state still takes old events."""
+    p = processor(retention_seconds=86_400)
+    p.apply_batch([rec(ev("A", "queued", T0)), rec(ev("B", "queued", T0 + 25 * 60 * MIN))],
+                  T0 + 25 * 60 * MIN)
+    old = rec(ev("GONE", "queued", T0 + 30 * MIN))
+    late_of_a = rec(ev("A", "crossed", T0 + 60 * MIN))
+    fx = p.apply_batch([old, late_of_a], T0 + 25 * 60 * MIN)
+    assert [(d.rejection.reason, d.source) for d in fx.dead_letters] == [("too_old", old)]
+    assert fx.processed == 1 and fx.waits == [("huu-nghi", 60 * MIN)]
+    assert "GONE" not in p.ledger.books["huu-nghi"].vehicles
+
+
+def test_duplicates_are_not_a_sign_of_life():
+    """Item 8: a producer resending the same message kept a dead gate 'fresh' for hours."""
+    p = processor(no_data_seconds=900)
+    a = ev("A", "queued", T0)
+    p.apply_batch([rec(a)], T0)
+    for k in range(1, 13):  # the same message every 15 minutes for 3 hours
+        p.apply_batch([rec(a)], T0 + k * 15 * MIN)
+    s = p.signals("huu-nghi", T0 + 3 * 60 * MIN)
+    assert not s.has_data and s.silent_seconds == 3 * 3600
+
+
+def test_colliding_events_resolve_the_same_in_any_order():
+    """Item 14: two reads at the same millisecond with other directions, or a reused
+    event_id with other content, kept whichever arrived first."""
+    base = [ev("A", "queued", T0, event_id="q1"),
+            ev("A", "queued", T0, direction="import", event_id="q2"),
+            ev("A", "crossed", T0 + 30 * MIN, event_id="x1"),
+            ev("A", "withdrawn", T0 + 40 * MIN, event_id="x1")]
+    results = set()
+    for order in (base, base[::-1], [base[1], base[3], base[0], base[2]]):
+        p = fast()
+        fx = p.apply_batch([rec(e) for e in order], T0 + 60 * MIN)
+        state = tuple(decode_state(fx.writes[0].value)) if fx.writes[0].value else ()
+        s = p.signals("huu-nghi", T0 + 60 * MIN)
+        results.add((state, s.totals, s.backlog))
+    assert len(results) == 1
+
+
+def test_after_a_restart_a_dead_feed_stays_dead_and_every_gate_is_swept():
+    """Items 3 and 20: the rebuild set every owned gate's last-seen time to 'now' (a dead
+    feed looked alive for its no-data silence), and the sweep skipped gates without an
+    event since the restart."""
+    p = processor(no_data_seconds=900, retention_seconds=3600, max_wait_seconds=7200)
+    fx = p.apply_batch([rec(ev("A", "queued", T0), 2), rec(ev("B", "queued", T0 + MIN), 2)],
+                       T0 + MIN)
+    table = [(w.key, w.value, w.partition) for w in fx.writes]
+    restarted = processor(no_data_seconds=900, retention_seconds=3600, max_wait_seconds=7200)
+    restarted.rebuild(table, T0 + 60 * MIN)  # the feed died at T0 + 1 min
+    s = restarted.signals("huu-nghi", T0 + 60 * MIN)
+    assert not s.has_data and s.silent_seconds == 59 * 60
+    assert [c.alert.kind for c in restarted.tick(T0 + 60 * MIN).alerts] == ["no_data"]
+    # three hours later (event time via the idle watermark) both trucks are over max wait
+    restarted.tick(T0 + 4 * 60 * MIN)
+    gone = [w.key for step in restarted.sweep() for w in step.writes]
+    assert sorted(split_key(k)[1] for k in gone) == ["A", "B"]
+    assert {w.partition for step in [] for w in step.writes} == set()
+
+
+def test_the_rebuild_runs_in_steps():
+    p = fast()
+    fx = p.apply_batch([rec(ev(f"V{i}", "queued", T0 + i)) for i in range(25)], T0 + MIN)
+    table = [(w.key, w.value, w.partition) for w in fx.writes]
+    q = fast()
+    assert list(q.rebuild_steps(table, chunk=10)) == [10, 20, 25]
+    q.finish_rebuild(T0 + MIN)
+    assert q.signals("huu-nghi", T0 + MIN).backlog == 25

@@ -1,11 +1,18 @@
 """Property: for any delivery order, with duplicates and redelivery, the ledger's
-counts equal a straightforward reference model computed from the true trips."""
+counts equal a straightforward reference model computed from the true trips.
 
+A vehicle's trips are more than an hour apart (``REREAD_GAP_MS``: re-reads closer than
+that are one chain, see ``gatewatch.core.trips.compact``); within a trip a camera may
+read the waiting vehicle many times."""
+
+from bisect import bisect_left
 from collections import Counter
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gatewatch.core.ledger import WAIT_BUCKETS_MS
+from gatewatch.core.trips import REREAD_GAP_MS
 from gatewatch.streams.changelog import encode_state, state_key
 from tests.support import T0, ev, ledger
 
@@ -19,6 +26,7 @@ def scenario(draw):
     vehicles = draw(st.integers(1, 6))
     truth_waiting: Counter = Counter()
     truth_windows: Counter = Counter()
+    truth_waits: list[tuple[str, int]] = []
     events = []
     n = 0
     for v in range(vehicles):
@@ -36,10 +44,14 @@ def scenario(draw):
                 n += 1
                 events.append(ev(f"V{v}", "queued", t, gate, direction, f"q{n}"))
                 truth_windows[(gate, "arr", direction, t - t % WINDOW_MS)] += 1
-                if draw(st.booleans()):  # camera double read, new id, slightly later
+                # camera re-reads while it waits, new ids, before the trip ends
+                reread_ms = draw(st.integers(1, 120_000))
+                for r in range(draw(st.integers(0, 12))):
+                    t_read = t + (r + 1) * reread_ms
+                    if end != "open" and t_read >= t + duration:
+                        break
                     n += 1
-                    events.append(ev(f"V{v}", "queued", t + draw(st.integers(1, 1_000)), gate,
-                                     direction, f"q{n}"))
+                    events.append(ev(f"V{v}", "queued", t_read, gate, direction, f"q{n}"))
             if end == "open":
                 truth_waiting[(gate, direction)] += 1
                 break
@@ -48,15 +60,17 @@ def scenario(draw):
             events.append(ev(f"V{v}", end, t_end, gate, direction, f"x{n}"))
             kind = "cross" if end == "crossed" else "wd"
             truth_windows[(gate, kind, direction, t_end - t_end % WINDOW_MS)] += 1
+            if kind == "cross" and not lose_queued:
+                truth_waits.append((gate, t_end - t))
             if draw(st.booleans()):
                 n += 1
                 events.append(ev(f"V{v}", end, t_end + draw(st.integers(1, 1_000)), gate,
                                  direction, f"x{n}"))
-            t = t_end + draw(st.integers(2_000, 3_600_000))
+            t = t_end + REREAD_GAP_MS + draw(st.integers(1_000, 3_600_000))
     # redelivery: some events again with the same id
     redelivered = draw(st.lists(st.sampled_from(events), max_size=len(events)))
     order = draw(st.permutations(events + redelivered))
-    return order, truth_waiting, truth_windows
+    return order, truth_waiting, truth_windows, truth_waits
 
 
 def window_counts(led):
@@ -74,7 +88,7 @@ def window_counts(led):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
 def test_any_order_with_duplicates_equals_reference(case):
-    order, truth_waiting, truth_windows = case
+    order, truth_waiting, truth_windows, truth_waits = case
     led = ledger(window_seconds=300, grace_seconds=10**9)
     for e in order:
         led.apply(e, T0)
@@ -84,6 +98,9 @@ def test_any_order_with_duplicates_equals_reference(case):
                    for i, d in enumerate(("export", "import")) if b.waiting_count[i]})
     assert got == truth_waiting
     assert window_counts(led) == truth_windows
+    # the _total counters and the wait histogram are functions of the event set too
+    assert totals(led) == totals_of(truth_windows)
+    assert waits(led) == waits_of(truth_waits)
 
     # a worker that restarts from the changelog rebuilds exactly the same state
     items = [(state_key(b.gate_id, vid), encode_state(evs)) for b in led
@@ -92,3 +109,35 @@ def test_any_order_with_duplicates_equals_reference(case):
     rebuilt.rebuild(items, T0)
     assert [b.waiting_count for b in rebuilt] == [b.waiting_count for b in led]
     assert window_counts(rebuilt) == truth_windows
+    assert totals(rebuilt) == totals_of(truth_windows)
+    assert waits(rebuilt) == waits_of(truth_waits)
+
+
+def totals(led):
+    names = ("arr", "cross", "wd")
+    return Counter({(b.gate_id, names[i // 2], ("export", "import")[i % 2]): v
+                    for b in led for i, v in enumerate(b.totals) if v})
+
+
+def totals_of(truth_windows):
+    out: Counter = Counter()
+    for (gate, kind, direction, _start), n in truth_windows.items():
+        out[(gate, kind, direction)] += n
+    return out
+
+
+def waits(led):
+    return {b.gate_id: (tuple(b.wait_buckets), b.wait_sum_ms) for b in led
+            if any(b.wait_buckets)}
+
+
+def waits_of(truth_waits):
+    out = {}
+    for gate in GATES:
+        mine = [w for g, w in truth_waits if g == gate]
+        if mine:
+            buckets = [0] * (len(WAIT_BUCKETS_MS) + 1)
+            for w in mine:
+                buckets[bisect_left(WAIT_BUCKETS_MS, w)] += 1
+            out[gate] = (tuple(buckets), sum(mine))
+    return out
