@@ -1,0 +1,133 @@
+"""The pure core alone: events/s through ``Processor.apply_batch``, no Kafka, one process.
+
+What it measures
+    The simulated Lạng Sơn traffic (``TrafficModel``: duplicates, late events, a few
+    malformed records) is generated once as raw Kafka-like records, then applied in
+    batches of ``--batch`` records through the same :class:`gatewatch.core.processor.Processor`
+    the worker, the scenarios and the fault drills' ground truth drive; every
+    ``--tick-every`` batches a ``tick`` (windows, alerts) runs too. Printed beside a
+    baseline measured in the same run: decoding the same records with orjson alone (the
+    floor of any JSON consumer), as a ratio. Also: the largest state write (bytes) and
+    a weeks-long wait with a read every minute (the re-read chain), per-event cost.
+
+Run (from the repo root):
+    .venv/bin/python bench/processor.py --events 300000 --json bench/results-processor.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gatewatch.core.processor import Processor, SourceRecord  # noqa: E402
+from gatewatch.gates import load_gates  # noqa: E402
+from gatewatch.settings import Settings  # noqa: E402
+from gatewatch.streams.codec import encode_event  # noqa: E402
+from gatewatch.streams.records import CrossingEvent  # noqa: E402
+from gatewatch.tools.simulate import Faults, TrafficModel  # noqa: E402
+
+START_MS = 1_790_000_000_000
+
+
+def records(n: int) -> list[SourceRecord]:
+    gates = load_gates(None)
+    model = TrafficModel(gates, START_MS, rate=40, seed=5, faults=Faults(0.03, 0.02, 0.002),
+                         initial_backlog=0.3)
+    out: list[SourceRecord] = []
+    t = START_MS
+    while len(out) < n:
+        t += 60_000
+        out.extend(SourceRecord("gate.events", 0, len(out), t, m.key, m.value)
+                   for m in model.advance(t))
+    return out[:n]
+
+
+def run(recs: list[SourceRecord], batch: int, tick_every: int) -> dict[str, float]:
+    proc = Processor(load_gates(None), Settings())
+    now = recs[-1].timestamp_ms + 1000
+    biggest = 0
+    start = time.perf_counter()
+    for i in range(0, len(recs), batch):
+        fx = proc.apply_batch(recs[i:i + batch], now)
+        for w in fx.writes:
+            if w.value is not None and len(w.value) > biggest:
+                biggest = len(w.value)
+        if (i // batch) % tick_every == 0:
+            proc.tick(now)
+    seconds = time.perf_counter() - start
+    return {"events_per_s": round(len(recs) / seconds), "seconds": round(seconds, 3),
+            "max_state_bytes": biggest, "waiting": proc.vehicles_waiting()}
+
+
+def decode_only(recs: list[SourceRecord]) -> dict[str, float]:
+    start = time.perf_counter()
+    for r in recs:
+        try:
+            orjson.loads(r.value or b"")
+        except orjson.JSONDecodeError:
+            pass
+    seconds = time.perf_counter() - start
+    return {"events_per_s": round(len(recs) / seconds), "seconds": round(seconds, 3)}
+
+
+def rereads(minutes: int) -> dict[str, float]:
+    """One truck read every minute for ``minutes``: per-event cost and state size."""
+    proc = Processor(load_gates(None), Settings())
+    recs = [SourceRecord("gate.events", 0, i, START_MS, b"huu-nghi", encode_event(
+        CrossingEvent(f"r{i}", "huu-nghi", "29C-12345", "queued", "export",
+                      START_MS + i * 60_000))) for i in range(minutes)]
+    biggest = 0
+    start = time.perf_counter()
+    for i in range(0, len(recs), 1000):
+        fx = proc.apply_batch(recs[i:i + 1000], START_MS + minutes * 60_000)
+        biggest = max([biggest, *(len(w.value or b"") for w in fx.writes)])
+    seconds = time.perf_counter() - start
+    return {"reads": minutes, "us_per_event": round(seconds / minutes * 1e6, 2),
+            "max_state_bytes": biggest}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--events", type=int, default=300_000)
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--tick-every", type=int, default=20)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    print(f"generating {args.events:,} simulated records ...", flush=True)
+    recs = records(args.events)
+    base = decode_only(recs)
+    core = run(recs, args.batch, args.tick_every)
+    chain = rereads(17 * 24 * 60)  # 17 days, a read every minute
+    ratio = round(core["events_per_s"] / base["events_per_s"], 3)
+    print(f"\n{'what':<34} {'events/s':>12} {'seconds':>9}")
+    print(f"{'orjson.loads only (baseline)':<34} {base['events_per_s']:>12,} "
+          f"{base['seconds']:>9}")
+    print(f"{'Processor.apply_batch + tick':<34} {core['events_per_s']:>12,} "
+          f"{core['seconds']:>9}   {ratio}x the baseline")
+    print(f"largest state write {core['max_state_bytes']} bytes; "
+          f"{core['waiting']:,} vehicles waiting at the end")
+    print(f"17 days of a read every minute ({chain['reads']:,} reads): "
+          f"{chain['us_per_event']} µs per read, largest state write "
+          f"{chain['max_state_bytes']} bytes")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "events": args.events, "batch": args.batch, "machine": platform.machine(),
+            "python": platform.python_version(), "baseline_decode_only": base,
+            "processor": core, "ratio_to_baseline": ratio, "reread_chain": chain},
+            indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
