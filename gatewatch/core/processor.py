@@ -16,7 +16,9 @@ call                          effects
 ``sweep()``                   expire old vehicle states, one chunk per step:
                               tombstones and how many expired
 ``rebuild(items, now)``       reset from changelog (key, value) pairs after a recovery:
-                              the last hour's windows to republish
+                              the last hour's windows to republish; the gates held
+                              (``gates_held``) keep their alerts, and ``restore_alerts``
+                              gives them back those published as firing
 ============================  =========================================================
 
 The Faust worker (:mod:`gatewatch.agents.app`), ``gatewatch scenario``, the fault drills'
@@ -27,10 +29,10 @@ or does I/O: times are explicit milliseconds, records arrive already normalised 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, LevelState, Thresholds
+from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
 from gatewatch.core.ledger import APPLIED, DUPLICATE, Ledger
 from gatewatch.core.signals import GateSignals, gate_signals
 from gatewatch.gates import GateSet
@@ -109,6 +111,8 @@ class Processor:
                                               for g in gates.gates}
         #: input partition each gate's events arrive on (for tombstones from the sweep)
         self.gate_partition: dict[str, int] = {}
+        #: gates whose input partition the worker said it holds at the last rebuild
+        self.gates_held: set[str] = set()
 
     def _fresh_alerts(self, gate_id: str) -> GateAlerts:
         g = self._gate[gate_id]
@@ -230,39 +234,47 @@ class Processor:
 
     # -- recovery ----------------------------------------------------------------------
 
-    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]], now_ms: int) -> Effects:
+    def rebuild(self, items: Iterable[tuple[bytes, bytes | None]], now_ms: int,
+                gates_held: Collection[str] | None = None) -> Effects:
         """Reset from the state table's (key, value) pairs; returns the windows of the
-        last hour to republish. Gates without restored state lose their alert state
-        (their partition moved to another worker)."""
+        last hour to republish.
+
+        ``gates_held``: the gates whose input partition this worker now holds (gate id →
+        partition with Kafka's default partitioner), state or not; ``None``: only those
+        with restored state. Those gates keep their alert state (and get back their
+        firing alerts with :meth:`restore_alerts`) even when their vehicle state expired
+        while they were silent; the others lose it (their partition moved elsewhere)."""
         pairs = [(k, v) for k, v in items if v is not None]
         windows = self.ledger.rebuild(pairs, now_ms)
+        held = set(gates_held or ()) & self._gate.keys()
         for book in self.ledger:
             if book.last_event_ms is not None:
                 book.last_event_wall_ms = now_ms
-            else:
+            elif book.gate_id not in held:
                 self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
+        self.gates_held = held
         return Effects(windows=windows)
 
     def restore_alerts(self, states: Iterable[AlertState]) -> int:
-        """Re-establish firing alerts published before a restart (owned gates only), so
-        an incident already notified is not notified again. Returns how many."""
+        """Re-establish firing alerts published before a restart, for the gates this
+        worker holds (:meth:`owned_gates`, with or without vehicle state), so an incident
+        already notified is not notified again and still ends resolved. Returns how many."""
         owned = self.owned_gates()
         restored = 0
         for st in states:
             ga = self.alerts.get(st.gate_id)
             if ga is None or st.gate_id not in owned or st.state != "firing":
                 continue
-            ga.active[st.alert_id] = st
-            if st.kind == "congestion":
-                ga.level = LevelState(st.severity)
+            ga.restore(st)
             restored += 1
         return restored
 
     # -- reading -----------------------------------------------------------------------
 
     def owned_gates(self) -> set[str]:
-        """Gates whose state this worker holds."""
-        return {b.gate_id for b in self.ledger if b.last_event_ms is not None}
+        """Gates this worker is responsible for: those whose state it holds, and those
+        whose input partition it was given at the last :meth:`rebuild` (``gates_held``)."""
+        return {b.gate_id for b in self.ledger if b.last_event_ms is not None} | self.gates_held
 
     def signals(self, gate_id: str, now_ms: int) -> GateSignals:
         """The gate's :class:`GateSignals` at wall time ``now_ms``."""
