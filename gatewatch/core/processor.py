@@ -30,7 +30,7 @@ or does I/O: times are explicit milliseconds, records arrive already normalised 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
 from gatewatch.core.ledger import APPLIED, DUPLICATE, Ledger
@@ -237,7 +237,7 @@ class Processor:
     def rebuild(self, items: Iterable[tuple[bytes, bytes | None]], now_ms: int,
                 gates_held: Collection[str] | None = None) -> Effects:
         """Reset from the state table's (key, value) pairs; returns the windows of the
-        last hour to republish.
+        last hour to republish (marked ``republished``).
 
         ``gates_held``: the gates whose input partition this worker now holds (gate id →
         partition with Kafka's default partitioner), state or not; ``None``: only those
@@ -253,7 +253,7 @@ class Processor:
             elif book.gate_id not in held:
                 self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
         self.gates_held = held
-        return Effects(windows=windows)
+        return Effects(windows=[replace(w, republished=True) for w in windows])
 
     def restore_alerts(self, states: Iterable[AlertState]) -> int:
         """Re-establish firing alerts published before a restart, for the gates this
