@@ -95,7 +95,8 @@ def create_app(settings: Settings, gates: GateSet, *,
                     topics=topics, table=table, rejected_topic=raw_topic(topics.rejected),
                     windows_topic=raw_topic(topics.windows),
                     alerts_topic=raw_topic(topics.alerts),
-                    consumer_factory=plain_consumer, wall_ms=wall_ms)
+                    consumer_factory=plain_consumer, input_partitions=n_partitions,
+                    wall_ms=wall_ms)
     registry.register(GateCollector(worker.processor, wall_ms, worker.lag_samples))
 
     app.gatewatch_source_topics = {topics.events}  # type: ignore[attr-defined]

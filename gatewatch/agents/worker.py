@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from gatewatch.agents import compat
 from gatewatch.agents.health import BrokerWatch
@@ -31,7 +32,7 @@ from gatewatch.streams.records import WindowRecord
 from gatewatch.streams.topics import Topics
 from gatewatch.web.metrics import GatewatchMetrics, LagSample
 
-__all__ = ["SWEEP_EVERY_TICKS", "Worker", "source_record", "wall_ms"]
+__all__ = ["SWEEP_EVERY_TICKS", "Worker", "partition_of", "source_record", "wall_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ def source_record(msg: Any) -> SourceRecord:
     ts = msg.timestamp or 0
     ts_ms = int(ts) if isinstance(msg.timestamp, int) else int(ts * 1000)
     return SourceRecord(msg.topic, msg.partition, msg.offset, ts_ms, msg.key, msg.value)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives ``key``."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
 def _is_record_error(exc: Exception) -> bool:
@@ -95,6 +101,8 @@ class Worker:
     windows_topic: Any
     alerts_topic: Any
     consumer_factory: Callable[[], Any]
+    #: partitions of the input topic (gates are keyed by id: gate → partition)
+    input_partitions: int = 1
     wall_ms: Callable[[], int] = wall_ms
     ready: bool = False
     #: last processed (offset, kafka timestamp ms) per input partition
@@ -231,7 +239,7 @@ class Worker:
         items = [(k, v, partitions.get(k)) for k, v in list(store.items())]
         for _loaded in proc.rebuild_steps(items):
             await asyncio.sleep(0)  # serve /healthz and the API between chunks
-        fx = proc.finish_rebuild(self.wall_ms())
+        fx = proc.finish_rebuild(self.wall_ms(), self.gates_held())
         if proc.owned_gates():
             try:
                 old = await compat.read_to_end(self.consumer_factory, self.topics.alerts)
@@ -247,6 +255,17 @@ class Worker:
         self.metrics.ready.set(1)
         log.info("state rebuilt: %d vehicles, %d waiting, %d recent windows republished",
                  proc.vehicles_tracked(), proc.vehicles_waiting(), len(fx.windows))
+
+    def gates_held(self) -> set[str] | None:
+        """The gates whose input partition this worker holds now (Kafka's default
+        partitioner on the gate id), state or not; None if the assignment is unknown."""
+        try:
+            assigned = {tp.partition for tp in self.app.consumer.assignment()
+                        if tp.topic == self.topics.events}
+        except Exception:  # noqa: BLE001 - not started
+            return None
+        return {g.gate_id for g in self.gates.gates
+                if partition_of(g.gate_id.encode(), self.input_partitions) in assigned}
 
     def revoked(self) -> None:
         self.ready = False

@@ -44,8 +44,10 @@ TEMPLATES: Final[dict[tuple[str, str], dict[str, str]]] = {
               "(limit {threshold}). Runbook: {runbook}",
     },
     ("perishable_wait", "resolved"): {
-        "vi": "[ĐÃ HẾT] {gate}: không còn xe hàng dễ hư hỏng chờ quá giới hạn.",
-        "en": "[RESOLVED] {gate}: no perishable-cargo vehicle is over the wait limit.",
+        "vi": "[ĐÃ HẾT] {gate}: thời gian chờ lâu nhất của xe hàng dễ hư hỏng đã xuống rõ "
+              "dưới giới hạn ({value}, giới hạn {threshold}).",
+        "en": "[RESOLVED] {gate}: the longest perishable-cargo wait is back well under the "
+              "limit ({value}, limit {threshold}).",
     },
     ("no_data", "firing"): {
         "vi": "[{level}] {gate}: không nhận được dữ liệu trong {value} (cảm biến hoặc nguồn "

@@ -13,6 +13,18 @@ Alerts
     ``perishable_wait`` and ``no_data``. An alert goes ``firing`` → ``resolved``; every
     change yields an :class:`AlertChange` that the worker publishes on ``gate.alerts``.
 
+    ``perishable_wait`` has the same hysteresis as a level (:func:`next_hold`): it fires
+    once the oldest perishable wait has stayed over the limit for the raise hold, and
+    resolves only once it has stayed below the clear level (:data:`PERISHABLE_CLEAR_RATIO`
+    of the limit) for the clear hold, so fruit trucks clearing at about the limit make
+    one incident, not one per truck.
+
+No data is not a reason to resolve
+    Without data (the gate silent past its ``no_data_seconds``) nothing is judged: the
+    congestion level and the perishable state hold as they were, a pending change is
+    dropped (its hold starts again when data returns), and the ``no_data`` alert covers
+    the outage. An alert is resolved only by data that says so.
+
 Signals
     Everything judged here (backlog, last-hour counts, estimates) comes from one
     :class:`~gatewatch.core.signals.GateSignals` per gate.
@@ -26,8 +38,9 @@ from typing import Final, Literal
 
 from gatewatch.core.signals import GateSignals
 
-__all__ = ["ALERT_KINDS", "LEVELS", "AlertChange", "AlertKind", "AlertState", "ChangeKind",
-           "GateAlerts", "Level", "LevelState", "Severity", "Thresholds", "next_level"]
+__all__ = ["ALERT_KINDS", "LEVELS", "PERISHABLE_CLEAR_RATIO", "AlertChange", "AlertKind",
+           "AlertState", "ChangeKind", "GateAlerts", "HoldState", "Level", "LevelState",
+           "Severity", "Thresholds", "next_hold", "next_level"]
 
 Level = Literal["normal", "warning", "critical"]
 Severity = Literal["warning", "critical"]
@@ -38,6 +51,9 @@ AlertStatus = Literal["firing", "resolved"]
 LEVELS: Final[tuple[Level, ...]] = ("normal", "warning", "critical")
 ALERT_KINDS: Final[tuple[AlertKind, ...]] = ("congestion", "perishable_wait", "no_data")
 _RANK: Final = {name: i for i, name in enumerate(LEVELS)}
+#: a firing ``perishable_wait`` resolves below this share of the limit (like a level's
+#: default clear level, 90 % of its threshold)
+PERISHABLE_CLEAR_RATIO: Final = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +101,29 @@ def next_level(state: LevelState, backlog: int, t: Thresholds, now_ms: int) -> L
 
 
 @dataclass(frozen=True, slots=True)
+class HoldState:
+    """An on/off condition with hysteresis: ``on``, and since when the value has pointed
+    the other way (``None``: it has not)."""
+
+    on: bool = False
+    pending_since_ms: int | None = None
+
+
+def next_hold(state: HoldState, value: float, raise_above: float, clear_below: float,
+              raise_hold_ms: int, clear_hold_ms: int, now_ms: int) -> HoldState:
+    """Advance an on/off condition by one observation at ``now_ms``: it turns on once
+    ``value > raise_above`` has held for ``raise_hold_ms``, and off once
+    ``value < clear_below`` has held for ``clear_hold_ms``."""
+    target = value >= clear_below if state.on else value > raise_above
+    if target == state.on:
+        return HoldState(state.on)
+    since = now_ms if state.pending_since_ms is None else state.pending_since_ms
+    if now_ms - since >= (raise_hold_ms if target else clear_hold_ms):
+        return HoldState(target)
+    return HoldState(state.on, since)
+
+
+@dataclass(frozen=True, slots=True)
 class AlertState:
     """One alert as published: firing (with severity) or resolved."""
 
@@ -127,6 +166,9 @@ class GateAlerts:
     no_data_seconds: float
     level: LevelState = field(default_factory=LevelState)
     active: dict[str, AlertState] = field(default_factory=dict)
+    perishable: HoldState = field(default_factory=HoldState)
+    #: share of ``perishable_limit_seconds`` below which a firing perishable alert clears
+    perishable_clear_ratio: float = PERISHABLE_CLEAR_RATIO
 
     def evaluate(self, s: GateSignals, now_ms: int) -> list[AlertChange]:
         changes: list[AlertChange] = []
@@ -134,28 +176,48 @@ class GateAlerts:
         def emit(change: ChangeKind, alert: AlertState) -> None:
             changes.append(AlertChange(change, alert, s))
 
-        # congestion: only judged on live data ("no data" is never "normal")
-        if s.has_data:
-            self.level = next_level(self.level, s.backlog, self.thresholds, now_ms)
-        level = self.level.level
         t = self.thresholds
-        self._set("congestion", level != "normal", level if level != "normal" else "warning",
-                  float(s.backlog), float(t.critical if level == "critical" else t.warning),
-                  now_ms, emit)
+        limit = self.perishable_limit_seconds
         oldest_perishable = s.oldest_perishable_wait_seconds or 0.0
-        perishable = s.has_data and oldest_perishable > self.perishable_limit_seconds
-        self._set("perishable_wait", perishable, "warning", oldest_perishable,
-                  self.perishable_limit_seconds, now_ms, emit)
+        if s.has_data:
+            self.level = next_level(self.level, s.backlog, t, now_ms)
+            self.perishable = next_hold(self.perishable, oldest_perishable, limit,
+                                        limit * self.perishable_clear_ratio,
+                                        t.raise_hold_ms, t.clear_hold_ms, now_ms)
+        else:
+            # no data is never "normal": what fires keeps firing, what is quiet stays
+            # quiet, and a pending change starts its hold again when data returns
+            self.level = LevelState(self.level.level)
+            self.perishable = HoldState(self.perishable.on)
+        level = self.level.level
+        backlog = float(s.backlog) if s.has_data else None
+        self._set("congestion", level != "normal", level if level != "normal" else "warning",
+                  backlog, float(t.critical if level == "critical" else t.warning),
+                  now_ms, emit)
+        self._set("perishable_wait", self.perishable.on, "warning",
+                  oldest_perishable if s.has_data else None, limit, now_ms, emit)
         silent = s.silent_seconds is not None and s.silent_seconds >= self.no_data_seconds
         self._set("no_data", silent, "warning", s.silent_seconds or 0.0, self.no_data_seconds,
                   now_ms, emit)
         return changes
 
-    def _set(self, kind: AlertKind, on: bool, severity: Severity, value: float,
+    def restore(self, st: AlertState) -> None:
+        """Take back an alert published as firing before a restart: it stays firing (and
+        is not notified again) until the data resolves it."""
+        self.active[st.alert_id] = st
+        if st.kind == "congestion":
+            self.level = LevelState(st.severity)
+        elif st.kind == "perishable_wait":
+            self.perishable = HoldState(True)
+
+    def _set(self, kind: AlertKind, on: bool, severity: Severity, value: float | None,
              threshold: float, now_ms: int,
              emit: Callable[[ChangeKind, AlertState], None]) -> None:
+        """``value`` None: unknown now (no data), the alert keeps its last value."""
         alert_id = f"{self.gate_id}:{kind}"
         current = self.active.get(alert_id)
+        if value is None:
+            value = current.value if current is not None else 0.0
         if on and current is None:
             new = AlertState(alert_id, self.gate_id, kind, "firing", severity, value, threshold,
                              now_ms, now_ms)

@@ -17,7 +17,9 @@ call                          effects
                               tombstones and how many expired
 ``rebuild(items, now)``       reset from the state table after a recovery (also in
                               steps: ``rebuild_steps``, ``finish_rebuild``): the last
-                              hour's windows to republish
+                              hour's windows to republish (marked ``republished``); the
+                              gates held (``gates_held``) keep their alerts, and
+                              ``restore_alerts`` gives them back those published as firing
 ============================  =========================================================
 
 The Faust worker (:mod:`gatewatch.agents.app`), ``gatewatch scenario``, the fault drills'
@@ -28,10 +30,10 @@ or does I/O: times are explicit milliseconds, records arrive already normalised 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
-from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, LevelState, Thresholds
+from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
 from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
 from gatewatch.core.signals import GateSignals, gate_signals
 from gatewatch.gates import GateSet
@@ -110,6 +112,8 @@ class Processor:
                                               for g in gates.gates}
         #: input partition each gate's events arrive on (for tombstones from the sweep)
         self.gate_partition: dict[str, int] = {}
+        #: gates whose input partition the worker said it holds at the last rebuild
+        self.gates_held: set[str] = set()
 
     def _fresh_alerts(self, gate_id: str) -> GateAlerts:
         g = self._gate[gate_id]
@@ -239,12 +243,13 @@ class Processor:
     # -- recovery ----------------------------------------------------------------------
 
     def rebuild(self, items: Iterable[tuple[bytes, bytes | None, int | None]],
-                now_ms: int) -> Effects:
+                now_ms: int, gates_held: Collection[str] | None = None) -> Effects:
         """Reset from the state table's (key, value, partition) items; returns the
-        windows of the last hour to republish (see :meth:`rebuild_steps`)."""
+        windows of the last hour to republish (see :meth:`rebuild_steps` and
+        :meth:`finish_rebuild`)."""
         for _ in self.rebuild_steps(items):
             pass
-        return self.finish_rebuild(now_ms)
+        return self.finish_rebuild(now_ms, gates_held)
 
     def rebuild_steps(self, items: Iterable[tuple[bytes, bytes | None, int | None]],
                       chunk: int = SWEEP_CHUNK) -> Iterator[int]:
@@ -270,37 +275,45 @@ class Processor:
             loaded += self.ledger.load(batch)
             yield loaded
 
-    def finish_rebuild(self, now_ms: int) -> Effects:
-        """The end of a rebuild: due windows closed (the last hour's to republish), and
-        gates without restored state lose their alert state (their partition moved to
-        another worker). A gate's last-seen time comes from its data, not from the
-        restart."""
+    def finish_rebuild(self, now_ms: int, gates_held: Collection[str] | None = None
+                       ) -> Effects:
+        """The end of a rebuild: due windows closed (the last hour's to republish, marked
+        ``republished``). A gate's last-seen time comes from its data, not from the
+        restart.
+
+        ``gates_held``: the gates whose input partition this worker now holds (gate id →
+        partition with Kafka's default partitioner), state or not; ``None``: only those
+        with restored state. Those gates keep their alert state (and get back their
+        firing alerts with :meth:`restore_alerts`) even when their vehicle state expired
+        while they were silent; the others lose it (their partition moved elsewhere)."""
         windows = self.ledger.finish_rebuild(now_ms)
+        held = set(gates_held or ()) & self._gate.keys()
         for book in self.ledger:
-            if book.last_event_ms is None:
+            if book.last_event_ms is None and book.gate_id not in held:
                 self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
-        return Effects(windows=windows)
+        self.gates_held = held
+        return Effects(windows=[replace(w, republished=True) for w in windows])
 
     def restore_alerts(self, states: Iterable[AlertState]) -> int:
-        """Re-establish firing alerts published before a restart (owned gates only), so
-        an incident already notified is not notified again. Returns how many."""
+        """Re-establish firing alerts published before a restart, for the gates this
+        worker holds (:meth:`owned_gates`, with or without vehicle state), so an incident
+        already notified is not notified again and still ends resolved. Returns how many."""
         owned = self.owned_gates()
         restored = 0
         for st in states:
             ga = self.alerts.get(st.gate_id)
             if ga is None or st.gate_id not in owned or st.state != "firing":
                 continue
-            ga.active[st.alert_id] = st
-            if st.kind == "congestion":
-                ga.level = LevelState(st.severity)
+            ga.restore(st)
             restored += 1
         return restored
 
     # -- reading -----------------------------------------------------------------------
 
     def owned_gates(self) -> set[str]:
-        """Gates whose state this worker holds."""
-        return {b.gate_id for b in self.ledger if b.last_event_ms is not None}
+        """Gates this worker is responsible for: those whose state it holds, and those
+        whose input partition it was given at the last :meth:`rebuild` (``gates_held``)."""
+        return {b.gate_id for b in self.ledger if b.last_event_ms is not None} | self.gates_held
 
     def signals(self, gate_id: str, now_ms: int) -> GateSignals:
         """The gate's :class:`GateSignals` at wall time ``now_ms``."""

@@ -8,7 +8,8 @@ watermark never moves backwards.
 A window ``[start, start + size)`` closes once ``watermark >= start + size + grace``.
 Transitions for a window that has closed are *late*: they still change the queue
 (waiting counts are exact regardless) but not the published window, and are counted.
-Only windows that saw at least one transition are published.
+Only windows that saw at least one transition are published; the *last closed* window
+(:meth:`GateWindows.last_closed`) is the latest one closed, empty or not.
 
 All times are explicit milliseconds; nothing here reads a clock.
 """
@@ -52,7 +53,7 @@ class GateWindows:
 
     __slots__ = ("gate_id", "size_ms", "grace_ms", "idle_ms", "open", "closed",
                  "watermark_ms", "max_event_ms", "last_event_wall_ms", "late_transitions",
-                 "history", "history_ms")
+                 "history", "history_ms", "last_closed_start_ms")
 
     def __init__(self, gate_id: str, size_ms: int, grace_ms: int, idle_ms: int,
                  history_ms: int = 86_400_000) -> None:
@@ -69,6 +70,8 @@ class GateWindows:
         #: closed window records of the last ``history_ms`` (for the API), oldest first
         self.history: deque[WindowRecord] = deque()
         self.history_ms = history_ms
+        #: start of the latest window closed by :meth:`advance` (empty or not)
+        self.last_closed_start_ms: int | None = None
 
     def observe(self, event_ms: int, wall_ms: int) -> None:
         """Record that an event with time ``event_ms`` arrived at wall time ``wall_ms``."""
@@ -124,6 +127,10 @@ class GateWindows:
             rec = self._record(bucket, closed_by)
             records.append(rec)
             self.history.append(rec)
+        # the latest window whose end + grace the watermark has reached
+        last = self.window_start(wm - self.size_ms - self.grace_ms)
+        if self.last_closed_start_ms is None or last > self.last_closed_start_ms:
+            self.last_closed_start_ms = last
         horizon = wm - HOUR_MS - self.size_ms
         while self.closed and self.closed[0].start_ms < horizon:
             self.closed.popleft()
@@ -143,7 +150,15 @@ class GateWindows:
         )
 
     def last_closed(self) -> Bucket | None:
-        return self.closed[-1] if self.closed else None
+        """Counts of the latest closed window: an empty :class:`Bucket` when nothing
+        happened in it (an empty window is neither kept nor published); None before the
+        first :meth:`advance`."""
+        start = self.last_closed_start_ms
+        if start is None:
+            return None
+        if self.closed and self.closed[-1].start_ms == start:
+            return self.closed[-1]
+        return Bucket(start)
 
     def rolling_hour(self) -> list[int]:
         """Counts (same layout as Bucket.counts) of the hour of windows up to the watermark."""

@@ -157,4 +157,5 @@ def encode_window(record: WindowRecord) -> bytes:
         "waits": {"count": record.waits_count, "sum_seconds": record.waits_sum_seconds,
                   "max_seconds": record.waits_max_seconds},
         "closed_by": record.closed_by,
+        "republished": record.republished,
     })

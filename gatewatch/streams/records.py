@@ -66,7 +66,10 @@ class WindowRecord:
     direction. ``waits_*`` describe the measured queued→crossed waits of vehicles that
     crossed in the window. ``closed_by`` is ``event_time`` when the gate's own events
     moved the watermark past the window's end plus grace, ``idle`` when the wall clock
-    did because the gate went silent.
+    did because the gate went silent. ``republished`` marks a window published again
+    after a restart, recomputed from the restored vehicle state (it may count
+    transitions that were too late for the original; the later record replaces the
+    earlier one with the same ``gate_id`` + ``start_ms``).
     """
 
     gate_id: str
@@ -82,6 +85,7 @@ class WindowRecord:
     waits_sum_seconds: float
     waits_max_seconds: float
     closed_by: str
+    republished: bool = False
 
     @property
     def arrivals(self) -> int:

@@ -224,7 +224,7 @@ class GateCollector(Collector):
                                    labels=["gate"])
         level = g("gate_congestion_level",
                   "0 normal, 1 warning, 2 critical (absent when no data)", labels=["gate"])
-        active = g("gate_alert_active", "1 while the alert fires",
+        active = g("gate_alert_active", "1 while the alert fires (with or without data)",
                    labels=["gate", "kind", "severity"])
         est_wait = g("gate_estimated_wait_seconds",
                      "Estimated wait for a vehicle joining now: backlog ÷ crossings per hour "
@@ -261,6 +261,9 @@ class GateCollector(Collector):
                 last_ts.add_metric([gid], s.last_event_ms / 1000)
             if s.watermark_ms is not None:
                 wm.add_metric([gid], s.watermark_ms / 1000)
+            ga = proc.alerts[gid]
+            for a in ga.active.values():  # whatever the data: no_data and what it holds
+                active.add_metric([gid, a.kind, a.severity], 1.0)
             if not fresh:
                 continue
             occupancy.add_metric([gid], s.backlog / gate.yard_capacity)
@@ -277,10 +280,7 @@ class GateCollector(Collector):
                     hour[k].add_metric([gid, DIR_NAME[d]], float(s.last_hour.get(k, d)))
             if s.silent_seconds is None:
                 continue
-            ga = proc.alerts[gid]
             level.add_metric([gid], float(LEVELS.index(ga.level.level)))
-            for a in ga.active.values():
-                active.add_metric([gid, a.kind, a.severity], 1.0)
             if s.estimated_wait_seconds is not None:
                 est_wait.add_metric([gid], s.estimated_wait_seconds)
             if s.seconds_until_full is not None:

@@ -87,11 +87,30 @@ def test_alert_carries_estimate_and_ids():
 
 def test_perishable_and_no_data_alerts_are_distinct_from_empty():
     g = alerts()
-    assert [c.alert.kind for c in g.evaluate(signals(0, perishable=4000), 0)] == [
+    assert g.evaluate(signals(0, perishable=4000), 0) == []  # the raise hold (60 s) first
+    assert [c.alert.kind for c in g.evaluate(signals(0, perishable=4060), 60 * S)] == [
         "perishable_wait"]
-    changes = g.evaluate(signals(0, has_data=False, silent=700), S)
-    assert sorted((c.alert.kind, c.change) for c in changes) == [
-        ("no_data", "fired"), ("perishable_wait", "resolved")]
+    changes = g.evaluate(signals(0, has_data=False, silent=700), 61 * S)
+    # the feed stopping resolves nothing: the perishable alert holds, no_data covers it
+    assert [(c.alert.kind, c.change) for c in changes] == [("no_data", "fired")]
+    assert set(g.active) == {"huu-nghi:perishable_wait", "huu-nghi:no_data"}
     # an empty gate that keeps reporting is not "no data"
     g2 = alerts()
     assert g2.evaluate(signals(0, silent=5), 0) == []
+
+
+def test_a_pending_clear_does_not_run_through_a_data_outage():
+    """The backlog fell below the clear level just before the feed stopped: the clear hold
+    starts again when data returns, it does not count the silent hour as "below"."""
+    g = alerts()
+    for t, b in [(0, 150), (60, 150), (100, 50)]:
+        g.evaluate(signals(b), t * S)
+    assert g.level.level == "warning"
+
+    def seen(b: int, t: int, **kw: object) -> list[tuple[str, str]]:
+        return [(c.alert.kind, c.change) for c in g.evaluate(signals(b, **kw), t * S)]
+
+    assert seen(50, 800, has_data=False, silent=700) == [("no_data", "fired")]
+    assert seen(50, 1300) == [("no_data", "resolved")]  # the congestion alert holds
+    assert seen(50, 1599) == []
+    assert seen(50, 1600) == [("congestion", "resolved")]  # 300 s of data below clear
