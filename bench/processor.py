@@ -8,7 +8,9 @@ What it measures
     ``--tick-every`` batches a ``tick`` (windows, alerts) runs too. Printed beside a
     baseline measured in the same run: decoding the same records with orjson alone (the
     floor of any JSON consumer), as a ratio. Also: the largest state write (bytes) and
-    a weeks-long wait with a read every minute (the re-read chain), per-event cost.
+    a weeks-long wait with a read every minute (the re-read chain), per-event cost; and
+    a takeover of 200,000 waiting vehicles: the longest rebuild step between two yields
+    to the event loop.
 
 Run (from the repo root):
     .venv/bin/python bench/processor.py --events 300000 --json bench/results-processor.json
@@ -17,6 +19,7 @@ Run (from the repo root):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import sys
@@ -28,6 +31,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gatewatch.agents.worker import REBUILD_CHUNK  # noqa: E402
 from gatewatch.core.processor import Processor, SourceRecord  # noqa: E402
 from gatewatch.gates import load_gates  # noqa: E402
 from gatewatch.settings import Settings  # noqa: E402
@@ -95,6 +99,32 @@ def rereads(minutes: int) -> dict[str, float]:
             "max_state_bytes": biggest}
 
 
+def rebuild_steps(vehicles: int) -> dict[str, float]:
+    """A worker taking over ``vehicles`` waiting vehicles: the longest step of the
+    rebuild (the event loop serves between steps) and the whole rebuild."""
+    proc = Processor(load_gates(None), Settings())
+    recs = [SourceRecord("gate.events", 0, i, START_MS, b"huu-nghi", encode_event(
+        CrossingEvent(f"q{i}", "huu-nghi", f"V{i}", "queued", "export", START_MS + i)))
+        for i in range(vehicles)]
+    fx = proc.apply_batch(recs, START_MS + vehicles)
+    items = [(w.key, w.value, w.partition) for w in fx.writes]
+    fresh = Processor(load_gates(None), Settings())
+    longest = 0.0
+    gc.disable()  # as the worker does during a rebuild (agents/worker.py)
+    start = last = time.perf_counter()
+    try:
+        for _ in fresh.rebuild_steps(items, chunk=REBUILD_CHUNK):
+            now = time.perf_counter()
+            longest, last = max(longest, now - last), now
+        fresh.finish_rebuild(START_MS + vehicles)
+        longest = max(longest, time.perf_counter() - last)
+        gc.freeze()
+    finally:
+        gc.enable()
+    return {"vehicles": vehicles, "longest_step_ms": round(longest * 1000, 1),
+            "total_s": round(time.perf_counter() - start, 3)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,6 +138,7 @@ def main() -> int:
     base = decode_only(recs)
     core = run(recs, args.batch, args.tick_every)
     chain = rereads(17 * 24 * 60)  # 17 days, a read every minute
+    takeover = rebuild_steps(200_000)
     ratio = round(core["events_per_s"] / base["events_per_s"], 3)
     print(f"\n{'what':<34} {'events/s':>12} {'seconds':>9}")
     print(f"{'orjson.loads only (baseline)':<34} {base['events_per_s']:>12,} "
@@ -119,11 +150,14 @@ def main() -> int:
     print(f"17 days of a read every minute ({chain['reads']:,} reads): "
           f"{chain['us_per_event']} µs per read, largest state write "
           f"{chain['max_state_bytes']} bytes")
+    print(f"rebuild of {takeover['vehicles']:,} vehicles: {takeover['total_s']} s in all, "
+          f"longest step without a yield {takeover['longest_step_ms']} ms")
     if args.json:
         args.json.write_text(json.dumps({
             "events": args.events, "batch": args.batch, "machine": platform.machine(),
             "python": platform.python_version(), "baseline_decode_only": base,
-            "processor": core, "ratio_to_baseline": ratio, "reread_chain": chain},
+            "processor": core, "ratio_to_baseline": ratio, "reread_chain": chain,
+            "rebuild": takeover},
             indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

@@ -25,3 +25,50 @@ def test_records_are_normalised_to_milliseconds_at_the_adapter():
     assert source_record(_Record(1_790_000_000_123)).timestamp_ms == 1_790_000_000_123  # aiokafka
     assert source_record(_Record(1_790_000_000.123)).timestamp_ms == 1_790_000_000_123  # Faust
     assert source_record(_Record(None)).timestamp_ms == 0
+
+
+def test_a_state_write_the_broker_refuses_is_dead_lettered_and_the_batch_goes_on():
+    """Item 1 of the collapse review: a MessageSizeTooLargeError from the producer escaped
+    the batch and stalled the partition. The vehicle state is bounded now, so a real
+    worker cannot produce such a record any more; this drives the worker's write path
+    with aiokafka's own exception from a stand-in ``send`` (no broker refuses on demand
+    here), and a recording dead-letter topic."""
+    import asyncio
+
+    from aiokafka.errors import MessageSizeTooLargeError
+    from prometheus_client import CollectorRegistry
+
+    from gatewatch.agents.app import create_app
+    from gatewatch.core.processor import StateWrite
+    from gatewatch.settings import Settings
+
+    registry = CollectorRegistry()
+    worker = create_app(Settings.from_env({}), load_gates(None), registry=registry)
+    sent: list[bytes] = []
+    dead: list[dict] = []
+
+    async def send(topic, value, key, partition):  # type: ignore[no-untyped-def]
+        if key == b"huu-nghi\x00BIG":
+            raise MessageSizeTooLargeError("too large")
+        sent.append(key)
+
+    class Recorder:
+        def send_soon(self, **kw):  # type: ignore[no-untyped-def]
+            dead.append(kw)
+
+    worker.rejected_topic = Recorder()
+    writes = [StateWrite(b"huu-nghi\x00A", b"[]", 1), StateWrite(b"huu-nghi\x00BIG", b"x" * 99, 1),
+              StateWrite(b"huu-nghi\x00B", b"[]", 1)]
+    asyncio.run(worker.write_changelog(writes, send=send))
+    assert sent == [b"huu-nghi\x00A", b"huu-nghi\x00B"]
+    assert [d["key"] for d in dead] == [b"huu-nghi\x00BIG"]
+    assert dict(dead[0]["headers"])["gatewatch-reason"] == b"state_write_failed"
+    assert registry.get_sample_value("gatewatch_state_writes_failed_total") == 1
+
+    async def broker_away(topic, value, key, partition):  # type: ignore[no-untyped-def]
+        from aiokafka.errors import KafkaConnectionError
+        raise KafkaConnectionError("down")
+
+    import pytest
+    with pytest.raises(Exception, match="down"):  # not a record error: the batch is retried
+        asyncio.run(worker.write_changelog(writes[:1], send=broker_away))
