@@ -104,7 +104,7 @@ class Processor:
         s = settings
         self.ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds,
                              s.no_data_seconds)
-        self.decoder = Decoder(gates.ids(), s.max_message_bytes)
+        self.decoder = Decoder(gates.ids(), s.max_message_bytes, s.max_future_skew_seconds * 1000)
         self.alerts: dict[str, GateAlerts] = {g.gate_id: self._fresh_alerts(g.gate_id)
                                               for g in gates.gates}
         #: input partition each gate's events arrive on (for tombstones from the sweep)
