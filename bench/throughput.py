@@ -86,8 +86,8 @@ def generate_events(n: int, gates: int, seed: int = 7,
     """Exactly n (key, value) messages, in event-time order, ~2 % re-sent duplicates.
 
     Event time starts at `start` (epoch s; default 2026-11-27 08:00 +07:00) and advances
-    ~9k vehicles per hour: keep the end less than a day ahead of the clock (the worker
-    rejects later events as timestamp_out_of_range)."""
+    ~9k vehicles per hour: keep the end behind the clock (the worker rejects events more
+    than GATEWATCH_MAX_FUTURE_SKEW_SECONDS ahead of it as from_the_future)."""
     rng = random.Random(seed)
     letters = "ABCDEFGHKLMNPSTUVXYZ"
     t = datetime(2026, 11, 27, 8, 0, tzinfo=TZ).timestamp() if start is None else start

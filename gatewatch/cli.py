@@ -185,7 +185,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(str(path), "(file)", "file not found")
     cmap = ColumnMap.parse(args.map, args.types, args.directions, args.default_direction,
                            args.assume_offset)
-    decoder = Decoder(gates.ids(), settings.max_message_bytes)
+    decoder = Decoder(gates.ids(), settings.max_message_bytes,
+                      settings.max_future_skew_seconds * 1000)
     good, report = parse_log(path, cmap, decoder, int(time.time() * 1000), args.format)
     for err in report.errors[: args.show]:
         _say(f"{path}: row {err.row}: {err.reason}: {err.detail}")

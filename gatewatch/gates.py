@@ -23,7 +23,7 @@ from gatewatch.errors import ConfigError
 __all__ = ["DEFAULT_GATES_FILE", "GateConfig", "GateSet", "SimulationProfile", "load_gates"]
 
 DEFAULT_GATES_FILE = "langson-gates.yaml"
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # fullmatch: "$" would let "id\n" pass
 _GATE_KEYS = {"id", "name", "name_en", "kind", "yard_capacity", "thresholds",
               "no_data_seconds", "perishable_max_wait_seconds", "simulation"}
 _THRESHOLD_KEYS = {"warning", "critical", "warning_clear", "critical_clear"}
@@ -149,7 +149,7 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
     for required in ("id", "name", "yard_capacity", "thresholds"):
         _require(required in raw, source, f"{key}.{required}", "is required")
     gate_id = raw["id"]
-    _require(isinstance(gate_id, str) and bool(_ID.match(gate_id)), source, f"{key}.id",
+    _require(isinstance(gate_id, str) and bool(_ID.fullmatch(gate_id)), source, f"{key}.id",
              f"{gate_id!r} must be a slug: lowercase letters, digits and '-', at most 63 chars")
     kind = raw.get("kind", "road")
     _require(kind in ("road", "rail"), source, f"{key}.kind", f"{kind!r} must be road or rail")

@@ -191,6 +191,9 @@ SETTINGS: tuple[Setting, ...] = (
             "runbook link put in alert messages", shown_default="the worker's `/runbook`"),
     Setting("GATEWATCH_MAX_MESSAGE_BYTES", "max_message_bytes", "65536", _POSITIVE,
             "larger messages are rejected as `too_large`"),
+    Setting("GATEWATCH_MAX_FUTURE_SKEW_SECONDS", "max_future_skew_seconds", "300",
+            _NON_NEGATIVE, "events dated further ahead of the worker's clock are rejected "
+            "as `from_the_future` (a wrong camera clock must not move a gate's watermark)"),
     Setting("GATEWATCH_BATCH_DELIVERY", "batch_delivery", "1", Parser(_ZERO_ONE.expect, _flag),
             "`1`: the consumer hands whole fetched batches to the core; `0`: Faust's "
             "per-event stream"),
@@ -282,6 +285,7 @@ class Settings:
     retention_seconds: int = _field("retention_seconds")
     max_wait_seconds: int = _field("max_wait_seconds")
     max_message_bytes: int = _field("max_message_bytes")
+    max_future_skew_seconds: int = _field("max_future_skew_seconds")
     alert_raise_hold_seconds: int = _field("alert_raise_hold_seconds")
     alert_clear_hold_seconds: int = _field("alert_clear_hold_seconds")
     perishable_max_wait_seconds: int = _field("perishable_max_wait_seconds")

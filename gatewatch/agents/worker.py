@@ -147,6 +147,8 @@ class Worker:
         for dl in fx.dead_letters:
             rej, src = dl.rejection, dl.source
             m.events_rejected.labels(rej.reason).inc()
+            if rej.gate_id is not None:  # a configured gate: a bounded label
+                m.gate_events_rejected.labels(rej.gate_id, rej.reason).inc()
             self.rejected_topic.send_soon(key=src.key, value=rej.raw, headers=[
                 ("gatewatch-reason", rej.reason.encode()),
                 ("gatewatch-detail", rej.detail.encode()[:500]),

@@ -107,7 +107,7 @@ class Processor:
         s = settings
         self.ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds,
                              s.no_data_seconds, s.retention_seconds)
-        self.decoder = Decoder(gates.ids(), s.max_message_bytes)
+        self.decoder = Decoder(gates.ids(), s.max_message_bytes, s.max_future_skew_seconds * 1000)
         self.alerts: dict[str, GateAlerts] = {g.gate_id: self._fresh_alerts(g.gate_id)
                                               for g in gates.gates}
         #: input partition each gate's events arrive on (for tombstones from the sweep)
@@ -179,8 +179,8 @@ class Processor:
                     fx.dead_letters.append(DeadLetter(Rejection(
                         "too_old", f"occurred_at is more than the retention "
                         f"({self.settings.retention_seconds} s) behind {res.gate_id}'s "
-                        "watermark and the vehicle has no state", rec.value or b"", rec.key),
-                        rec))
+                        "watermark and the vehicle has no state", rec.value or b"", rec.key,
+                        res.gate_id), rec))
                     continue
                 fx.processed += 1
                 if outcome is not DUPLICATE:

@@ -26,10 +26,13 @@ REJECT_REASONS: Final = (
     "wrong_type",           # a field has the wrong JSON type
     "invalid_value",        # a field is out of its allowed set or length
     "bad_timestamp",        # occurred_at is not RFC 3339 with an offset
-    "timestamp_out_of_range",  # occurred_at before 2000 or more than a day in the future
+    "timestamp_out_of_range",  # occurred_at before 2000
     "unknown_gate",         # gate_id not in the gate configuration
     "key_mismatch",         # Kafka key is not the event's gate_id
     "too_old",              # behind the gate's horizon (retention) for a vehicle with no state
+    # otherwise valid, but occurred_at is more than GATEWATCH_MAX_FUTURE_SKEW_SECONDS ahead
+    # of the worker's clock (a wrong camera clock); the Rejection carries its gate_id
+    "from_the_future",
     "internal_error",       # processing it hit a gatewatch bug (logged); kept for replay
 )
 
@@ -50,12 +53,18 @@ class CrossingEvent:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A message that failed validation: original bytes plus a reason code."""
+    """A message that failed validation: original bytes plus a reason code.
+
+    ``gate_id`` is the configured gate the event names, when the rejection comes after
+    the gate was checked (``from_the_future``), so it can be counted per gate; ``None``
+    otherwise (the gate is unknown or was not read).
+    """
 
     reason: str
     detail: str
     raw: bytes
     key: bytes | None = None
+    gate_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

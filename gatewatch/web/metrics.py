@@ -96,6 +96,14 @@ class GatewatchMetrics:
             registry=registry)
         for reason in REJECT_REASONS:
             self.events_rejected.labels(reason)
+        self.gate_events_rejected = Counter(
+            "gate_events_rejected",
+            "Valid-looking events of a configured gate dead-lettered, by gate and reason "
+            "(from_the_future: a camera clock ahead; too_old: behind the gate's horizon)",
+            ["gate", "reason"], registry=registry)
+        for gate in gates.gates:
+            for reason in ("from_the_future", "too_old"):
+                self.gate_events_rejected.labels(gate.gate_id, reason)
         self.windows_closed = Counter(
             "gatewatch_windows_closed", "Windows closed and published", ["closed_by"],
             registry=registry)

@@ -35,6 +35,7 @@ gates:
     (BASE.replace("yard_capacity: 100", "yard_capacity: 100\n    colour: red"),
      "gates[0].colour", "unknown key"),
     (BASE.replace("id: huu-nghi", "id: Huu Nghi"), "gates[0].id", "slug"),
+    (BASE.replace("id: huu-nghi", 'id: "huu-nghi\\n"'), "gates[0].id", "slug"),
     (BASE + BASE.split("gates:\n")[1], "gates[1].id", "duplicate"),
     ("version: 2\ngates: []", "version", "unsupported"),
     ("gates: [", "line", "not valid YAML"),

@@ -22,7 +22,10 @@ hostile_docs = st.dictionaries(
     st.sampled_from(FIELDS) | st.text(max_size=5),
     json_values | st.sampled_from(["huu-nghi", "queued", "crossed", "export",
                                    "2021-12-20T08:00:00+07:00", "9999-12-31T23:59:59Z",
-                                   "0001-01-01T00:00:00Z", "x" * 100]),
+                                   "0001-01-01T00:00:00Z", "x" * 100,
+                                   "2021-12-01T07:04:59.999+07:00",  # within the skew
+                                   "2021-11-30T23:59:60Z", "2021-12-01t00:00:00z",
+                                   "huu-nghi\n"]),
     max_size=10)
 
 
@@ -30,8 +33,14 @@ def check(raw: bytes, key: bytes | None) -> None:
     res = DEC.decode(raw, key, T0)
     if isinstance(res, Rejection):
         assert res.reason in REJECT_REASONS and res.raw == raw and res.detail
+        # a gate is named only when it is a configured one (bounded metric labels)
+        if res.reason == "from_the_future":
+            assert res.gate_id in ("huu-nghi", "tan-thanh") and key in (None, res.gate_id.encode())
+        else:
+            assert res.gate_id is None
     else:
         assert isinstance(res, CrossingEvent) and res.gate_id in ("huu-nghi", "tan-thanh")
+        assert res.occurred_at_ms <= T0 + 300_000
 
 
 @settings(max_examples=1500, deadline=None)

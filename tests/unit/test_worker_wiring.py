@@ -72,3 +72,38 @@ def test_a_state_write_the_broker_refuses_is_dead_lettered_and_the_batch_goes_on
     import pytest
     with pytest.raises(Exception, match="down"):  # not a record error: the batch is retried
         asyncio.run(worker.write_changelog(writes[:1], send=broker_away))
+
+
+def test_events_from_the_future_and_too_old_are_counted_per_gate():
+    """Item 2: a camera clock hours ahead is dead-lettered and counted for its gate."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from gatewatch.agents.app import create_app
+    from gatewatch.core.processor import SourceRecord
+    from gatewatch.settings import Settings
+    from gatewatch.streams.codec import encode_event
+    from gatewatch.streams.records import CrossingEvent
+
+    now = 1_790_000_000_000
+    registry = CollectorRegistry()
+    worker = create_app(Settings.from_env({}), load_gates(None), registry=registry,
+                        wall_ms=lambda: now)
+    dead: list[dict] = []
+
+    class Recorder:
+        def send_soon(self, **kw):  # type: ignore[no-untyped-def]
+            dead.append(kw)
+
+    worker.rejected_topic = Recorder()
+    ahead = CrossingEvent("e1", "tan-thanh", "12C-1", "queued", "export", now + 7 * 3_600_000)
+    fx = worker.processor.apply_batch(
+        [SourceRecord("gate.events", 2, 0, now, b"tan-thanh", encode_event(ahead))], now)
+    asyncio.run(worker.carry_out(fx))
+    get = registry.get_sample_value
+    assert get("gate_events_rejected_total", {"gate": "tan-thanh",
+                                              "reason": "from_the_future"}) == 1
+    assert get("gatewatch_events_rejected_total", {"reason": "from_the_future"}) == 1
+    assert dict(dead[0]["headers"])["gatewatch-reason"] == b"from_the_future"
+    assert worker.processor.signals("tan-thanh", now).watermark_ms is None  # not moved
