@@ -93,7 +93,7 @@ def diagnose(bootstrap: str, test_id: str, n_events: int) -> dict[str, object]:
         else:
             last[rec.key] = rec.value
     rebuilt_proc = Processor(gates, Settings())
-    rebuilt_proc.rebuild(list(last.items()), now)
+    rebuilt_proc.rebuild([(k, v, None) for k, v in last.items()], now)
     rebuilt = rebuilt_proc.ledger
     examples = []
     for book in ledger:
