@@ -27,7 +27,7 @@ from gatewatch.core.trips import (
 )
 from gatewatch.core.windows import GateWindows
 from gatewatch.gates import GateSet
-from gatewatch.streams.changelog import VehicleEvent, decode_state, split_key
+from gatewatch.streams.changelog import VehicleEvent, decode_value, split_key
 from gatewatch.streams.records import CrossingEvent, WindowRecord
 from gatewatch.streams.vocabulary import CARGO_CODE, DIR_CODE, PERISHABLE, TYPE_CODE
 
@@ -83,7 +83,8 @@ class GateBook:
 
     __slots__ = ("gate_id", "vehicles", "waiting", "waiting_count", "windows", "totals",
                  "last_event_ms", "last_event_wall_ms", "waits_observed", "_heaps",
-                 "no_data_ms", "horizon_ms", "wait_buckets", "wait_sum_ms")
+                 "no_data_ms", "horizon_ms", "wait_buckets", "wait_sum_ms",
+                 "restored_seen_ms")
 
     def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000,
                  horizon_ms: int | None = None) -> None:
@@ -106,6 +107,8 @@ class GateBook:
         self.wait_sum_ms = 0
         self.last_event_ms: int | None = None
         self.last_event_wall_ms: int | None = None
+        #: after a rebuild: the latest wall time a restored vehicle was changed at
+        self.restored_seen_ms: int | None = None
         #: waits (ms) of crossings first derived since the caller last took them
         self.waits_observed: list[int] = []
         #: min-heaps of (queued_ms, vehicle) per direction and for perishable cargo, with
@@ -182,9 +185,14 @@ class GateBook:
             self.wait_buckets[bisect_left(WAIT_BUCKETS_MS, wait)] += sign
             self.wait_sum_ms += sign * wait
 
-    def load(self, vehicle_id: str, events: list[VehicleEvent]) -> None:
-        """Restore one vehicle's events (recovery); windows are filled without lateness."""
+    def load(self, vehicle_id: str, events: list[VehicleEvent],
+             seen_ms: int | None = None) -> None:
+        """Restore one vehicle's events (recovery), last changed at wall time ``seen_ms``;
+        windows are filled without lateness."""
         self.vehicles[vehicle_id] = events
+        if seen_ms is not None and (self.restored_seen_ms is None
+                                    or seen_ms > self.restored_seen_ms):
+            self.restored_seen_ms = seen_ms
         for tr in transitions(derive_trips(events)):
             self.windows.apply(tr, +1, force=True)
             self._count(tr, +1)
@@ -300,16 +308,19 @@ class Ledger:
             book = self.books.get(gate_id)
             if book is None or value is None:
                 continue
-            book.load(vehicle_id, decode_state(value))
+            events, seen = decode_value(value)
+            book.load(vehicle_id, events, seen)
             n += 1
         return n
 
     def finish_rebuild(self, wall_ms: int) -> list[WindowRecord]:
         """Close what was due while the worker was away; returns the windows to republish.
 
-        A gate's last-seen time comes from its data (its latest event time, never later
-        than ``wall_ms``), not from the restart: a feed that was dead before a restart is
-        still dead after it. Windows that had already closed more than an hour before the
+        A gate's last-seen time comes from its data: the latest wall time a restored
+        vehicle of it was changed at (its latest event time for values written before that
+        was recorded), never later than ``wall_ms``; not from the restart: a feed that was
+        dead before a restart is still dead after it, and a replayed old log is not
+        "silent for years". Windows that had already closed more than an hour before the
         restored watermark are closed silently (they were published before the restart);
         the last hour's are returned so a window that closed during a crash is not lost
         (consumers treat ``gate_id`` + ``window_start`` as the record's identity).
@@ -319,7 +330,8 @@ class Ledger:
             last = book.last_event_ms
             if last is None:
                 continue
-            seen = min(last, wall_ms)
+            seen = min(last if book.restored_seen_ms is None else book.restored_seen_ms,
+                       wall_ms)
             book.windows.observe(last, seen)
             book.last_event_wall_ms = seen
             horizon = last - 3_600_000

@@ -158,7 +158,8 @@ class Processor:
             self.gate_partition[gate_id] = partition
             events = ledger.vehicle_state(gate_id, vehicle_id)
             fx.writes.append(StateWrite(state_key(gate_id, vehicle_id),
-                                        encode_state(events) if events else None, partition))
+                                        encode_state(events, now_ms) if events else None,
+                                        partition))
         for book in ledger:
             if book.waits_observed:
                 fx.waits.extend((book.gate_id, w) for w in book.waits_observed)

@@ -260,3 +260,23 @@ def test_the_rebuild_runs_in_steps():
     assert list(q.rebuild_steps(table, chunk=10)) == [10, 20, 25]
     q.finish_rebuild(T0 + MIN)
     assert q.signals("huu-nghi", T0 + MIN).backlog == 25
+
+
+def test_after_a_restart_an_old_log_replayed_today_is_not_silent_for_years():
+    """Last-seen comes from the wall time each vehicle was last changed (stored with its
+    state), so a 2021 log replayed into a worker that then restarts is neither 'no data'
+    nor pushed five years ahead by the idle watermark (which would expire every vehicle
+    and refuse a second replay as too_old)."""
+    wall = T0 + 5 * 365 * 24 * 60 * MIN  # years after the log's own times
+    p = processor(no_data_seconds=900)
+    log = [rec(ev("A", "queued", T0)), rec(ev("B", "queued", T0 + MIN)),
+           rec(ev("A", "crossed", T0 + 30 * MIN))]
+    fx = p.apply_batch(log, wall)
+    restarted = processor(no_data_seconds=900)
+    restarted.rebuild([(w.key, w.value, w.partition) for w in fx.writes], wall + MIN)
+    s = restarted.signals("huu-nghi", wall + MIN)
+    assert s.has_data and s.silent_seconds == 60
+    restarted.tick(wall + MIN)
+    assert list(restarted.sweep()) and restarted.signals("huu-nghi", wall + MIN).backlog == 1
+    again = restarted.apply_batch(log, wall + 2 * MIN)
+    assert not again.dead_letters and again.processed == 3 and again.writes == []
