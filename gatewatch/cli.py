@@ -114,6 +114,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     import signal as _signal
 
     from gatewatch.alerts.notify import AlertmanagerPusher, WebhookNotifier
+    from gatewatch.alerts.retry import RetryPolicy
     from gatewatch.kafka import KafkaConfig, ensure_topics
     from gatewatch.streams.topics import Topics
 
@@ -127,7 +128,9 @@ def cmd_notify(args: argparse.Namespace) -> int:
                           "GATEWATCH_ALERTMANAGER_URL)")
     kafka = KafkaConfig.from_settings(settings)
     ensure_topics(settings, progress=_say, config=kafka)
-    topic = Topics(settings.topic_prefix).alerts
+    topics = Topics(settings.topic_prefix)
+    topic = topics.alerts
+    policy = RetryPolicy(rejected_attempts=args.rejected_attempts)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -137,11 +140,13 @@ def cmd_notify(args: argparse.Namespace) -> int:
         tasks = []
         for i, url in enumerate(webhooks):
             group = f"{settings.app_id}-notify-webhook" + (f"-{i}" if i else "")
-            tasks.append(WebhookNotifier(kafka, topic, group, url.strip()).run(stop))
+            tasks.append(WebhookNotifier(kafka, topic, group, url.strip(), policy=policy,
+                                         parking_topic=topics.alerts_undelivered).run(stop))
         if am:
             tasks.append(AlertmanagerPusher(
                 kafka, topic, am, resend_seconds=args.resend_seconds,
-                wall_ms=lambda: int(time.time() * 1000)).run(stop))
+                wall_ms=lambda: int(time.time() * 1000), policy=policy,
+                parking_topic=topics.alerts_undelivered).run(stop))
         _say(f"gatewatch notify: {topic} -> " + ", ".join(
             [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))
         await asyncio.gather(*tasks)
@@ -440,6 +445,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if stopping["failed"] else 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gatewatch", description="Streaming congestion monitor for border gates.")
@@ -485,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(GATEWATCH_ALERTMANAGER_URL)")
     p.add_argument("--resend-seconds", type=float, default=60.0,
                    help="re-send active alerts to Alertmanager this often (default 60)")
+    p.add_argument("--rejected-attempts", type=_positive_int, default=3,
+                   help="tries of a record a receiver rejects (4xx other than 408/425/429) "
+                        "before it is parked on gate.alerts.undelivered (default 3); "
+                        "5xx, 408, 429 and network errors are retried until delivered")
     p.set_defaults(func=cmd_notify)
 
     p = sub.add_parser("replay", help="import a gate log (CSV / JSON Lines) into gate.events")

@@ -364,25 +364,39 @@ def committed_total(bootstrap: str, group: str, topic: str) -> int:
 
 class WebhookReceiver:
     """A real webhook receiver (stdlib server on a loopback port) collecting the JSON
-    bodies POSTed to it; ``fail_first`` answers 503 that many times first."""
+    bodies POSTed to it; ``fail_first`` answers 503 that many times first. ``answer``,
+    if given, decides every answer from the JSON body: a status, or (status, headers);
+    ``bodies`` holds the bodies answered 2xx, ``requests`` every POST as
+    (monotonic time, body, status)."""
 
-    def __init__(self, port: int = 0, fail_first: int = 0) -> None:
+    def __init__(self, port: int = 0, fail_first: int = 0,
+                 answer: Callable[[Any], int | tuple[int, dict[str, str]]] | None = None
+                 ) -> None:
         self.bodies: list[Any] = []
+        self.requests: list[tuple[float, Any, int]] = []
         self.fail_first = fail_first
+        self.answer = answer
         self.attempts = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
+                body = orjson.loads(self.rfile.read(length))
                 outer.attempts += 1
+                status, headers = 200, {}
                 if outer.attempts <= outer.fail_first:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                outer.bodies.append(orjson.loads(body))
-                self.send_response(200)
+                    status = 503
+                elif outer.answer is not None:
+                    got = outer.answer(body)
+                    status, headers = got if isinstance(got, tuple) else (got, {})
+                outer.requests.append((time.monotonic(), body, status))
+                if 200 <= status < 300:
+                    outer.bodies.append(body)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:

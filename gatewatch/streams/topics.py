@@ -33,6 +33,12 @@ class Topics:
         """Congestion alert records (JSON, key = gate_id)."""
         return f"{self.prefix}gate.alerts"
 
+    @property
+    def alerts_undelivered(self) -> str:
+        """Alert records a receiver rejected for good (``gatewatch notify`` parks them
+        here): original key and bytes, reason, receiver and attempts in headers."""
+        return f"{self.prefix}gate.alerts.undelivered"
+
     def all_created(self) -> tuple[str, ...]:
         """Topics the worker creates if missing (changelogs are Faust's own)."""
-        return (self.events, self.rejected, self.windows, self.alerts)
+        return (self.events, self.rejected, self.windows, self.alerts, self.alerts_undelivered)
