@@ -182,3 +182,40 @@ def test_the_summary_is_printed_when_reading_stops_half_way(tmp_path, capsys, mo
     assert cli.main(["replay", str(path), "--dry-run"]) == 130
     assert capsys.readouterr().out.splitlines() == [
         f"{path}: 4 rows: 3 good, 0 rejected; INCOMPLETE, stopped after 4 rows: interrupted"]
+
+
+def test_the_summary_and_the_sent_count_are_printed_when_sending_fails(tmp_path, capsys,
+                                                                       monkeypatch):
+    import aiokafka
+
+    import gatewatch.kafka
+
+    path = write(tmp_path / "log.csv", b"gate_id,vehicle_id,occurred_at,type\n",
+                 [b"huu-nghi,%d,2021-12-20 07:00:0%d,queued" % (i, i) for i in range(5)])
+
+    class Producer:  # the broker goes away after two events
+        def __init__(self, **kwargs: object) -> None:
+            self.sent = 0
+
+        async def start(self) -> None:
+            pass
+
+        async def send(self, topic: str, value: bytes, key: bytes) -> None:
+            if self.sent == 2:
+                raise ConnectionError("broker gone")
+            self.sent += 1
+
+        async def flush(self) -> None:
+            pass
+
+        async def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(gatewatch.kafka, "ensure_topics", lambda *a, **kw: 4)
+    monkeypatch.setattr(aiokafka, "AIOKafkaProducer", Producer)
+    with pytest.raises(ConnectionError):
+        cli.main(["replay", str(path)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{path}: 5 rows: 5 good, 0 rejected"
+    assert out[1].startswith("replay: stopped (ConnectionError: broker gone): 0/5 events "
+                             "confirmed sent to gate.events on ")
