@@ -16,9 +16,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from gatewatch import __version__
 from gatewatch.errors import ConfigError, GatewatchError
+
+if TYPE_CHECKING:
+    from gatewatch.tools.replay import ReplayReport
 
 __all__ = ["main"]
 
@@ -179,10 +183,13 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    """Validate a log, report its bad rows, produce the good ones. The summary is printed
+    whatever happens: also when reading or sending stops half-way (then the error
+    follows it)."""
     from gatewatch.kafka import KafkaConfig, ensure_topics
     from gatewatch.streams.codec import Decoder
     from gatewatch.streams.topics import Topics
-    from gatewatch.tools.replay import ColumnMap, parse_log
+    from gatewatch.tools.replay import ColumnMap, ReplayReport, check_encoding, parse_log
 
     settings, gates = _load()
     path = Path(args.file)
@@ -190,29 +197,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(str(path), "(file)", "file not found")
     cmap = ColumnMap.parse(args.map, args.types, args.directions, args.default_direction,
                            args.assume_offset)
+    encoding = check_encoding(args.encoding)
     decoder = Decoder(gates.ids(), settings.max_message_bytes,
                       settings.max_future_skew_seconds * 1000)
-    good, report = parse_log(path, cmap, decoder, int(time.time() * 1000), args.format)
-    for err in report.errors[: args.show]:
-        _say(f"{path}: row {err.row}: {err.reason}: {err.detail}")
-    if len(report.errors) > args.show:
-        _say(f"... and {len(report.errors) - args.show} more rejected rows")
-    if args.report:
-        import orjson
-
-        Path(args.report).write_bytes(b"".join(
-            orjson.dumps({"row": e.row, "reason": e.reason, "detail": e.detail}) + b"\n"
-            for e in report.errors))
-        _say(f"wrote the rejected rows to {args.report}")
-    _say(f"{path}: {report.summary()}")
+    report = ReplayReport()
+    try:
+        good, _ = parse_log(path, cmap, decoder, int(time.time() * 1000), args.format,
+                            encoding=encoding, max_field_bytes=settings.max_message_bytes,
+                            report=report)
+    except OSError as exc:
+        raise GatewatchError(f"{path}: cannot read: {exc}") from exc
+    finally:
+        _replay_report(path, report, args)
     if args.dry_run or not good:
         return 0 if not report.errors else 3
     kafka = KafkaConfig.from_settings(settings)
     ensure_topics(settings, progress=_say, config=kafka)
     topic = Topics(settings.topic_prefix).events
     good.sort(key=lambda g: g[2])  # replay in event-time order
+    sent = 0
 
     async def send() -> None:
+        nonlocal sent
         from aiokafka import AIOKafkaProducer
 
         producer = AIOKafkaProducer(linger_ms=20, **kafka.aiokafka())
@@ -225,17 +231,43 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     delay = due - (time.monotonic() - start_wall)
                     if delay > 0:
                         await producer.flush()
+                        sent = i - 1
                         await asyncio.sleep(delay)
                 await producer.send(topic, value, key=key)
                 if i % 10000 == 0:
                     _say(f"replay: {i}/{len(good)} events sent")
             await producer.flush()
+            sent = len(good)
         finally:
             await producer.stop()
 
-    asyncio.run(send())
+    try:
+        asyncio.run(send())
+    except BaseException as exc:
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
+            f"{type(exc).__name__}: {exc}"
+        _say(f"replay: stopped ({what}): {sent}/{len(good)} events confirmed sent to "
+             f"{topic} on {kafka.bootstrap}; replaying the file again sends the rest "
+             "(the ones already sent are duplicates and change nothing)")
+        raise
     _say(f"replay: {len(good)} events sent to {topic} on {kafka.bootstrap}")
     return 0 if not report.errors else 3
+
+
+def _replay_report(path: Path, report: ReplayReport, args: argparse.Namespace) -> None:
+    """The rejected rows (at most ``--show``), the ``--report`` file, the summary."""
+    for err in report.errors[: args.show]:
+        _say(f"{path}: row {err.row}: {err.reason}: {err.detail}")
+    if len(report.errors) > args.show:
+        _say(f"... and {len(report.errors) - args.show} more rejected rows")
+    if args.report:
+        import orjson
+
+        Path(args.report).write_bytes(b"".join(
+            orjson.dumps({"row": e.row, "reason": e.reason, "detail": e.detail}) + b"\n"
+            for e in report.errors))
+        _say(f"wrote the rejected rows to {args.report}")
+    _say(f"{path}: {report.summary()}")
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
@@ -516,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--default-direction", default="export", choices=["export", "import"])
     p.add_argument("--assume-offset", default="+07:00",
                    help="offset for timestamps that have none (default +07:00)")
+    p.add_argument("--encoding", default="utf-8",
+                   help="the file's encoding: utf-8 (default; a byte-order mark is skipped), "
+                        "utf-8-sig or cp1258 (Windows-1258)")
     p.add_argument("--speed", type=float, default=0.0,
                    help="replay at N x the original pace (default 0: as fast as possible)")
     p.add_argument("--dry-run", action="store_true", help="validate and report only")

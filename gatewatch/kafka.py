@@ -13,9 +13,10 @@ of them or to none.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gatewatch.errors import GatewatchError
@@ -23,6 +24,8 @@ from gatewatch.settings import Settings
 from gatewatch.streams.topics import Topics
 
 __all__ = ["KafkaConfig", "admin_client", "ensure_topics"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,26 +145,47 @@ def admin_client(config: KafkaConfig, timeout_seconds: float = 30.0,
 
 
 def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = None,
-                  extra: dict[str, int] | None = None, *,
+                  extra: Mapping[str, tuple[int, Mapping[str, str]]] | None = None, *,
                   config: KafkaConfig | None = None) -> int:
-    """Create gatewatch's topics (and ``extra``: name -> partitions) if missing; return
-    the input topic's partition count. ``config`` defaults to the settings' own."""
+    """Create gatewatch's topics (and ``extra``: name -> (partitions, configs)) if
+    missing, each with its configs from :data:`~gatewatch.streams.topics.TOPIC_SPECS`;
+    return the input topic's partition count. ``config`` defaults to the settings' own.
+
+    Existing topics are never altered; one whose ``cleanup.policy`` differs from the
+    table's is named in a warning (where the broker reports its configs)."""
     from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import (
+        InvalidConfigurationError,
+        PolicyViolationError,
+        TopicAlreadyExistsError,
+    )
 
     topics = Topics(settings.topic_prefix)
     admin = admin_client(config or KafkaConfig.from_settings(settings), progress=progress)
     try:
         existing = set(admin.list_topics())
-        wanted = {t: settings.partitions for t in topics.all_created()} | (extra or {})
-        missing = [t for t in wanted if t not in existing]
-        for name in missing:
+        wanted = {t: (settings.partitions, c) for t, c in topics.configs().items()} \
+            | dict(extra or {})
+        for name, (partitions, configs) in wanted.items():
+            if name in existing:
+                continue
             try:
-                admin.create_topics([NewTopic(name, wanted[name], settings.replication)])
+                admin.create_topics([NewTopic(name, partitions, settings.replication,
+                                              topic_configs=dict(configs))])
                 if progress:
-                    progress(f"created topic {name} ({wanted[name]} partitions)")
+                    progress(f"created topic {name} ({partitions} partitions, "
+                             + ", ".join(f"{k}={v}" for k, v in configs.items()) + ")")
             except TopicAlreadyExistsError:
                 pass
+            except (InvalidConfigurationError, PolicyViolationError) as exc:
+                raise GatewatchError(
+                    f"cannot create topic {name} with " + ", ".join(
+                        f"{k}={v}" for k, v in configs.items())
+                    + f": {exc}; create it yourself with the closest configs this cluster "
+                    "takes (docs/operations.md#topic-configs)") from exc
+        for warning in _policy_warnings(admin, {t: c for t, (_, c) in wanted.items()
+                                                if t in existing}):
+            (progress or log.warning)(warning)
         info = admin.describe_topics([topics.events])
         partitions = len(info[0]["partitions"]) if info and info[0].get("partitions") else 0
         if partitions <= 0:
@@ -170,3 +194,30 @@ def ensure_topics(settings: Settings, progress: Callable[[str], None] | None = N
         return partitions
     finally:
         admin.close()
+
+
+def _policy_warnings(admin: Any, wanted: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """A warning for each existing topic whose reported ``cleanup.policy`` is not the one
+    gatewatch would create it with (a topic the broker reports no policy for is not
+    judged: the embedded broker reports only configs set at creation)."""
+    if not wanted:
+        return []
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in sorted(wanted)],
+            config_filter="all").get("topic", {})
+    except Exception as exc:  # noqa: BLE001 - a broker or ACL that does not allow it
+        log.info("could not read the configs of existing topics: %s", exc)
+        return []
+    out = []
+    for name, configs in sorted(wanted.items()):
+        want = configs.get("cleanup.policy")
+        got = (described.get(name) or {}).get("cleanup.policy", {}).get("value")
+        if want and got and got != want:
+            out.append(f"warning: topic {name} exists with cleanup.policy={got}, gatewatch "
+                       f"creates it with {want} (docs/operations.md#topic-configs); "
+                       f"change it: kafka-configs.sh --alter --entity-type topics "
+                       f"--entity-name {name} --add-config cleanup.policy={want}")
+    return out

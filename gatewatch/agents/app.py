@@ -34,7 +34,7 @@ from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet
 from gatewatch.kafka import KafkaConfig, ensure_topics
 from gatewatch.settings import Settings
-from gatewatch.streams.topics import Topics
+from gatewatch.streams.topics import Topics, changelog_configs, leader_configs
 from gatewatch.web import api
 from gatewatch.web.metrics import GateCollector, GatewatchMetrics
 from gatewatch.web.pages import install_pages
@@ -124,8 +124,8 @@ def create_app(settings: Settings, gates: GateSet, *,
 
     def recreate_topics() -> None:
         ensure_topics(settings, progress=log.warning, config=kafka, extra={
-            table.changelog_topic.get_topic_name(): n_partitions,
-            f"{settings.app_id}-__assignor-__leader": 1})
+            table.changelog_topic.get_topic_name(): (n_partitions, changelog_configs()),
+            f"{settings.app_id}-__assignor-__leader": (1, leader_configs())})
 
     async def broker_topics() -> set[str]:
         client = app.producer._ensure_producer().client  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
 from gatewatch.streams.codec import encode_window
 from gatewatch.streams.records import WindowRecord
-from gatewatch.streams.topics import Topics
+from gatewatch.streams.topics import Topics, alert_key
 from gatewatch.web.metrics import GatewatchMetrics, LagSample
 
 __all__ = ["SWEEP_EVERY_TICKS", "Worker", "partition_of", "source_record", "wall_ms"]
@@ -112,8 +112,8 @@ class Worker:
     #: last processed (offset, kafka timestamp ms) per input partition
     positions: dict[int, tuple[int, int]] = field(default_factory=dict)
     windows_published: list[WindowRecord] = field(default_factory=list)
-    #: alert records evaluated but not yet accepted by the broker
-    pending_alerts: list[tuple[str, bytes]] = field(default_factory=list)
+    #: alert records (key, value) evaluated but not yet accepted by the broker
+    pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     broker: BrokerWatch | None = None
     ticks: int = 0
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -165,8 +165,8 @@ class Worker:
         for change in fx.alerts:
             gate = self.gates.get(change.alert.gate_id)
             assert gate is not None  # alerts exist only for configured gates
-            self.pending_alerts.append(
-                (gate.gate_id, encode_alert(change, gate, self.settings.runbook())))
+            self.pending_alerts.append((alert_key(change.alert.alert_id),
+                                        encode_alert(change, gate, self.settings.runbook())))
         if self.pending_alerts:
             await self.send_pending_alerts()
 
@@ -209,8 +209,8 @@ class Worker:
         async with self._send_lock:  # the batch path and the timer both send: keep order
             pending = self.pending_alerts
             while pending:  # kept until the broker took them (retried next time)
-                gate_id, record = pending[0]
-                await self.alerts_topic.send(key=gate_id.encode(), value=record)
+                key, record = pending[0]
+                await self.alerts_topic.send(key=key, value=record)
                 pending.pop(0)
                 self.metrics.alerts_published.inc()
 

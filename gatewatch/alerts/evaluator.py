@@ -3,7 +3,8 @@
 The decisions (levels, hysteresis, hold times, which alert fires) are made in the pure
 core (:class:`~gatewatch.core.congestion.GateAlerts`, driven by
 :class:`~gatewatch.core.processor.Processor`). This module turns each
-:class:`~gatewatch.core.congestion.AlertChange` into its JSON record (key = gate_id),
+:class:`~gatewatch.core.congestion.AlertChange` into its JSON record (key = alert id,
+``gate_id:kind``: the topic is compacted, so each alert keeps its latest record),
 with the texts in Vietnamese and English, and parses published records back into
 :class:`~gatewatch.core.congestion.AlertState` so a restarted worker does not notify an
 incident twice.
@@ -45,13 +46,20 @@ def encode_alert(change: AlertChange, gate: GateConfig, runbook_url: str) -> byt
 
 def firing_states(records: Iterable[Mapping[str, object]]) -> list[AlertState]:
     """The alerts still firing according to published records (latest record per
-    alert id wins; malformed records are skipped)."""
-    latest: dict[str, Mapping[str, object]] = {}
+    alert id wins; malformed records are skipped).
+
+    "Latest" is the greatest ``updated_at``, then the later one read: records read from
+    several partitions come in no global order, and a topic written before alerts were
+    keyed by alert id holds an alert's older records on its gate's partition."""
+    latest: dict[str, tuple[int, Mapping[str, object]]] = {}
     for doc in records:
         if isinstance(doc.get("alert_id"), str) and isinstance(doc.get("gate_id"), str):
-            latest[str(doc["alert_id"])] = doc
+            aid = str(doc["alert_id"])
+            updated = parse_timestamp_ms(str(doc.get("updated_at"))) or 0
+            if aid not in latest or updated >= latest[aid][0]:
+                latest[aid] = (updated, doc)
     out: list[AlertState] = []
-    for aid, doc in latest.items():
+    for aid, (_, doc) in latest.items():
         kind, severity = doc.get("kind"), doc.get("severity")
         if doc.get("state") != "firing" or kind not in ALERT_KINDS \
                 or severity not in ("warning", "critical"):
