@@ -7,7 +7,12 @@ STAMP := $(VENV)/.installed
 TOOLS := tools
 TOOLS_STAMP := $(TOOLS)/.stamp
 
-.PHONY: help install tools run test lint typecheck unit integration bench bench-load clean
+# schemathesis (the API fuzzer) in its own virtualenv, never in .venv
+FUZZ_VENV := .venv-fuzz
+FUZZ_STAMP := $(FUZZ_VENV)/.installed
+SCHEMATHESIS := schemathesis>=4.32,<5
+
+.PHONY: help install tools fuzz-venv fuzz-api run test lint typecheck unit integration bench bench-load clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +40,17 @@ $(TOOLS_STAMP):
 
 tools: $(TOOLS_STAMP)  ## prometheus, promtool, alertmanager, amtool from Debian into ./tools
 
+$(FUZZ_STAMP):
+	@test -d $(FUZZ_VENV) || $(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/pip install --quiet --upgrade pip
+	$(FUZZ_VENV)/bin/pip install --quiet '$(SCHEMATHESIS)'
+	@touch $(FUZZ_STAMP)
+
+fuzz-venv: $(FUZZ_STAMP)  ## schemathesis in its own .venv-fuzz (for the API fuzz test)
+
+fuzz-api: $(STAMP) $(FUZZ_STAMP)  ## fuzz the JSON API from its OpenAPI document (a real worker, ~20 s)
+	$(BIN)/pytest -q -s tests/integration/test_api_fuzz.py
+
 run: $(STAMP)  ## broker, worker, simulator + a live view per gate; SCENARIO=name plays a story
 	$(BIN)/gatewatch run $(if $(SCENARIO),--scenario $(SCENARIO))
 
@@ -50,8 +66,9 @@ unit: $(STAMP)  ## fast tests only (no broker)
 integration: $(STAMP)  ## tests against the embedded broker and a real worker
 	$(BIN)/pytest -q tests/integration
 
-test: $(STAMP) lint typecheck  ## ruff, mypy and the whole test suite (fetches ./tools first)
+test: $(STAMP) lint typecheck  ## ruff, mypy and the whole test suite (fetches ./tools and .venv-fuzz first)
 	-@$(MAKE) --no-print-directory tools
+	-@$(MAKE) --no-print-directory fuzz-venv
 	$(BIN)/pytest -q
 
 bench: $(STAMP)  ## throughput benchmark (500k events; several minutes)

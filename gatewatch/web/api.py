@@ -13,10 +13,15 @@ again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import hmac
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp import web as aioweb
+from faust.web import View
 
 from gatewatch.core.congestion import LEVELS, GateAlerts
 from gatewatch.core.processor import Processor
@@ -25,18 +30,33 @@ from gatewatch.gates import GateConfig, GateSet
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 from gatewatch.streams.records import WindowRecord
 
-__all__ = ["MAX_PAGE", "ApiError", "gate_doc", "install", "openapi", "window_doc"]
+__all__ = ["ALLOW", "MAX_PAGE", "PREFLIGHT_MAX_AGE", "ApiError", "authorized", "cors_headers",
+           "gate_doc", "install", "is_self", "openapi", "parse_range", "peer_urls",
+           "window_doc"]
 
 MAX_PAGE = 500
 FORWARDED = "X-Gatewatch-Forwarded"
+#: the methods every API path answers; anything else is a 405 naming these
+ALLOW = "GET, HEAD, OPTIONS"
+#: seconds a browser may cache a CORS preflight answer
+PREFLIGHT_MAX_AGE = 600
+#: ``from``/``to`` must stay within what RFC 3339 (and Python's datetime) can write back
+MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00Z
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+DAY_MS = 86_400_000
+#: an unencoded ``+`` before the offset arrives as a space: ``08:00:00 07:00``
+_PLUS_AS_SPACE = re.compile(r"(.*\d{2}:\d{2}(?:\.\d+)?) (\d{2}:\d{2})")
+_EXAMPLE_TS = "2021-12-20T08:00:00%2B07:00 (write + as %2B in a URL) or 2021-12-20T01:00:00Z"
 
 
 class ApiError(Exception):
     """An error answered as ``{"error": {"code", "message"}}`` with an HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message}}
@@ -98,36 +118,157 @@ def alerts_doc(processor: Processor, gate_ids: set[str] | None = None
 
 
 def parse_range(query: Any, now_ms: int) -> tuple[int, int, int]:
-    """``from``/``to`` (RFC 3339, default: the last 24 h) and ``size`` (page, ≤ MAX_PAGE)."""
+    """``from``/``to`` (RFC 3339, default: the last 24 h) and ``size`` (page, ≤ MAX_PAGE)
+    from a decoded query mapping; raise :class:`ApiError` (400) on bad input.
+
+    A query string decodes an unencoded ``+`` as a space, so ``08:00:00 07:00`` (a space
+    just before a ``hh:mm`` offset, nowhere else) is read as ``08:00:00+07:00``."""
     def ts(name: str, default: int) -> int:
         raw = query.get(name)
-        if raw is None or raw == "":
+        if raw is None:
             return default
-        value = parse_timestamp_ms(raw)
+        if raw == "":
+            raise ApiError(400, "bad_timestamp", f"{name} is empty: leave it out for the "
+                           f"default or give an RFC 3339 timestamp, e.g. {_EXAMPLE_TS}")
+        plus = _PLUS_AS_SPACE.fullmatch(raw)
+        value = parse_timestamp_ms(f"{plus[1]}+{plus[2]}" if plus else raw)
         if value is None:
             raise ApiError(400, "bad_timestamp", f"{name} must be RFC 3339 with an offset, "
-                           f"e.g. 2021-12-20T08:00:00+07:00")
+                           f"e.g. {_EXAMPLE_TS}")
+        if not MIN_MS <= value <= MAX_MS:
+            raise ApiError(400, "bad_timestamp",
+                           f"{name} must lie between 0001-01-01 and 9999-12-31 (UTC)")
         return value
     to = ts("to", now_ms)
-    frm = ts("from", to - 86_400_000)
+    frm = ts("from", max(MIN_MS, to - DAY_MS))
     if frm > to:
         raise ApiError(400, "bad_range", "from must not be after to")
     raw_size = query.get("size", "100")
-    try:
-        size = int(raw_size)
-    except ValueError:
-        raise ApiError(400, "bad_size", "size must be an integer") from None
+    if not re.fullmatch(r"[0-9]{1,6}", raw_size):
+        raise ApiError(400, "bad_size", f"size must be an integer between 1 and {MAX_PAGE}")
+    size = int(raw_size)
     if not 1 <= size <= MAX_PAGE:
         raise ApiError(400, "bad_size", f"size must be between 1 and {MAX_PAGE}")
     return frm, to, size
 
 
-def openapi(version: str) -> dict[str, Any]:
-    """The OpenAPI 3 document of the JSON API."""
+def authorized(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header value carries ``token`` (always true when no
+    token is configured). The scheme is case-insensitive (RFC 7235: ``bearer`` is
+    ``Bearer``); the credentials are compared in constant time."""
+    if not token:
+        return True
+    scheme, _, credentials = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(credentials.strip().encode("utf-8", "surrogatepass"),
+                               token.encode("utf-8"))
+
+
+def cors_headers(origin: str | None, allowed: Iterable[str]) -> dict[str, str]:
+    """``Access-Control-Allow-Origin`` (and ``Vary``) for an allowed ``Origin``; nothing
+    for a refused or missing one."""
+    allowed = tuple(allowed)
+    if not origin or not ("*" in allowed or origin in allowed):
+        return {}
+    return {"Access-Control-Allow-Origin": "*" if "*" in allowed else origin, "Vary": "Origin"}
+
+
+def is_self(url: str, host: str, port: int) -> bool:
+    """Whether a peer's advertised URL names this worker (``host``:``port``): scheme-less
+    ``host:port`` is read as ``http://``; host (case-insensitive, IPv6 brackets or not) and
+    port (80 when absent) must be equal, not merely a suffix (``110.1.2.3`` is not
+    ``10.1.2.3``)."""
+    text = url.strip().rstrip("/")
+    if "://" not in text:
+        text = f"http://{text}"
+    try:
+        parts = urlsplit(text)
+        peer_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port that is not a number: not us
+        return False
+    return (parts.hostname or "") == host.strip("[]").lower() and peer_port == port
+
+
+def peer_urls(advertised: Iterable[object], host: str, port: int) -> list[str]:
+    """The base URLs of the other workers (``http://`` added where missing), this one
+    (``host``:``port``) left out."""
+    urls = []
+    for url in advertised:
+        text = str(url).strip().rstrip("/")
+        if not text.startswith(("http://", "https://")):
+            text = f"http://{text}"
+        if not is_self(text, host, port):
+            urls.append(text)
+    return urls
+
+
+def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
+    """The OpenAPI 3 document of the JSON API: every status a path can answer, with the
+    error codes of each 4xx. ``token_required`` adds the bearer-token requirement."""
     gate_id = {"name": "gate_id", "in": "path", "required": True,
                "schema": {"type": "string"}, "example": "huu-nghi"}
-    err = {"description": "error", "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}
+
+    def err(description: str, examples: dict[str, tuple[str, str]],
+            headers: dict[str, Any] | None = None) -> dict[str, Any]:
+        """An error response whose ``error.code`` is one of ``examples``' keys."""
+        schema = {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string", "enum": sorted(examples)},
+                "message": {"type": "string"}}}}}
+        media = {"schema": schema, "examples": {
+            code: {"summary": summary, "value": {"error": {"code": code, "message": message}}}
+            for code, (summary, message) in examples.items()}}
+        out: dict[str, Any] = {"description": description,
+                               "content": {"application/json": media}}
+        if headers:
+            out["headers"] = headers
+        return out
+
+    #: aiohttp refuses a request line or header over 8190 bytes before any view runs
+    oversized = {"description": "request line or a header longer than 8190 bytes (refused "
+                                "by the HTTP server in plain text, before the API)",
+                 "content": {"text/plain": {"schema": {"type": "string"}}}}
+    bad_request = err("bad query parameters (JSON), or a request over the HTTP server's "
+                      "limits (plain text)", {
+        "bad_timestamp": ("from/to empty, not RFC 3339 with an offset, or outside the years "
+                          "0001-9999 (write `+` as `%2B`; a space before the offset is read "
+                          "as `+`)", "from must be RFC 3339 with an offset, e.g. "
+                          + _EXAMPLE_TS),
+        "bad_range": ("from is after to", "from must not be after to"),
+        "bad_size": ("size is not an integer from 1 to 500",
+                     f"size must be between 1 and {MAX_PAGE}")})
+    bad_request["content"] |= oversized["content"]
+    unauthorized = err("a token is configured and the request has no valid "
+                       "`Authorization: Bearer <token>` (scheme case-insensitive)",
+                       {"unauthorized": ("missing or wrong token",
+                                         "a valid bearer token is required")},
+                       {"WWW-Authenticate": {"schema": {"type": "string"},
+                                             "example": 'Bearer realm="gatewatch"'}})
+    not_found = err("no such gate", {"unknown_gate": (
+        "not a configured gate", "no gate 'mong-cai'; see /api/v1/gates")})
+    also = (f"Any other method answers 405 `method_not_allowed` with `Allow: {ALLOW}`; "
+            "OPTIONS answers a CORS preflight.")
+    preflight = {
+        "summary": "CORS preflight (no token needed)",
+        "description": "204; for an origin in GATEWATCH_API_CORS_ORIGINS with the "
+                       "`Access-Control-Allow-*` headers, for any other origin without them "
+                       "(the browser then refuses the request).",
+        "security": [],
+        "parameters": [{"name": h, "in": "header", "required": False,
+                        "schema": {"type": "string"}}
+                       for h in ("Origin", "Access-Control-Request-Method",
+                                 "Access-Control-Request-Headers")],
+        "responses": {"400": oversized,
+                      "204": {"description": "preflight answered", "headers": {
+            "Allow": {"schema": {"type": "string"}, "example": ALLOW},
+            "Access-Control-Allow-Origin": {"schema": {"type": "string"}},
+            "Access-Control-Allow-Methods": {"schema": {"type": "string"},
+                                             "example": "GET, OPTIONS"},
+            "Access-Control-Allow-Headers": {"schema": {"type": "string"},
+                                             "example": "Authorization"},
+            "Access-Control-Max-Age": {"schema": {"type": "integer"},
+                                       "example": PREFLIGHT_MAX_AGE}}}}}
     nullable_num = {"type": "number", "nullable": True}
     counts = {"type": "object", "properties": {
         k: {"type": "integer"} for k in ("export", "import", "total")}}
@@ -169,53 +310,76 @@ def openapi(version: str) -> dict[str, Any]:
     def ok(schema: dict[str, Any]) -> dict[str, Any]:
         return {"description": "OK", "content": {"application/json": {"schema": schema}}}
 
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "gatewatch API", "version": version,
                  "description": "Live border-gate queues (read-only). With a token "
-                                "configured, send `Authorization: Bearer <token>`."},
+                                "configured, send `Authorization: Bearer <token>`. "
+                                + also},
         "paths": {
-            "/api/v1/gates": {"get": {"summary": "Every configured gate", "responses": {
-                "200": ok({"type": "object", "properties": {
-                    "gates": {"type": "array", "items": {"$ref": "#/components/schemas/Gate"}},
-                    "generated_at": {"type": "string", "format": "date-time"},
-                    "kafka": {"type": "object", "description":
-                              "whether this worker reaches Kafka; while not, every number "
-                              "is the last known one",
-                              "properties": {
-                                  "reachable": {"type": "boolean"},
-                                  "unreachable_seconds": {"type": "number"}}}}}),
-                "401": err}}},
-            "/api/v1/gates/{gate_id}": {"get": {
-                "summary": "One gate, with its latest closed windows", "parameters": [gate_id],
-                "responses": {"200": ok({"$ref": "#/components/schemas/Gate"}), "401": err,
-                              "404": err}}},
-            "/api/v1/gates/{gate_id}/windows": {"get": {
-                "summary": "Closed windows of a gate in a time range (newest first)",
-                "parameters": [gate_id,
-                               {"name": "from", "in": "query", "schema": {
-                                   "type": "string", "format": "date-time"}},
-                               {"name": "to", "in": "query", "schema": {
-                                   "type": "string", "format": "date-time"}},
-                               {"name": "size", "in": "query", "schema": {
-                                   "type": "integer", "minimum": 1, "maximum": MAX_PAGE,
-                                   "default": 100}}],
-                "responses": {"200": ok({"type": "object", "properties": {
-                    "gate_id": {"type": "string"},
-                    "windows": {"type": "array",
-                                "items": {"$ref": "#/components/schemas/Window"}}}}),
-                    "400": err, "401": err, "404": err}}},
-            "/api/v1/alerts": {"get": {"summary": "Active alerts", "responses": {
-                "200": ok({"type": "object", "properties": {"alerts": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}),
-                "401": err}}},
+            "/api/v1/gates": {"description": also, "options": preflight, "get": {
+                "summary": "Every configured gate", "responses": {
+                    "200": ok({"type": "object", "properties": {
+                        "gates": {"type": "array",
+                                  "items": {"$ref": "#/components/schemas/Gate"}},
+                        "generated_at": {"type": "string", "format": "date-time"},
+                        "kafka": {"type": "object", "description":
+                                  "whether this worker reaches Kafka; while not, every number "
+                                  "is the last known one",
+                                  "properties": {
+                                      "reachable": {"type": "boolean"},
+                                      "unreachable_seconds": {"type": "number"}}}}}),
+                    "400": oversized, "401": unauthorized}}},
+            "/api/v1/gates/{gate_id}": {
+                "description": also, "parameters": [gate_id], "options": preflight,
+                "get": {"summary": "One gate, with its latest closed windows",
+                        "responses": {"200": ok({"$ref": "#/components/schemas/Gate"}),
+                                      "400": oversized, "401": unauthorized,
+                                      "404": not_found}}},
+            "/api/v1/gates/{gate_id}/windows": {
+                "description": also, "parameters": [gate_id], "options": preflight,
+                "get": {
+                    "summary": "Closed windows of a gate in a time range (newest first)",
+                    "parameters": [
+                        {"name": "from", "in": "query", "description":
+                         "RFC 3339 with an offset (default: `to` minus 24 h); not empty",
+                         "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "to", "in": "query", "description":
+                         "RFC 3339 with an offset (default: now); not empty",
+                         "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "size", "in": "query", "schema": {
+                            "type": "integer", "minimum": 1, "maximum": MAX_PAGE,
+                            "default": 100}}],
+                    "responses": {"200": ok({"type": "object", "properties": {
+                        "gate_id": {"type": "string"}, "owned": {"type": "boolean"},
+                        "from": {"type": "string", "format": "date-time"},
+                        "to": {"type": "string", "format": "date-time"},
+                        "size": {"type": "integer"},
+                        "windows": {"type": "array",
+                                    "items": {"$ref": "#/components/schemas/Window"}}}}),
+                        "400": bad_request, "401": unauthorized, "404": not_found}}},
+            "/api/v1/alerts": {"description": also, "options": preflight, "get": {
+                "summary": "Active alerts", "responses": {
+                    "200": ok({"type": "object", "properties": {"alerts": {
+                        "type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}),
+                    "400": oversized, "401": unauthorized}}},
         },
-        "components": {"schemas": {
-            "Gate": gate, "Window": window, "Alert": alert,
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                "type": "object", "required": ["code", "message"], "properties": {
-                    "code": {"type": "string"}, "message": {"type": "string"}}}}}}},
+        "components": {
+            "schemas": {
+                "Gate": gate, "Window": window, "Alert": alert,
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["code", "message"], "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"}}}}}},
+            "responses": {"MethodNotAllowed": err(
+                f"method not allowed (the `Allow` header lists {ALLOW})",
+                {"method_not_allowed": ("any method but GET, HEAD and OPTIONS",
+                                        "POST is not allowed; use GET")},
+                {"Allow": {"schema": {"type": "string"}, "example": ALLOW}})},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
+    if token_required:
+        doc["security"] = [{"bearer": []}]
+    return doc
 
 
 def install(app: Any, *, processor: Processor,
@@ -224,40 +388,28 @@ def install(app: Any, *, processor: Processor,
             kafka_status: Callable[[], dict[str, Any]] | None = None) -> None:
     """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
     of the gate list (reachable, unreachable_seconds)."""
-    spec = openapi(version)
+    spec = openapi(version, token_required=bool(token))
     gates: GateSet = processor.gates
-    books = processor.ledger.books
 
     def doc_of(gate: GateConfig, now_ms: int) -> dict[str, Any]:
         return gate_doc(gate, processor.signals(gate.gate_id, now_ms),
                         processor.alerts[gate.gate_id])
 
     def headers_for(request: Any) -> dict[str, str]:
-        out = {"Cache-Control": "no-store"}
-        origin = request.headers.get("Origin")
-        if origin and ("*" in cors_origins or origin in cors_origins):
-            out["Access-Control-Allow-Origin"] = "*" if "*" in cors_origins else origin
-            out["Vary"] = "Origin"
-        return out
+        return {"Cache-Control": "no-store"} | cors_headers(request.headers.get("Origin"),
+                                                           cors_origins)
 
     def check_token(request: Any) -> None:
-        if token and request.headers.get("Authorization", "") != f"Bearer {token}":
-            raise ApiError(401, "unauthorized", "a valid bearer token is required")
+        if not authorized(request.headers.get("Authorization"), token):
+            raise ApiError(401, "unauthorized", "a valid bearer token is required",
+                           {"WWW-Authenticate": 'Bearer realm="gatewatch"'})
 
     def peers() -> list[str]:
         try:
             meta = app.router.table_metadata(state_table)
         except Exception:  # noqa: BLE001 - not assigned yet
             return []
-        me = f"{app.conf.web_host}:{app.conf.web_port}"
-        urls = []
-        for url in meta:
-            text = str(url).rstrip("/")
-            if not text.startswith("http"):
-                text = f"http://{text}"
-            if not text.endswith(me):
-                urls.append(text)
-        return urls
+        return peer_urls(meta, str(app.conf.web_host), int(app.conf.web_port))
 
     async def ask_peers(request: Any, path: str) -> list[dict[str, Any]]:
         """Local answers of the other workers for ``path`` (failures are skipped)."""
@@ -288,8 +440,37 @@ def install(app: Any, *, processor: Processor,
                 body = await fn()
                 return web.json(body, headers=headers_for(request))
             except ApiError as exc:
-                return web.json(exc.body(), status=exc.status, headers=headers_for(request))
+                return web.json(exc.body(), status=exc.status,
+                                headers=headers_for(request) | exc.headers)
         return run()
+
+    class ApiView(View):
+        """GET from the page function; OPTIONS answers a CORS preflight (no token: a
+        browser never sends one with it)."""
+
+        async def options(self, request: Any, **kwargs: Any) -> Any:
+            out = {"Allow": ALLOW, "Cache-Control": "no-store"}
+            cors = cors_headers(request.headers.get("Origin"), cors_origins)
+            if cors:
+                out |= cors | {"Access-Control-Allow-Methods": "GET, OPTIONS",
+                               "Access-Control-Allow-Headers": "Authorization",
+                               "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE)}
+            return self.bytes(b"", status=204, headers=out)
+
+    async def not_allowed(request: aioweb.Request) -> aioweb.Response:
+        """Any method but GET, HEAD and OPTIONS: a JSON 405 naming the allowed ones."""
+        exc = ApiError(405, "method_not_allowed",
+                       f"{request.method[:20]} is not allowed; use GET", {"Allow": ALLOW})
+        return aioweb.json_response(exc.body(), status=405,
+                                    headers=headers_for(request) | exc.headers)
+
+    def page(path: str) -> Callable[[Any], Any]:
+        """``app.page`` with :class:`ApiView` and a JSON 405 for every other method."""
+        def register(fn: Any) -> Any:
+            view = app.page(path, base=ApiView)(fn)
+            app.web.web_app.router.add_route("*", path, not_allowed)
+            return view
+        return register
 
     def known(gate_id: str) -> GateConfig:
         gate = gates.get(gate_id)
@@ -297,7 +478,7 @@ def install(app: Any, *, processor: Processor,
             raise ApiError(404, "unknown_gate", f"no gate {gate_id!r}; see /api/v1/gates")
         return gate
 
-    @app.page("/api/v1/gates")
+    @page("/api/v1/gates")
     async def _gates(web: Any, request: Any) -> Any:
         async def body() -> dict[str, Any]:
             now = wall_ms()
@@ -314,7 +495,7 @@ def install(app: Any, *, processor: Processor,
                     "kafka": kafka}
         return await respond(web, request, body)
 
-    @app.page("/api/v1/gates/{gate_id}")
+    @page("/api/v1/gates/{gate_id}")
     async def _gate(web: Any, request: Any, gate_id: str) -> Any:
         async def body() -> dict[str, Any]:
             gate = known(gate_id)
@@ -324,17 +505,18 @@ def install(app: Any, *, processor: Processor,
                 for peer in await ask_peers(request, f"/api/v1/gates/{gate_id}"):
                     if peer.get("owned"):
                         return peer
-            history = books[gate_id].windows.history
+            # the books are looked up per request: a rebuild replaces them
+            history = processor.ledger.books[gate_id].windows.history
             doc["windows"] = [window_doc(r) for r in list(history)[-12:][::-1]]
             return doc
         return await respond(web, request, body)
 
-    @app.page("/api/v1/gates/{gate_id}/windows")
+    @page("/api/v1/gates/{gate_id}/windows")
     async def _windows(web: Any, request: Any, gate_id: str) -> Any:
         async def body() -> dict[str, Any]:
             known(gate_id)
             frm, to, size = parse_range(request.query, wall_ms())
-            book = books[gate_id]
+            book = processor.ledger.books[gate_id]
             if book.last_event_ms is None:
                 qs = request.query_string
                 for peer in await ask_peers(
@@ -348,7 +530,7 @@ def install(app: Any, *, processor: Processor,
                     "windows": rows}
         return await respond(web, request, body)
 
-    @app.page("/api/v1/alerts")
+    @page("/api/v1/alerts")
     async def _alerts(web: Any, request: Any) -> Any:
         async def body() -> dict[str, Any]:
             out = {a["alert_id"]: a for a in alerts_doc(processor, processor.owned_gates())}

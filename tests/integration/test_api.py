@@ -29,6 +29,17 @@ def get(url: str, token: str | None = None, method: str = "GET") -> tuple[int, d
         return exc.code, orjson.loads(body) if body.startswith(b"{") else {}
 
 
+def call(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of any request; header names use ``_`` for ``-``."""
+    req = urllib.request.Request(url, method=method,
+                                 headers={k.replace("_", "-"): v for k, v in headers.items()})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
 def traffic(t0: int) -> list[tuple[bytes, bytes]]:
     """Gate i gets i + 2 vehicles waiting (dong-dang-rail: 6)."""
     out = []
@@ -70,7 +81,40 @@ def test_api_documents_errors_token_and_openapi(bootstrap, worker_factory, test_
     assert get(f"{w.url}/api/v1/gates/huu-nghi/windows?from=yesterday", token)[0] == 400
     status, wins = get(f"{w.url}/api/v1/gates/huu-nghi/windows?size=5", token)
     assert status == 200 and wins["size"] == 5 and isinstance(wins["windows"], list)
-    assert get(f"{w.url}/api/v1/gates", token, method="POST")[0] == 405  # read-only
+    assert wins["owned"] is True  # the books are read per request, not before the rebuild
+    # an unencoded + before the offset arrives as a space: read as +, there only
+    status, wins = get(f"{w.url}/api/v1/gates/huu-nghi/windows"
+                       "?from=2021-12-20T08:00:00+07:00&to=2021-12-21T08:00:00%2B07:00", token)
+    assert status == 200, wins
+    assert (wins["from"], wins["to"]) == ("2021-12-20T01:00:00.000Z", "2021-12-21T01:00:00.000Z")
+    status, err = get(f"{w.url}/api/v1/gates/huu-nghi/windows?to=", token)  # present, empty
+    assert status == 400 and err["error"]["code"] == "bad_timestamp"
+    assert "2021-12-20T08:00:00%2B07:00" in err["error"]["message"]
+    assert get(f"{w.url}/api/v1/gates/huu-nghi/windows?from=", token)[0] == 400
+    # the scheme is case-insensitive (RFC 7235); a 401 says which scheme it wants
+    for scheme in ("bearer", "BEARER"):
+        assert call(f"{w.url}/api/v1/alerts", Authorization=f"{scheme} {token}")[0] == 200
+    status, hdrs, _ = call(f"{w.url}/api/v1/alerts", Authorization=f"Basic {token}")
+    assert status == 401 and hdrs["WWW-Authenticate"].startswith("Bearer")
+    # read-only: any other method is a JSON 405 naming the allowed ones, token or not
+    for method, path in (("POST", "/api/v1/gates"), ("DELETE", "/api/v1/gates/huu-nghi"),
+                         ("TRACE", "/api/v1/alerts"), ("PUT", "/api/v1/gates/x/windows")):
+        status, hdrs, body = call(w.url + path, method)
+        assert status == 405 and hdrs["Allow"] == "GET, HEAD, OPTIONS", (method, path)
+        assert orjson.loads(body)["error"]["code"] == "method_not_allowed"
+    # a browser's CORS preflight carries no token: 204, CORS headers for a listed origin only
+    for path in ("/api/v1/gates", "/api/v1/gates/huu-nghi/windows", "/api/v1/alerts"):
+        status, hdrs, body = call(w.url + path, "OPTIONS", Origin="https://ops.example.vn",
+                                  Access_Control_Request_Method="GET",
+                                  Access_Control_Request_Headers="authorization")
+        assert (status, body) == (204, b""), path
+        assert hdrs["Access-Control-Allow-Origin"] == "https://ops.example.vn"
+        assert hdrs["Access-Control-Allow-Methods"] == "GET, OPTIONS"
+        assert hdrs["Access-Control-Allow-Headers"] == "Authorization"
+        assert int(hdrs["Access-Control-Max-Age"]) > 0
+    status, hdrs, _ = call(f"{w.url}/api/v1/gates", "OPTIONS", Origin="https://evil.example",
+                           Access_Control_Request_Method="GET")
+    assert status == 204 and not [h for h in hdrs if h.lower().startswith("access-control")]
     assert get(f"{w.url}/api/v1/alerts", token) == (200, {"alerts": []})
     for origin, allowed in (("https://ops.example.vn", "https://ops.example.vn"),
                             ("https://evil.example", None)):
@@ -85,6 +129,14 @@ def test_api_documents_errors_token_and_openapi(bootstrap, worker_factory, test_
     validate(spec)
     assert set(spec["paths"]) == {"/api/v1/gates", "/api/v1/gates/{gate_id}",
                                   "/api/v1/gates/{gate_id}/windows", "/api/v1/alerts"}
+    # every 4xx answered above is documented on its path, with its code
+    windows = spec["paths"]["/api/v1/gates/{gate_id}/windows"]
+    codes = windows["get"]["responses"]["400"]["content"]["application/json"]["schema"][
+        "properties"]["error"]["properties"]["code"]["enum"]
+    assert {"bad_range", "bad_timestamp", "bad_size"} <= set(codes)
+    assert {"401", "404"} <= set(windows["get"]["responses"]) and "options" in windows
+    assert all("405" in item["description"] for item in spec["paths"].values())
+    assert spec["security"] == [{"bearer": []}]  # this worker has a token
 
 
 def test_any_of_two_workers_answers_for_every_gate(bootstrap, worker_factory, test_id):
