@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
 from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
@@ -48,9 +49,10 @@ __all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
 SWEEP_CHUNK = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One input message, normalised at the adapter (timestamp in milliseconds)."""
+class SourceRecord(NamedTuple):
+    """One input message, normalised at the adapter (timestamp in milliseconds). A
+    named tuple: built once per event on the hot path (a third of a frozen dataclass's
+    cost)."""
 
     topic: str
     partition: int

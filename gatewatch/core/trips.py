@@ -93,10 +93,15 @@ def add_event(events: list[VehicleEvent], event: VehicleEvent) -> bool:
     first. ``queued`` reads are kept as chains (:func:`add_read`).
     """
     t, code, _d, _c, event_id = event
-    colliding = [o for o in events
-                 if o[4] == event_id or (o[0] == t and _base(o[1]) == code)]
-    if any(_as_read(o) <= event for o in colliding):
-        return False  # a duplicate, or it loses the collision
+    colliding: list[VehicleEvent] | None = None
+    for o in events:  # the hot path: no function call per stored event
+        if o[4] == event_id or (o[0] == t and (o[1] == code or (
+                o[1] == QUEUED_UNTIL and code == QUEUED))):
+            if _as_read(o) <= event:
+                return False  # a duplicate, or it loses the collision
+            if colliding is None:
+                colliding = []
+            colliding.append(o)
     if colliding:
         for other in colliding:
             events.remove(other)
