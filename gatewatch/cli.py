@@ -16,9 +16,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from gatewatch import __version__
 from gatewatch.errors import ConfigError, GatewatchError
+
+if TYPE_CHECKING:
+    from gatewatch.settings import Settings
 
 __all__ = ["main"]
 
@@ -61,6 +65,17 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_clock(settings: Settings) -> None:
+    """Say so when a simulated clock (a drill or demo) replaces the real one."""
+    if settings.clock_origin_ms is not None:
+        from gatewatch.clock import clock_for
+        from gatewatch.streams.codec import format_ms
+
+        _say(f"gatewatch: SIMULATED CLOCK x{settings.clock_speed:g}, now "
+             f"{format_ms(clock_for(settings)())} "
+             "(GATEWATCH_CLOCK_SPEED: for drills and demos only)")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.web_port is not None:
@@ -69,10 +84,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from gatewatch.agents.app import create_app
+    from gatewatch.clock import clock_for
     from gatewatch.kafka import ensure_topics
 
     partitions = ensure_topics(settings, progress=_say)
-    gw = create_app(settings, gates, partitions=partitions)
+    gw = create_app(settings, gates, partitions=partitions, wall_ms=clock_for(settings))
+    _say_clock(settings)
     _say(f"gatewatch worker: {len(gates.gates)} gates from {gates.source}; "
          f"Kafka {settings.bootstrap}; topic {gw.topics.events} ({partitions} partitions); "
          f"{settings.advertised_url}/metrics (bound to {settings.web_host})")
@@ -114,6 +131,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     import signal as _signal
 
     from gatewatch.alerts.notify import AlertmanagerPusher, WebhookNotifier
+    from gatewatch.clock import clock_for
     from gatewatch.kafka import KafkaConfig, ensure_topics
     from gatewatch.streams.topics import Topics
 
@@ -128,6 +146,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     kafka = KafkaConfig.from_settings(settings)
     ensure_topics(settings, progress=_say, config=kafka)
     topic = Topics(settings.topic_prefix).alerts
+    _say_clock(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -141,7 +160,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         if am:
             tasks.append(AlertmanagerPusher(
                 kafka, topic, am, resend_seconds=args.resend_seconds,
-                wall_ms=lambda: int(time.time() * 1000)).run(stop))
+                wall_ms=clock_for(settings)).run(stop))
         _say(f"gatewatch notify: {topic} -> " + ", ".join(
             [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))
         await asyncio.gather(*tasks)
