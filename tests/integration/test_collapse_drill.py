@@ -321,8 +321,8 @@ class Drill:
         self.skipped: list[str] = []
         self.sent_kinds: dict[str, int] = defaultdict(int)
         self.redelivered = 0
-        #: real seconds each checkpoint held the feed
-        self.pauses: list[float] = []
+        #: real seconds each checkpoint held the feed, and which
+        self.pauses: list[tuple[float, str]] = []
 
     def fail(self, text: str) -> None:
         print(f"  FAIL {text}", flush=True)
@@ -367,7 +367,7 @@ class Drill:
         assert self.worker is not None
         got = api_waiting(self.worker)
         want = expected_api(self.sc, cut, self.now())
-        self.pauses.append(time.monotonic() - paused)
+        self.pauses.append((time.monotonic() - paused, where))
         seen = {g: (got or {}).get(g, "?") for g in want}
         ok = got is not None and seen == want
         self.checkpoints.append((where, seen, want, ok))
@@ -643,6 +643,7 @@ def judge(drill: Drill, sizes: StateSizes, hook: WebhookReceiver, wall: float) -
                    f"{drill.restart['ready_real'] - drill.restart['killed_real']:.1f} s later "
                    f"({day(int(drill.restart['ready_sim']))})")
     stopped = drill.rereads_stopped_at
+    longest = max(drill.pauses, default=(0.0, "-"))
     report_figure(
         f"30-day drill (x{SPEED:,}, {wall:.0f} s): {sum(kinds.values()):,} events "
         f"({kinds['reread']:,} re-reads"
@@ -651,8 +652,8 @@ def judge(drill: Drill, sizes: StateSizes, hook: WebhookReceiver, wall: float) -
         f"{sum(1 for t in drill.sc.trips if not t.queued_valid)} stamped +7 h)"
         f"; checkpoints exact {exact}/{len(drill.checkpoints)}"
         + (f" ({len(drill.skipped)} skipped while restarting)" if drill.skipped else "")
-        + f"; max checkpoint pause {max(drill.pauses, default=0):.2f} s = "
-        f"{max(drill.pauses, default=0) * SPEED / 3600:.1f} simulated h"
+        + f"; longest checkpoint pause {longest[0]:.2f} s = "
+        f"{longest[0] * SPEED / 3600:.1f} simulated h ({longest[1]})"
         + f"; max changelog value {sizes.largest:,} B over {sizes.records:,} records"
         f"; alerts fired {fired}, resolved {resolved} ({len(docs)} records)"
         f"; webhook: {len(hook.bodies)} delivered, {len(parked)} parked, "
