@@ -22,6 +22,7 @@ from gatewatch import __version__
 from gatewatch.errors import ConfigError, GatewatchError
 
 if TYPE_CHECKING:
+    from gatewatch.settings import Settings
     from gatewatch.tools.replay import ReplayReport
 
 __all__ = ["main"]
@@ -65,6 +66,17 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_clock(settings: Settings) -> None:
+    """Say so when a simulated clock (a drill or demo) replaces the real one."""
+    if settings.clock_origin_ms is not None:
+        from gatewatch.clock import clock_for
+        from gatewatch.streams.codec import format_ms
+
+        _say(f"gatewatch: SIMULATED CLOCK x{settings.clock_speed:g}, now "
+             f"{format_ms(clock_for(settings)())} "
+             "(GATEWATCH_CLOCK_SPEED: for drills and demos only)")
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.web_port is not None:
@@ -73,10 +85,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import faust
 
     from gatewatch.agents.app import create_app
+    from gatewatch.clock import clock_for
     from gatewatch.kafka import ensure_topics
 
     partitions = ensure_topics(settings, progress=_say)
-    gw = create_app(settings, gates, partitions=partitions)
+    gw = create_app(settings, gates, partitions=partitions, wall_ms=clock_for(settings))
+    _say_clock(settings)
     _say(f"gatewatch worker: {len(gates.gates)} gates from {gates.source}; "
          f"Kafka {settings.bootstrap}; topic {gw.topics.events} ({partitions} partitions); "
          f"{settings.advertised_url}/metrics (bound to {settings.web_host})")
@@ -119,6 +133,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     from gatewatch.alerts.notify import AlertmanagerPusher, WebhookNotifier
     from gatewatch.alerts.retry import RetryPolicy
+    from gatewatch.clock import clock_for
     from gatewatch.kafka import KafkaConfig, ensure_topics
     from gatewatch.streams.topics import Topics
 
@@ -135,6 +150,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     topics = Topics(settings.topic_prefix)
     topic = topics.alerts
     policy = RetryPolicy(rejected_attempts=args.rejected_attempts)
+    topic = Topics(settings.topic_prefix).alerts
+    _say_clock(settings)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -149,7 +166,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
         if am:
             tasks.append(AlertmanagerPusher(
                 kafka, topic, am, resend_seconds=args.resend_seconds,
-                wall_ms=lambda: int(time.time() * 1000), policy=policy,
+                wall_ms=clock_for(settings), policy=policy,
                 parking_topic=topics.alerts_undelivered).run(stop))
         _say(f"gatewatch notify: {topic} -> " + ", ".join(
             [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))

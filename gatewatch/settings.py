@@ -100,6 +100,27 @@ _URLS = Parser("URLs, comma-separated", _comma_list)
 _TOKEN = Parser("a token", str.strip)
 
 
+def _instant(raw: str) -> int | None:
+    """An RFC 3339 time with offset as epoch milliseconds; empty means none."""
+    if not raw.strip():
+        return None
+    from gatewatch.streams.codec import parse_timestamp_ms
+
+    ms = parse_timestamp_ms(raw.strip())
+    if ms is None:
+        raise ValueError(f"{raw.strip()[:40]!r} is not an RFC 3339 time with an offset")
+    return ms
+
+
+def _optional_ms(raw: str) -> int | None:
+    if not raw.strip():
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError(f"{raw.strip()[:40]!r} is not a whole number of milliseconds") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One row of the settings table."""
@@ -237,6 +258,20 @@ SETTINGS: tuple[Setting, ...] = (
             "`--alertmanager-url`)"),
     Setting("GATEWATCH_GRAFANA_TOKEN", "grafana_token", "", _TOKEN,
             "`gatewatch dashboards push`: Grafana API token (or `--token`)", secret=True),
+    Setting("GATEWATCH_CLOCK_SPEED", "clock_speed", "1",
+            _number(float, lambda v: 0 < v <= 1e7, "a number in (0, 10000000]"),
+            "for drills and demos only: simulated seconds per real second of the clock of "
+            "`gatewatch worker` and `gatewatch notify` (`1` with no origin: the real clock); "
+            "with `GATEWATCH_CLOCK_ORIGIN` and `GATEWATCH_CLOCK_ANCHOR_MS`, all or none, "
+            "simulated now = origin + (real now − anchor) × speed"),
+    Setting("GATEWATCH_CLOCK_ORIGIN", "clock_origin_ms", "",
+            Parser("an RFC 3339 time with an offset, or empty", _instant),
+            "for drills and demos only: the simulated time at the anchor"),
+    Setting("GATEWATCH_CLOCK_ANCHOR_MS", "clock_anchor_ms", "",
+            Parser("Unix milliseconds, or empty", _optional_ms),
+            "for drills and demos only: the real Unix time (ms) at which the simulated "
+            "clock reads `GATEWATCH_CLOCK_ORIGIN` (processes given the same three values "
+            "share one timeline)"),
 )
 
 _BY_FIELD: dict[str, Setting] = {s.field: s for s in SETTINGS}
@@ -307,6 +342,9 @@ class Settings:
     webhook_urls: tuple[str, ...] = _field("webhook_urls")
     alertmanager_url: str = _field("alertmanager_url")
     grafana_token: str = _field("grafana_token")
+    clock_speed: float = _field("clock_speed")
+    clock_origin_ms: int | None = _field("clock_origin_ms")
+    clock_anchor_ms: int | None = _field("clock_anchor_ms")
 
     def __post_init__(self) -> None:
         if not self.advertised_host:
@@ -324,6 +362,7 @@ class Settings:
             raise ConfigError(_ENV, "GATEWATCH_KAFKA_SASL_MECHANISM",
                               f"{values['sasl_mechanism']!r} must be PLAIN, SCRAM-SHA-256 or "
                               f"SCRAM-SHA-512 with {protocol}")
+        _check_clock(values)
         password_file: Path | None = values["sasl_password_file"]
         if password_file is not None:
             try:
@@ -352,6 +391,19 @@ class Settings:
     def topic(self, name: str) -> str:
         """Full topic name for a logical name such as ``gate.events``."""
         return f"{self.topic_prefix}{name}"
+
+
+def _check_clock(values: Mapping[str, Any]) -> None:
+    """The simulated clock's three settings come all together or not at all."""
+    given = {"GATEWATCH_CLOCK_ORIGIN": values["clock_origin_ms"] is not None,
+             "GATEWATCH_CLOCK_ANCHOR_MS": values["clock_anchor_ms"] is not None}
+    if values["clock_speed"] != 1 or any(given.values()):
+        missing = [name for name, ok in given.items() if not ok]
+        if missing:
+            raise ConfigError(_ENV, missing[0],
+                              "a simulated clock needs GATEWATCH_CLOCK_SPEED, "
+                              "GATEWATCH_CLOCK_ORIGIN and GATEWATCH_CLOCK_ANCHOR_MS together "
+                              "(all or none)")
 
 
 def markdown_table() -> str:

@@ -9,7 +9,8 @@ helpers that skip a test.
   :func:`stop_process`, :func:`tail`, :class:`WorkerProc` (a ``gatewatch worker``),
   :class:`Service` (any other binary), :func:`binary`, :func:`wait_http_ready`,
   :func:`start_prometheus`, :func:`chromium`
-- Kafka: :func:`produce`, :func:`read_all`, :func:`read_topic`, :func:`committed_offsets`,
+- Kafka: :func:`produce`, :class:`Producer` (kept open), :class:`TopicTail` (follows a
+  topic), :func:`read_all`, :func:`read_topic`, :func:`committed_offsets`,
   :func:`committed_total`
 - HTTP: :class:`WebhookReceiver`
 - data: :data:`T0`, :data:`MIN`, :data:`GATES_YAML`, :func:`gates`, :func:`ledger`,
@@ -47,7 +48,8 @@ from gatewatch.tools.broker import free_port
 
 __all__ = [
     "BIN", "CHROMIUM_ARGS", "FIGURES", "GATES_YAML", "MIN", "OUTPUT", "ROOT", "T0",
-    "PollTimeout", "Service", "WebhookReceiver", "WorkerProc", "binary", "chromium",
+    "PollTimeout", "Producer", "Service", "TopicTail", "WebhookReceiver", "WorkerProc",
+    "binary", "chromium",
     "committed_offsets", "committed_total", "ev", "event_json", "free_port", "gates",
     "gates_yaml",
     "ledger", "message", "poll", "processor", "produce", "read_all", "read_topic", "report_figure",
@@ -301,6 +303,112 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes
     _run(run)
 
 
+class Producer:
+    """A producer kept open across calls, on its own thread and event loop (for tests that
+    send many small batches: :func:`produce` connects anew each time).
+    :meth:`send` returns once every message is acknowledged; :attr:`sent` counts them."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.sent = 0
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                       name=f"producer-{topic}")
+        self.producer: Any = None
+
+    def _call(self, coro: Any, timeout: float = 60) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def __enter__(self) -> Producer:
+        from aiokafka import AIOKafkaProducer
+
+        self.thread.start()
+
+        async def start() -> Any:
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5)
+            await producer.start()
+            return producer
+        self.producer = self._call(start())
+        return self
+
+    def send(self, messages: list[tuple[bytes | None, bytes]]) -> None:
+        """Send (key, value) pairs in order; return when all are acknowledged."""
+        if not messages:
+            return
+
+        async def run() -> None:
+            futures = [await self.producer.send(self.topic, value, key=key)
+                       for key, value in messages]
+            await asyncio.gather(*futures)
+        self._call(run())
+        self.sent += len(messages)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self.producer is not None:
+                self._call(self.producer.stop(), timeout=20)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
+
+class TopicTail:
+    """Follows ``topic`` from its beginning on a background thread (its own event loop and
+    a group-less aiokafka consumer), handing each record to ``on_record`` on that thread.
+    ``behind`` is how many records it has still to read by the fetch high watermark
+    (None before every partition was fetched once); ``error`` what stopped it, if
+    anything."""
+
+    def __init__(self, bootstrap: str, topic: str, on_record: Callable[[Any], None]) -> None:
+        self.bootstrap, self.topic, self.on_record = bootstrap, topic, on_record
+        self.behind: int | None = None
+        self.records = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"tail-{topic}")
+
+    def __enter__(self) -> TopicTail:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._follow())
+        except BaseException as exc:  # noqa: BLE001 - reported through .error
+            self.error = exc
+
+    async def _follow(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap,
+                                    group_id=None, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, fetch_max_wait_ms=100)
+        await consumer.start()
+        try:
+            while not self._stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for rec in records:
+                        self.on_record(rec)
+                        self.records += 1
+                assigned = consumer.assignment()
+                behind: int | None = 0 if assigned else None
+                for tp in assigned:
+                    hw = consumer.highwater(tp)
+                    if hw is None or behind is None:
+                        behind = None
+                        continue
+                    behind += max(0, hw - await consumer.position(tp))
+                self.behind = behind
+        finally:
+            await consumer.stop()
+
+
 def read_all(bootstrap: str, topic: str, expect: int, timeout: float = 20) -> list[Any]:
     """Read a topic from the beginning until ``expect`` records or the deadline."""
     from aiokafka import AIOKafkaConsumer
@@ -365,34 +473,46 @@ def committed_total(bootstrap: str, group: str, topic: str) -> int:
 class WebhookReceiver:
     """A real webhook receiver (stdlib server on a loopback port) collecting the JSON
     bodies POSTed to it; ``fail_first`` answers 503 that many times first. ``answer``,
-    if given, decides every answer from the JSON body: a status, or (status, headers);
-    ``bodies`` holds the bodies answered 2xx, ``requests`` every POST as
-    (monotonic time, body, status)."""
+    if given, decides every other answer from the JSON body: a status, or (status,
+    headers); otherwise ``status`` is answered (200; a test may set e.g. 400 for a while).
+    ``bodies`` holds the bodies answered 2xx, ``requests`` every POST as (monotonic time,
+    body, status), and ``log`` every POST as (Unix time, status, body)."""
 
     def __init__(self, port: int = 0, fail_first: int = 0,
                  answer: Callable[[Any], int | tuple[int, dict[str, str]]] | None = None
                  ) -> None:
         self.bodies: list[Any] = []
         self.requests: list[tuple[float, Any, int]] = []
+        self.log: list[tuple[float, int, Any]] = []
         self.fail_first = fail_first
         self.answer = answer
+        self.status = 200
         self.attempts = 0
+        lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 length = int(self.headers.get("Content-Length", 0))
-                body = orjson.loads(self.rfile.read(length))
-                outer.attempts += 1
-                status, headers = 200, {}
-                if outer.attempts <= outer.fail_first:
-                    status = 503
-                elif outer.answer is not None:
-                    got = outer.answer(body)
-                    status, headers = got if isinstance(got, tuple) else (got, {})
-                outer.requests.append((time.monotonic(), body, status))
-                if 200 <= status < 300:
-                    outer.bodies.append(body)
+                body = self.rfile.read(length)
+                headers: dict[str, str] = {}
+                with lock:
+                    outer.attempts += 1
+                    try:
+                        doc = orjson.loads(body)
+                    except orjson.JSONDecodeError:
+                        doc = body
+                    if outer.attempts <= outer.fail_first:
+                        status = 503
+                    elif outer.answer is not None:
+                        got = outer.answer(doc)
+                        status, headers = got if isinstance(got, tuple) else (got, {})
+                    else:
+                        status = outer.status
+                    outer.requests.append((time.monotonic(), doc, status))
+                    outer.log.append((time.time(), status, doc))
+                    if 200 <= status < 300:
+                        outer.bodies.append(doc)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
