@@ -27,6 +27,7 @@ from typing import Literal
 
 from gatewatch.core.ledger import GateBook
 from gatewatch.gates import GateConfig
+from gatewatch.streams.records import DirectionTotals
 from gatewatch.streams.vocabulary import PERISHABLE
 
 __all__ = ["Counts", "GateSignals", "Trend", "estimate_wait_seconds", "gate_signals",
@@ -52,7 +53,7 @@ def seconds_until_full(backlog: int, capacity: int, net_inflow_per_hour: int) ->
 
 
 @dataclass(frozen=True, slots=True)
-class Counts:
+class Counts(DirectionTotals):
     """Queue transitions by kind and direction (a window bucket's layout, by name)."""
 
     arrivals_export: int = 0
@@ -70,18 +71,6 @@ class Counts:
     def get(self, kind: int, direction: int) -> int:
         """Count of transition ``kind`` (0 arrivals, 1 crossings, 2 withdrawals)."""
         return int(getattr(self, _FIELDS[kind * 2 + direction]))
-
-    @property
-    def arrivals(self) -> int:
-        return self.arrivals_export + self.arrivals_import
-
-    @property
-    def crossings(self) -> int:
-        return self.crossings_export + self.crossings_import
-
-    @property
-    def withdrawals(self) -> int:
-        return self.withdrawals_export + self.withdrawals_import
 
     @property
     def net_inflow(self) -> int:

@@ -12,7 +12,7 @@ from typing import Final
 from gatewatch.streams.vocabulary import CARGOS, DIRECTIONS, EVENT_TYPES
 
 __all__ = ["CARGOS", "DIRECTIONS", "EVENT_TYPES", "REJECT_REASONS", "CrossingEvent",
-           "Rejection", "WindowRecord"]
+           "DirectionTotals", "Rejection", "WindowRecord"]
 
 
 #: Every reason a message can be dead-lettered for (the ``reason`` label of
@@ -67,8 +67,33 @@ class Rejection:
     gate_id: str | None = None
 
 
+class DirectionTotals:
+    """Both directions summed, for records counting transitions per direction (a mixin:
+    the class using it has the six ``*_export``/``*_import`` fields)."""
+
+    __slots__ = ()
+    arrivals_export: int
+    arrivals_import: int
+    crossings_export: int
+    crossings_import: int
+    withdrawals_export: int
+    withdrawals_import: int
+
+    @property
+    def arrivals(self) -> int:
+        return self.arrivals_export + self.arrivals_import
+
+    @property
+    def crossings(self) -> int:
+        return self.crossings_export + self.crossings_import
+
+    @property
+    def withdrawals(self) -> int:
+        return self.withdrawals_export + self.withdrawals_import
+
+
 @dataclass(frozen=True, slots=True)
-class WindowRecord:
+class WindowRecord(DirectionTotals):
     """Counts of one closed tumbling window for one gate (published on ``gate.windows``).
 
     Counts are of queue *transitions* (a duplicate event is not an arrival), split by
@@ -96,14 +121,3 @@ class WindowRecord:
     closed_by: str
     republished: bool = False
 
-    @property
-    def arrivals(self) -> int:
-        return self.arrivals_export + self.arrivals_import
-
-    @property
-    def crossings(self) -> int:
-        return self.crossings_export + self.crossings_import
-
-    @property
-    def withdrawals(self) -> int:
-        return self.withdrawals_export + self.withdrawals_import
