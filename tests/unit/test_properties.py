@@ -2,7 +2,7 @@
 counts equal a straightforward reference model computed from the true trips.
 
 A vehicle's trips are more than an hour apart (``REREAD_GAP_MS``: re-reads closer than
-that are one chain, see ``gatewatch.core.trips.compact``); within a trip a camera may
+that are one chain, see ``gatewatch.core.trips.add_read``); within a trip a camera may
 read the waiting vehicle many times."""
 
 from bisect import bisect_left
