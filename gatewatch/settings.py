@@ -431,7 +431,8 @@ def with_table(markdown: str) -> str:
 
 def _main(argv: list[str]) -> int:
     """``python -m gatewatch.settings``: print the reference table;
-    ``python -m gatewatch.settings README.md``: rewrite the table between its markers."""
+    ``python -m gatewatch.settings docs/configuration.md``: rewrite the table
+    between its markers."""
     if not argv:
         print(markdown_table(), end="")
         return 0

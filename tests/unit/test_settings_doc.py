@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"GATEWATCH_[A-Z0-9_]*[A-Z0-9]")
 
 
-def test_readme_holds_exactly_the_generated_table():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_configuration_doc_holds_exactly_the_generated_table():
+    readme = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert readme.count(TABLE_BEGIN) == 1 and readme.count(TABLE_END) == 1
     between = readme.split(TABLE_BEGIN)[1].split(TABLE_END)[0]
     assert between.strip("\n") == markdown_table().strip("\n"), \
-        "regenerate it: python -m gatewatch.settings README.md"
+        "regenerate it: python -m gatewatch.settings docs/configuration.md"
     assert with_table(readme) == readme
 
 
