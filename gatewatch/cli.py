@@ -228,6 +228,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         _replay_report(path, report, args)
     if args.dry_run or not good:
         return 0 if not report.errors else 3
+    if args.to_history:  # offline, in event time, no Kafka (gatewatch.history.offline)
+        from gatewatch.history.offline import import_events
+        from gatewatch.streams.codec import format_ms
+
+        store = _history_store(settings)
+        done = import_events(store, good, gates, settings, updated_ms=int(time.time() * 1000),
+                             progress=_say)
+        _say(f"replay: {done.events} events from {format_ms(done.first_ms or 0)} to "
+             f"{format_ms(done.last_ms or 0)} -> {done.windows} windows, {done.alerts} alert "
+             f"records upserted into {store.describe()}")
+        return 0 if not report.errors else 3
     kafka = KafkaConfig.from_settings(settings)
     ensure_topics(settings, progress=_say, config=kafka)
     topic = Topics(settings.topic_prefix).events
@@ -287,6 +298,74 @@ def _replay_report(path: Path, report: ReplayReport, args: argparse.Namespace) -
     _say(f"{path}: {report.summary()}")
 
 
+def _history_store(settings: Settings):  # type: ignore[no-untyped-def]
+    """The history store of GATEWATCH_HISTORY_URL, migrated to the latest schema; a
+    ConfigError (exit 2) naming the variable when it cannot be opened."""
+    from gatewatch.history.store import URL_VARIABLE, HistoryStore
+
+    store = HistoryStore(settings.history_url)
+    try:
+        revision = store.migrate()
+    except GatewatchError as exc:
+        raise ConfigError("environment", URL_VARIABLE, str(exc)) from None
+    _say(f"gatewatch history: store {store.describe()} (schema {revision})")
+    return store
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``gatewatch history``: gate.windows + gate.alerts → the history store
+    (:mod:`gatewatch.history.ingest`); ``gatewatch history migrate``: the schema only."""
+    import logging
+    import signal as _signal
+
+    from prometheus_client import CollectorRegistry
+
+    from gatewatch.history.ingest import HistoryMetrics, HistoryWriter, serve_metrics
+    from gatewatch.kafka import KafkaConfig, ensure_topics
+    from gatewatch.streams.topics import Topics
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
+    settings, _gates = _load()
+    store = _history_store(settings)
+    if args.action == "migrate":
+        return 0
+    kafka = KafkaConfig.from_settings(settings)
+    ensure_topics(settings, progress=_say, config=kafka)
+    topics = Topics(settings.topic_prefix)
+    group = f"{settings.app_id}-history"
+    registry = CollectorRegistry()
+    writer = HistoryWriter(kafka, topics, group, store, HistoryMetrics(registry),
+                           batch_records=args.batch, progress=_say)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (_signal.SIGINT, _signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runner = None
+        if args.metrics_port:
+            try:
+                runner = await serve_metrics(registry, "127.0.0.1", args.metrics_port)
+            except OSError as exc:
+                raise ConfigError("command line", "--metrics-port",
+                                  f"cannot listen on 127.0.0.1:{args.metrics_port}: "
+                                  f"{exc.strerror or exc}") from None
+        _say(f"gatewatch history: {topics.windows}, {topics.alerts} (group {group}, from the "
+             f"start) -> {store.describe()}" + (
+                 f"; metrics http://127.0.0.1:{args.metrics_port}/metrics"
+                 if args.metrics_port else ""))
+        try:
+            await writer.run(stop)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            store.close()
+        _say("gatewatch history: stopped")
+
+    asyncio.run(main())
+    return 0
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     from gatewatch.tools.scenarios import available, load_scenario, run_offline
 
@@ -338,8 +417,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     host, _, port = settings.bootstrap.rpartition(":")
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    logs = {name: log_dir / f"{name}.log" for name in ("worker", "simulator", "broker")
-            if name == "broker" or not args.verbose}  # --verbose: worker, simulator on stdout
+    logs = {name: log_dir / f"{name}.log" for name in ("worker", "simulator", "history",
+                                                        "broker")
+            if name == "broker" or not args.verbose}  # --verbose: the others on stdout
+    from gatewatch.history.store import HistoryStore
+
+    history_at = HistoryStore(settings.history_url).describe()  # a bad URL stops here
     for path in logs.values():
         path.write_bytes(b"")  # one run per file: start empty
     broker = EmbeddedBroker(port=args.broker_port or int(port), host="127.0.0.1",
@@ -404,13 +487,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     say(f"gatewatch run: starting the embedded broker on {broker.bootstrap} ...")
     broker.start()
     try:
-        for name in ("worker", "simulator"):
+        for name in ("worker", "simulator", "history"):
             if args.verbose:
                 out: int | None = None  # inherit: the terminal, as before
             else:
                 files.append(open(logs[name], "ab"))  # noqa: SIM115 - closed below
                 out = files[-1].fileno()
             cmd = [*exe, "worker"]
+            if name == "history":
+                cmd = [*exe, "history", "--metrics-port", str(args.web_port + 1)]
             if name == "simulator":
                 cmd = [*exe, "simulate", "--rate", str(args.rate), "--speed", str(args.speed)]
                 if args.scenario:
@@ -427,9 +512,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  metrics   {base}/metrics   (Prometheus text, e.g. gate_vehicles_waiting)",
             f"  health    {base}/healthz   ready: {base}/readyz",
             f"  kafka     {broker.bootstrap}   topic {settings.topic('gate.events')}",
+            f"  history   {history_at}   (gatewatch history; its metrics "
+            f"http://127.0.0.1:{args.web_port + 1}/metrics)",
             *(f"  {'logs' if i == 0 else '':8}  {name:9} {shown(path)}"
               for i, (name, path) in enumerate(logs.items())),
-            "Ctrl-C stops all three." + ("" if args.verbose else
+            "Ctrl-C stops them all." + ("" if args.verbose else
                                          "  --verbose shows the logs here instead."),
             "",
         ]))
@@ -490,7 +577,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for f in files:
             f.close()
         drawn["lines"] = 0  # keep the last view on the screen
-        say("gatewatch run: stopped broker, worker and simulator")
+        say("gatewatch run: stopped broker, worker, simulator and history")
     return 1 if stopping["failed"] else 0
 
 
@@ -571,9 +658,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=0.0,
                    help="replay at N x the original pace (default 0: as fast as possible)")
     p.add_argument("--dry-run", action="store_true", help="validate and report only")
+    p.add_argument("--to-history", action="store_true",
+                   help="instead of Kafka: run the events through the pipeline offline, in "
+                        "event time, and store the windows in the history store "
+                        "(GATEWATCH_HISTORY_URL)")
     p.add_argument("--report", default="", help="write rejected rows (JSON Lines) here")
     p.add_argument("--show", type=int, default=20, help="print at most N rejected rows")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("history", help="store gate.windows and gate.alerts in the history "
+                       "store (GATEWATCH_HISTORY_URL), backfilling from the topics' start")
+    p.add_argument("action", nargs="?", choices=["run", "migrate"], default="run",
+                   help="run (default): consume and store; migrate: bring the schema to "
+                        "the latest revision and exit")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve /metrics (lag, rows written) on 127.0.0.1:PORT")
+    p.add_argument("--batch", type=_positive_int, default=2000,
+                   help="records per write (default 2000)")
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("scenario", help="run a scenario and check its outcome, or play it live")
     p.add_argument("name", help="a bundled scenario, a YAML file, or `list`")

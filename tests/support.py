@@ -49,7 +49,8 @@ from gatewatch.tools.broker import free_port
 
 __all__ = [
     "BIN", "CHROMIUM_ARGS", "FIGURES", "GATES_YAML", "MIN", "OUTPUT", "ROOT", "T0",
-    "PollTimeout", "PostgresServer", "Producer", "Service", "TopicTail", "WebhookReceiver", "WorkerProc",
+    "PollTimeout", "PostgresServer", "Producer", "Service", "TopicTail", "WebhookReceiver",
+    "WorkerProc",
     "binary", "chromium",
     "committed_offsets", "committed_total", "ev", "event_json", "free_port", "gates",
     "gates_yaml",

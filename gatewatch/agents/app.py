@@ -32,6 +32,7 @@ from gatewatch.agents.health import BrokerWatch, quiet_repeats
 from gatewatch.agents.worker import Worker, wall_ms
 from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet
+from gatewatch.history.store import HistoryStore
 from gatewatch.kafka import KafkaConfig, ensure_topics
 from gatewatch.settings import Settings
 from gatewatch.streams.topics import Topics, changelog_configs, leader_configs
@@ -140,6 +141,8 @@ def create_app(settings: Settings, gates: GateSet, *,
     api.install(app, processor=worker.processor, wall_ms=wall_ms, token=settings.api_token,
                 cors_origins=settings.api_cors_origins, state_table=STATE_TABLE,
                 version=__version__,
+                history=HistoryStore(settings.history_url, readonly=True),
+                utc_offset_minutes=settings.history_utc_offset_minutes,
                 kafka_status=lambda: {"reachable": worker.broker is None or worker.broker.up,
                                       "unreachable_seconds": round(
                                           worker.broker.down_seconds(), 1)

@@ -1,7 +1,9 @@
 """The versioned JSON API (read-only) on the worker's web server.
 
 ``GET /api/v1/gates``, ``/api/v1/gates/{gate_id}``, ``/api/v1/gates/{gate_id}/windows``,
-``/api/v1/alerts`` and ``/openapi.json``. Pure builders turn the ledger and the alert
+``/api/v1/alerts`` and ``/openapi.json``; from the history store (``GATEWATCH_HISTORY_URL``,
+opened read-only): ``/api/v1/gates/{gate_id}/history`` (JSON or CSV) and
+``/api/v1/gates/{gate_id}/patterns``. Pure builders turn the ledger and the alert
 evaluator into documents; :func:`install` adds the views to a Faust app.
 
 Scale-out: a worker holds state only for the gates on its partitions. For any other
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -26,13 +29,21 @@ from faust.web import View
 from gatewatch.core.congestion import LEVELS, GateAlerts
 from gatewatch.core.processor import Processor
 from gatewatch.core.signals import GateSignals
+from gatewatch.errors import HistoryError
 from gatewatch.gates import GateConfig, GateSet
+from gatewatch.history.aggregate import STEPS, HourPattern, SeriesPoint, Stat
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 from gatewatch.streams.records import WindowRecord
 
-__all__ = ["ALLOW", "MAX_PAGE", "PREFLIGHT_MAX_AGE", "ApiError", "authorized", "cors_headers",
-           "gate_doc", "install", "is_self", "openapi", "parse_range", "peer_urls",
-           "window_doc"]
+if TYPE_CHECKING:
+    from gatewatch.history.store import HistoryStore
+
+__all__ = ["ALLOW", "CSV_COLUMNS", "MAX_PAGE", "PREFLIGHT_MAX_AGE", "ApiError", "authorized",
+           "cors_headers", "gate_doc", "history_csv", "history_query", "install", "is_self",
+           "openapi", "parse_range", "pattern_doc", "patterns_query", "peer_urls",
+           "point_doc", "window_doc"]
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
 FORWARDED = "X-Gatewatch-Forwarded"
@@ -150,6 +161,108 @@ def parse_range(query: Any, now_ms: int) -> tuple[int, int, int]:
     if not 1 <= size <= MAX_PAGE:
         raise ApiError(400, "bad_size", f"size must be between 1 and {MAX_PAGE}")
     return frm, to, size
+
+
+# -- history (the history store) ------------------------------------------------------------
+
+#: the default span of ``/history`` per step (``from`` left out), and the most steps it gives
+HISTORY_SPAN_MS = {"5m": DAY_MS, "1h": 7 * DAY_MS, "1d": 90 * DAY_MS}
+MAX_POINTS = 5000
+MAX_WEEKS = 52
+#: the CSV's header row (one line per step, oldest first)
+CSV_COLUMNS = ("start", "end", "windows", "arrivals_export", "arrivals_import", "arrivals",
+               "crossings_export", "crossings_import", "crossings", "withdrawals_export",
+               "withdrawals_import", "withdrawals", "waits_count", "wait_mean_seconds",
+               "wait_max_seconds", "backlog_end", "backlog_max")
+
+
+def history_query(query: Any, now_ms: int, accept: str | None) -> tuple[int, int, str, bool]:
+    """(from, to, step, as CSV) of a ``/history`` request; ApiError (400) on bad input.
+    ``format=csv|json`` wins over ``Accept: text/csv``."""
+    step = query.get("step", "1h")
+    if step not in STEPS:
+        raise ApiError(400, "bad_step", f"step must be one of {', '.join(STEPS)}")
+    fmt = query.get("format")
+    if fmt not in (None, "json", "csv"):
+        raise ApiError(400, "bad_format", "format must be json or csv")
+    as_csv = fmt == "csv" or (fmt is None and "text/csv" in (accept or "").lower())
+    frm, to, _ = parse_range({k: query[k] for k in ("from", "to") if k in query}, now_ms)
+    if "from" not in query:
+        frm = max(MIN_MS, to - HISTORY_SPAN_MS[step])
+    if (to - frm) // STEPS[step] > MAX_POINTS:
+        raise ApiError(400, "bad_range", f"from..to spans more than {MAX_POINTS} steps of "
+                       f"{step}; use a larger step or a shorter range")
+    return frm, to, step, as_csv
+
+
+def patterns_query(query: Any) -> int:
+    """``weeks`` of a ``/patterns`` request (default 4); ApiError (400) on bad input."""
+    raw = query.get("weeks", "4")
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_WEEKS:
+        raise ApiError(400, "bad_weeks", f"weeks must be an integer from 1 to {MAX_WEEKS}")
+    return int(raw)
+
+
+def _mean(total: float, n: int) -> float | None:
+    return round(total / n, 3) if n else None
+
+
+def point_doc(p: SeriesPoint) -> dict[str, Any]:
+    return {"start": format_ms(p.start_ms), "end": format_ms(p.end_ms), "windows": p.windows,
+            "arrivals": {"export": p.arrivals_export, "import": p.arrivals_import,
+                         "total": p.arrivals},
+            "crossings": {"export": p.crossings_export, "import": p.crossings_import,
+                          "total": p.crossings},
+            "withdrawals": {"export": p.withdrawals_export, "import": p.withdrawals_import,
+                            "total": p.withdrawals},
+            "waits": {"count": p.waits_count,
+                      "mean_seconds": _mean(p.waits_sum_seconds, p.waits_count),
+                      "max_seconds": p.waits_max_seconds},
+            "backlog": {"end": p.backlog_end, "max": p.backlog_max}}
+
+
+def history_csv(points: Iterable[SeriesPoint]) -> bytes:
+    """The steps as CSV (header row :data:`CSV_COLUMNS`; empty cells for no value)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for p in points:
+        mean = _mean(p.waits_sum_seconds, p.waits_count)
+        w.writerow([format_ms(p.start_ms), format_ms(p.end_ms), p.windows,
+                    p.arrivals_export, p.arrivals_import, p.arrivals,
+                    p.crossings_export, p.crossings_import, p.crossings,
+                    p.withdrawals_export, p.withdrawals_import, p.withdrawals,
+                    p.waits_count, "" if mean is None else mean, p.waits_max_seconds,
+                    "" if p.backlog_end is None else p.backlog_end,
+                    "" if p.backlog_max is None else p.backlog_max])
+    return out.getvalue().encode()
+
+
+def _stat(s: Stat) -> dict[str, Any]:
+    return {"samples": s.samples,
+            "mean": None if s.mean is None else round(s.mean, 3),
+            "p90": None if s.p90 is None else round(s.p90, 3)}
+
+
+def pattern_doc(p: HourPattern) -> dict[str, Any]:
+    return {"hour_of_week": p.hour_of_week, "weekday": p.weekday, "hour": p.hour,
+            "arrivals": _stat(p.arrivals), "crossings": _stat(p.crossings),
+            "backlog": _stat(p.backlog), "wait_seconds": _stat(p.wait_seconds)}
+
+
+def _offset_text(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+class Csv:
+    """A CSV answer (instead of a JSON document) from a page function."""
+
+    def __init__(self, body: bytes, filename: str) -> None:
+        self.body, self.filename = body, filename
 
 
 def authorized(header: str | None, token: str) -> bool:
@@ -358,6 +471,8 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
                         "windows": {"type": "array",
                                     "items": {"$ref": "#/components/schemas/Window"}}}}),
                         "400": bad_request, "401": unauthorized, "404": not_found}}},
+            **_history_paths(also, gate_id, preflight, err, oversized, unauthorized,
+                             not_found),
             "/api/v1/alerts": {"description": also, "options": preflight, "get": {
                 "summary": "Active alerts", "responses": {
                     "200": ok({"type": "object", "properties": {"alerts": {
@@ -382,12 +497,109 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
     return doc
 
 
+def _history_paths(also: str, gate_id: dict[str, Any], preflight: dict[str, Any],
+                   err: Callable[..., dict[str, Any]], oversized: dict[str, Any],
+                   unauthorized: dict[str, Any], not_found: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """The OpenAPI paths of the history store's views (part of :func:`openapi`)."""
+    ts = {"type": "string", "format": "date-time"}
+    nullable_num = {"type": "number", "nullable": True}
+    counts = {"type": "object", "properties": {
+        k: {"type": "integer"} for k in ("export", "import", "total")}}
+    stat = {"type": "object", "properties": {"samples": {"type": "integer"},
+                                              "mean": nullable_num, "p90": nullable_num}}
+    bad = {"bad_timestamp": ("from/to empty or not RFC 3339 with an offset",
+                             f"from must be RFC 3339 with an offset, e.g. {_EXAMPLE_TS}"),
+           "bad_range": ("from after to, or more than 5000 steps",
+                         "from must not be after to"),
+           "bad_step": ("step not 5m, 1h or 1d", "step must be one of 5m, 1h, 1d"),
+           "bad_format": ("format not json or csv", "format must be json or csv")}
+    unavailable = err("the history store cannot be read (not configured, not created yet by "
+                      "`gatewatch history`, or its database is down)",
+                      {"history_unavailable": ("no history store",
+                                               "no history store is configured")})
+
+    def bad_request(codes: dict[str, tuple[str, str]]) -> dict[str, Any]:
+        out = err("bad query parameters (JSON), or a request over the HTTP server's limits "
+                  "(plain text)", codes)
+        out["content"] |= oversized["content"]
+        return out
+
+    point = {"type": "object", "properties": {
+        "start": ts, "end": ts, "windows": {"type": "integer"},
+        "arrivals": counts, "crossings": counts, "withdrawals": counts,
+        "waits": {"type": "object", "properties": {
+            "count": {"type": "integer"}, "mean_seconds": nullable_num,
+            "max_seconds": {"type": "number"}}},
+        "backlog": {"type": "object", "description": "vehicles waiting when the step's "
+                    "last window closed, and the most at any window's close (null: not "
+                    "recorded)", "properties": {
+                        "end": {"type": "integer", "nullable": True},
+                        "max": {"type": "integer", "nullable": True}}}}}
+    history = {"type": "object", "properties": {
+        "gate_id": {"type": "string"}, "from": ts, "to": ts,
+        "step": {"type": "string", "enum": list(STEPS)},
+        "utc_offset": {"type": "string", "example": "+07:00"},
+        "points": {"type": "array", "items": point}}}
+    hour = {"type": "object", "properties": {
+        "hour_of_week": {"type": "integer", "minimum": 0, "maximum": 167},
+        "weekday": {"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat",
+                                               "sun"]},
+        "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+        "arrivals": stat, "crossings": stat, "backlog": stat, "wait_seconds": stat}}
+    patterns = {"type": "object", "properties": {
+        "gate_id": {"type": "string"}, "weeks": {"type": "integer"}, "from": ts, "to": ts,
+        "utc_offset": {"type": "string"}, "hours": {"type": "array", "items": hour}}}
+    range_params = [
+        {"name": "from", "in": "query", "description": "RFC 3339 with an offset (default: "
+         "`to` minus 1 day for 5m, 7 days for 1h, 90 days for 1d); not empty",
+         "schema": ts},
+        {"name": "to", "in": "query", "description": "RFC 3339 with an offset (default: "
+         "now); not empty", "schema": ts}]
+    return {
+        "/api/v1/gates/{gate_id}/history": {
+            "description": also, "parameters": [gate_id], "options": preflight, "get": {
+                "summary": "A gate's stored windows summed per step (oldest first; a step "
+                           "without windows is left out: no data, not zero), as JSON or "
+                           "CSV (`format=csv` or `Accept: text/csv`)",
+                "parameters": [*range_params,
+                               {"name": "step", "in": "query", "schema": {
+                                   "type": "string", "enum": list(STEPS), "default": "1h"}},
+                               {"name": "format", "in": "query", "schema": {
+                                   "type": "string", "enum": ["json", "csv"]}}],
+                "responses": {
+                    "200": {"description": "OK", "content": {
+                        "application/json": {"schema": history},
+                        "text/csv": {"schema": {"type": "string"}, "example": ",".join(
+                            CSV_COLUMNS)}}},
+                    "400": bad_request(bad), "401": unauthorized, "404": not_found,
+                    "503": unavailable}}},
+        "/api/v1/gates/{gate_id}/patterns": {
+            "description": also, "parameters": [gate_id], "options": preflight, "get": {
+                "summary": "Hour-of-week means and 90th percentiles of arrivals, crossings, "
+                           "backlog and waits over the last `weeks` weeks (168 hours, Monday "
+                           "00:00 local time first)",
+                "parameters": [{"name": "weeks", "in": "query", "schema": {
+                    "type": "integer", "minimum": 1, "maximum": MAX_WEEKS, "default": 4}}],
+                "responses": {
+                    "200": {"description": "OK", "content": {
+                        "application/json": {"schema": patterns}}},
+                    "400": bad_request({"bad_weeks": (
+                        "weeks not an integer from 1 to 52",
+                        f"weeks must be an integer from 1 to {MAX_WEEKS}")}),
+                    "401": unauthorized, "404": not_found, "503": unavailable}}},
+    }
+
+
 def install(app: Any, *, processor: Processor,
             wall_ms: Callable[[], int], token: str,
             cors_origins: tuple[str, ...], state_table: str, version: str,
-            kafka_status: Callable[[], dict[str, Any]] | None = None) -> None:
+            kafka_status: Callable[[], dict[str, Any]] | None = None,
+            history: HistoryStore | None = None, utc_offset_minutes: int = 420) -> None:
     """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
-    of the gate list (reachable, unreachable_seconds)."""
+    of the gate list (reachable, unreachable_seconds); ``history`` is the history store
+    (read-only; ``None``: the history paths answer 503), whose days and hours of the
+    week are local at ``utc_offset_minutes``."""
     spec = openapi(version, token_required=bool(token))
     gates: GateSet = processor.gates
 
@@ -438,7 +650,17 @@ def install(app: Any, *, processor: Processor,
             try:
                 check_token(request)
                 body = await fn()
+                if isinstance(body, Csv):
+                    return web.bytes(body.body, content_type="text/csv; charset=utf-8",
+                                     headers=headers_for(request) | {
+                        "Content-Disposition": f'attachment; filename="{body.filename}"'})
                 return web.json(body, headers=headers_for(request))
+            except HistoryError as exc:
+                log.warning("history API: %s", exc)
+                unavailable = ApiError(503, "history_unavailable", "the history store cannot "
+                                       "be read now (is `gatewatch history` running? the "
+                                       "worker's log has the reason)")
+                return web.json(unavailable.body(), status=503, headers=headers_for(request))
             except ApiError as exc:
                 return web.json(exc.body(), status=exc.status,
                                 headers=headers_for(request) | exc.headers)
@@ -528,6 +750,41 @@ def install(app: Any, *, processor: Processor,
             return {"gate_id": gate_id, "owned": book.last_event_ms is not None,
                     "from": format_ms(frm), "to": format_ms(to), "size": size,
                     "windows": rows}
+        return await respond(web, request, body)
+
+    offset_ms = utc_offset_minutes * 60_000
+
+    def store() -> HistoryStore:
+        if history is None:
+            raise ApiError(503, "history_unavailable", "no history store is configured")
+        return history
+
+    @page("/api/v1/gates/{gate_id}/history")
+    async def _history(web: Any, request: Any, gate_id: str) -> Any:
+        async def body() -> dict[str, Any] | Csv:
+            known(gate_id)
+            frm, to, step, as_csv = history_query(request.query, wall_ms(),
+                                                  request.headers.get("Accept"))
+            points = await asyncio.to_thread(store().series, gate_id, frm, to, step,
+                                             offset_ms)
+            if as_csv:
+                return Csv(history_csv(points), f"{gate_id}-history-{step}.csv")
+            return {"gate_id": gate_id, "from": format_ms(frm), "to": format_ms(to),
+                    "step": step, "utc_offset": _offset_text(utc_offset_minutes),
+                    "points": [point_doc(p) for p in points]}
+        return await respond(web, request, body)
+
+    @page("/api/v1/gates/{gate_id}/patterns")
+    async def _patterns(web: Any, request: Any, gate_id: str) -> Any:
+        async def body() -> dict[str, Any]:
+            known(gate_id)
+            weeks = patterns_query(request.query)
+            now = wall_ms()
+            hours = await asyncio.to_thread(store().patterns, gate_id, weeks, now, offset_ms)
+            return {"gate_id": gate_id, "weeks": weeks,
+                    "from": format_ms(now - weeks * 7 * DAY_MS), "to": format_ms(now),
+                    "utc_offset": _offset_text(utc_offset_minutes),
+                    "hours": [pattern_doc(h) for h in hours]}
         return await respond(web, request, body)
 
     @page("/api/v1/alerts")
