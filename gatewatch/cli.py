@@ -422,7 +422,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if name == "broker" or not args.verbose}  # --verbose: the others on stdout
     from gatewatch.history.store import HistoryStore
 
-    history_at = HistoryStore(settings.history_url).describe()  # a bad URL stops here
+    history_store = HistoryStore(settings.history_url)  # a bad URL stops here
+    history_port = _port_or_free(args.web_port + 1)
     for path in logs.values():
         path.write_bytes(b"")  # one run per file: start empty
     broker = EmbeddedBroker(port=args.broker_port or int(port), host="127.0.0.1",
@@ -495,7 +496,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 out = files[-1].fileno()
             cmd = [*exe, "worker"]
             if name == "history":
-                cmd = [*exe, "history", "--metrics-port", str(args.web_port + 1)]
+                cmd = [*exe, "history", "--metrics-port", str(history_port)]
             if name == "simulator":
                 cmd = [*exe, "simulate", "--rate", str(args.rate), "--speed", str(args.speed)]
                 if args.scenario:
@@ -512,8 +513,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  metrics   {base}/metrics   (Prometheus text, e.g. gate_vehicles_waiting)",
             f"  health    {base}/healthz   ready: {base}/readyz",
             f"  kafka     {broker.bootstrap}   topic {settings.topic('gate.events')}",
-            f"  history   {history_at}   (gatewatch history; its metrics "
-            f"http://127.0.0.1:{args.web_port + 1}/metrics)",
+            f"  history   http://127.0.0.1:{history_port}/metrics   (gatewatch history)",
+            f"  {'':8}  store     " + (shown(history_store.sqlite_path)
+                                       if history_store.sqlite_path else
+                                       history_store.describe()),
             *(f"  {'logs' if i == 0 else '':8}  {name:9} {shown(path)}"
               for i, (name, path) in enumerate(logs.items())),
             "Ctrl-C stops them all." + ("" if args.verbose else
@@ -579,6 +582,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         drawn["lines"] = 0  # keep the last view on the screen
         say("gatewatch run: stopped broker, worker, simulator and history")
     return 1 if stopping["failed"] else 0
+
+
+def _port_or_free(port: int) -> int:
+    """``port`` if it is free on 127.0.0.1 now, else any free port."""
+    import socket
+
+    from gatewatch.tools.broker import free_port
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
 
 
 def _positive_int(text: str) -> int:

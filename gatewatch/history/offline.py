@@ -74,7 +74,7 @@ def import_events(store: HistoryStore, events: Sequence[tuple[bytes, bytes, int]
     i, n = 0, len(good)
     now = good[0][2] // STEP_MS * STEP_MS
     last_event = now
-    next_report = 0
+    next_report = 100_000
     while i < n or now < last_event + settle_ms:
         if i < n and now >= last_event + settle_ms and good[i][2] > now + STEP_MS:
             now = good[i][2] // STEP_MS * STEP_MS  # a long silence: jump over it
@@ -90,7 +90,7 @@ def import_events(store: HistoryStore, events: Sequence[tuple[bytes, bytes, int]
             out.events += fx.processed
             take(fx)
         take(proc.tick(now))
-        if progress is not None and i >= next_report and i:
+        if progress is not None and i >= next_report:
             next_report = i + 100_000
             progress(f"history import: {i}/{n} events, {out.windows + len(windows)} windows")
     flush()

@@ -150,6 +150,11 @@ class HistoryStore:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file (absolute), or ``None`` for PostgreSQL."""
+        return Path(str(self.url.database)).resolve() if self.dialect == "sqlite" else None
+
     def describe(self) -> str:
         """The URL without its password (for messages); for SQLite, the file's path."""
         if self.dialect == "sqlite":
@@ -172,6 +177,9 @@ class HistoryStore:
     def migrate(self) -> str:
         """Bring the database to the latest schema (Alembic ``upgrade head``); return the
         revision. Creates the SQLite file (and its folder) if missing."""
+        import logging
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # not its INFO plugin list
         from alembic import command
         from alembic.config import Config
 

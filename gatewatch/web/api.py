@@ -651,8 +651,8 @@ def install(app: Any, *, processor: Processor,
                 check_token(request)
                 body = await fn()
                 if isinstance(body, Csv):
-                    return web.bytes(body.body, content_type="text/csv; charset=utf-8",
-                                     headers=headers_for(request) | {
+                    return web.bytes(body.body, headers=headers_for(request) | {
+                        "Content-Type": "text/csv; charset=utf-8",
                         "Content-Disposition": f'attachment; filename="{body.filename}"'})
                 return web.json(body, headers=headers_for(request))
             except HistoryError as exc:
