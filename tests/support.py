@@ -579,8 +579,10 @@ def gates() -> GateSet:
 
 
 def ledger(window_seconds: int = 300, grace_seconds: int = 60, idle_seconds: int = 30,
-           no_data_seconds: int = 900) -> Ledger:
-    return Ledger(gates(), window_seconds, grace_seconds, idle_seconds, no_data_seconds)
+           no_data_seconds: int = 900, *, reconciling: bool = False,
+           min_overtakes: int = 50) -> Ledger:
+    return Ledger(gates(), window_seconds, grace_seconds, idle_seconds, no_data_seconds,
+                  None, reconciling, min_overtakes)
 
 
 def ev(vehicle: str, etype: str, t_ms: int, gate: str = "huu-nghi", direction: str = "export",
