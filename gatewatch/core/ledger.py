@@ -241,6 +241,12 @@ class GateBook:
         unpaired = [p for v, p in old.pairs.items() if new.pairs.get(v) != p]
         return paired, unpaired
 
+    @property
+    def set_aside(self) -> dict[str, str]:
+        """Waiting vehicles reconciliation set aside → why (``paired``,
+        ``duplicate_read``, ``unconfirmed``)."""
+        return self.outcome.set_aside()
+
     def confirmed_waiting(self, direction: int) -> int:
         """Vehicles waiting in ``direction``, less those set aside by reconciliation."""
         return self.waiting_count[direction] - self.aside_count[direction]
