@@ -182,44 +182,44 @@ def _sub(parent: ET.Element, tag: str, text: str) -> ET.Element:
 
 def cap_message(n: Notice, sender: str) -> bytes:
     """One CAP 1.2 ``alert`` document (UTF-8, with the XML declaration)."""
-    q = f"{{{CAP_NS}}}"
-    root = ET.Element(q + "alert")
+    root = ET.Element("alert", xmlns=CAP_NS)
     for tag, text in (("identifier", n.identifier), ("sender", sender),
                       ("sent", cap_time(n.sent_ms)), ("status", "Actual"),
                       ("msgType", n.msg_type), ("scope", "Public")):
-        _sub(root, q + tag, text)
+        _sub(root, tag, text)
     if n.change != "fired":
-        _sub(root, q + "references",
+        _sub(root, "references",
              f"{sender},{n.original_identifier},{cap_time(n.started_ms)}")
-    _sub(root, q + "incidents", n.original_identifier)
+    _sub(root, "incidents", n.original_identifier)
     urgency, severity, certainty, response = n.cap
     for lang, tag in _LANGS:
-        info = ET.SubElement(root, q + "info")
-        _sub(info, q + "language", tag)
-        _sub(info, q + "category", "Transport")
-        _sub(info, q + "event", n.event[lang])
-        _sub(info, q + "responseType", response)
+        info = ET.SubElement(root, "info")
+        _sub(info, "language", tag)
+        _sub(info, "category", "Transport")
+        _sub(info, "event", n.event[lang])
+        _sub(info, "responseType", response)
         for name, text in (("urgency", urgency), ("severity", severity),
                            ("certainty", certainty)):
-            _sub(info, q + name, text)
-        _sub(info, q + "effective", cap_time(n.sent_ms))
+            _sub(info, name, text)
+        _sub(info, "effective", cap_time(n.sent_ms))
         if n.expires_ms is not None:
-            _sub(info, q + "expires", cap_time(n.expires_ms))
-        _sub(info, q + "senderName", "gatewatch")
-        _sub(info, q + "headline", n.headline[lang])
+            _sub(info, "expires", cap_time(n.expires_ms))
+        _sub(info, "senderName", "gatewatch")
+        _sub(info, "headline", n.headline[lang])
         if n.description.get(lang):
-            _sub(info, q + "description", n.description[lang])
+            _sub(info, "description", n.description[lang])
         if n.web:
-            _sub(info, q + "web", n.web)
+            _sub(info, "web", n.web)
         for name, value in n.parameters:
-            param = ET.SubElement(info, q + "parameter")
-            _sub(param, q + "valueName", name)
-            _sub(param, q + "value", value)
-        area = ET.SubElement(info, q + "area")
-        _sub(area, q + "areaDesc", n.area[lang])
+            param = ET.SubElement(info, "parameter")
+            _sub(param, "valueName", name)
+            _sub(param, "value", value)
+        area = ET.SubElement(info, "area")
+        _sub(area, "areaDesc", n.area[lang])
         if n.lat is not None and n.lon is not None:
-            _sub(area, q + "circle", f"{n.lat:.4f},{n.lon:.4f} {AREA_RADIUS_KM}")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True, default_namespace=CAP_NS)
+            _sub(area, "circle", f"{n.lat:.4f},{n.lon:.4f} {AREA_RADIUS_KM}")
+    out: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return out
 
 
 def cap_entries(alerts: Iterable[Mapping[str, Any]], advisories: Iterable[Notice] = (), *,
@@ -238,30 +238,30 @@ def cap_entries(alerts: Iterable[Mapping[str, Any]], advisories: Iterable[Notice
 
 def atom_feed(notices: Iterable[Notice], *, base_url: str, sender: str, now_ms: int) -> bytes:
     """The Atom index feed: one entry per notice, linking to its CAP message."""
-    a = f"{{{ATOM_NS}}}"
     base = base_url.rstrip("/")
     notices = list(notices)
-    feed = ET.Element(a + "feed")
-    _sub(feed, a + "id", f"{base}/api/v1/cap.atom")
-    _sub(feed, a + "title", "gatewatch: cảnh báo cửa khẩu / border gate alerts (CAP 1.2)")
+    feed = ET.Element("feed", xmlns=ATOM_NS)
+    _sub(feed, "id", f"{base}/api/v1/cap.atom")
+    _sub(feed, "title", "gatewatch: cảnh báo cửa khẩu / border gate alerts (CAP 1.2)")
     updated = max((n.sent_ms for n in notices), default=now_ms)
-    _sub(feed, a + "updated", format_ms(updated))
-    author = ET.SubElement(feed, a + "author")
-    _sub(author, a + "name", sender)
-    ET.SubElement(feed, a + "link", rel="self", type="application/atom+xml",
+    _sub(feed, "updated", format_ms(updated))
+    author = ET.SubElement(feed, "author")
+    _sub(author, "name", sender)
+    ET.SubElement(feed, "link", rel="self", type="application/atom+xml",
                   href=f"{base}/api/v1/cap.atom")
-    _sub(feed, a + "generator", "gatewatch")
+    _sub(feed, "generator", "gatewatch")
     for n in notices:
-        entry = ET.SubElement(feed, a + "entry")
+        entry = ET.SubElement(feed, "entry")
         href = f"{base}/api/v1/cap/{n.identifier}.xml"
-        _sub(entry, a + "id", href)
-        _sub(entry, a + "title", f"{n.headline['vi']} / {n.headline['en']}")
-        _sub(entry, a + "updated", format_ms(n.sent_ms))
-        _sub(entry, a + "published", format_ms(n.sent_ms))
-        ET.SubElement(entry, a + "link", rel="alternate", type=CAP_TYPE, href=href)
-        ET.SubElement(entry, a + "category", term=n.msg_type)
-        _sub(entry, a + "summary", n.description.get("en") or n.headline["en"])
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True, default_namespace=ATOM_NS)
+        _sub(entry, "id", href)
+        _sub(entry, "title", f"{n.headline['vi']} / {n.headline['en']}")
+        _sub(entry, "updated", format_ms(n.sent_ms))
+        _sub(entry, "published", format_ms(n.sent_ms))
+        ET.SubElement(entry, "link", rel="alternate", type=CAP_TYPE, href=href)
+        ET.SubElement(entry, "category", term=n.msg_type)
+        _sub(entry, "summary", n.description.get("en") or n.headline["en"])
+    out: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return out
 
 
 def etag(body: bytes) -> str:
