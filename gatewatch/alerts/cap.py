@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 from xml.etree import ElementTree as ET  # noqa: S405 - building XML, never parsing it
@@ -97,7 +97,6 @@ class Notice:
     expires_ms: int | None = None
     lat: float | None = None
     lon: float | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def msg_type(self) -> str:
