@@ -608,6 +608,26 @@ def message(e: CrossingEvent) -> tuple[bytes, bytes]:
     return e.gate_id.encode(), orjson.dumps(event_json(e))
 
 
+# --- CAP --------------------------------------------------------------------------------
+
+#: the official OASIS CAP 1.2 schema (vendored; see tests/data/CAP-v1.2.NOTICE)
+CAP_XSD = Path(__file__).resolve().parent / "data" / "CAP-v1.2.xsd"
+
+
+def cap_errors(document: bytes) -> list[str]:
+    """What the OASIS CAP 1.2 XML schema finds wrong with ``document`` (empty: valid)."""
+    from lxml import etree
+
+    schema = _CAP_SCHEMA.get("schema")
+    if schema is None:
+        schema = _CAP_SCHEMA["schema"] = etree.XMLSchema(etree.parse(str(CAP_XSD)))
+    doc = etree.fromstring(document)
+    return [] if schema.validate(doc) else [str(e) for e in schema.error_log]
+
+
+_CAP_SCHEMA: dict[str, Any] = {}
+
+
 # --- figures --------------------------------------------------------------------------------
 
 #: figures reported by the tests, printed by conftest's terminal summary

@@ -12,7 +12,7 @@ from typing import Final
 from gatewatch.core.congestion import AlertChange
 from gatewatch.gates import GateConfig
 
-__all__ = ["TEMPLATES", "format_duration", "render"]
+__all__ = ["EVENT_NAMES", "HEADLINE", "TEMPLATES", "format_duration", "render"]
 
 _LEVEL: Final = {
     "vi": {"warning": "CẢNH BÁO", "critical": "NGHIÊM TRỌNG"},
@@ -21,6 +21,20 @@ _LEVEL: Final = {
 _TREND: Final = {
     "vi": {"up": "đang tăng", "down": "đang giảm", "flat": "ổn định"},
     "en": {"up": "rising", "down": "falling", "flat": "steady"},
+}
+
+#: alert kind -> language -> event name (the CAP feed's ``event``)
+EVENT_NAMES: Final[dict[str, dict[str, str]]] = {
+    "congestion": {"vi": "Ùn tắc tại cửa khẩu", "en": "Border gate congestion"},
+    "perishable_wait": {"vi": "Xe hàng dễ hư hỏng chờ quá lâu",
+                        "en": "Perishable cargo waiting too long"},
+    "no_data": {"vi": "Mất dữ liệu cửa khẩu", "en": "Border gate data missing"},
+}
+#: severity or "resolved" -> language -> short headline with ``event`` and ``gate``
+HEADLINE: Final[dict[str, dict[str, str]]] = {
+    "warning": {"vi": "[CẢNH BÁO] {event}: {gate}", "en": "[WARNING] {event}: {gate}"},
+    "critical": {"vi": "[NGHIÊM TRỌNG] {event}: {gate}", "en": "[CRITICAL] {event}: {gate}"},
+    "resolved": {"vi": "[ĐÃ HẾT] {event}: {gate}", "en": "[RESOLVED] {event}: {gate}"},
 }
 
 #: (kind, change) -> language -> template
