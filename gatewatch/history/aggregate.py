@@ -37,7 +37,7 @@ _EPOCH_HOUR_OF_WEEK = 3 * 24
 
 def backlog_of(r: WindowRecord) -> int | None:
     """The gate's backlog when ``r`` closed, or ``None`` when the record does not say."""
-    e, i = getattr(r, "waiting_export", None), getattr(r, "waiting_import", None)
+    e, i = r.waiting_export, r.waiting_import
     if e is None and i is None:
         return None
     return int(e or 0) + int(i or 0)

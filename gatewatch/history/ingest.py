@@ -36,8 +36,6 @@ __all__ = ["HistoryMetrics", "HistoryWriter", "decode_window", "serve_metrics"]
 
 log = logging.getLogger(__name__)
 
-_WINDOW_FIELDS = set(WindowRecord.__dataclass_fields__)
-
 
 def _count(doc: Mapping[str, Any], name: str, direction: str) -> int:
     part = doc.get(name)
@@ -70,8 +68,7 @@ def decode_window(raw: bytes | None) -> WindowRecord | None:
         for direction in ("export", "import"):
             w = waiting.get(direction) if isinstance(waiting, dict) \
                 else doc.get(f"waiting_{direction}")
-            if f"waiting_{direction}" in _WINDOW_FIELDS:
-                values[f"waiting_{direction}"] = w if isinstance(w, int) else None
+            values[f"waiting_{direction}"] = w if isinstance(w, int) and w >= 0 else None
         return WindowRecord(**values)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None

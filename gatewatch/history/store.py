@@ -118,8 +118,7 @@ def _window_row(r: WindowRecord, updated_ms: int) -> dict[str, Any]:
             "withdrawals_import": r.withdrawals_import,
             "waits_count": r.waits_count, "waits_sum_seconds": float(r.waits_sum_seconds),
             "waits_max_seconds": float(r.waits_max_seconds),
-            "waiting_export": getattr(r, "waiting_export", None),
-            "waiting_import": getattr(r, "waiting_import", None),
+            "waiting_export": r.waiting_export, "waiting_import": r.waiting_import,
             "closed_by": r.closed_by, "republished": bool(r.republished),
             "updated_ms": updated_ms}
 

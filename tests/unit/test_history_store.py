@@ -5,7 +5,6 @@ The same store against a real PostgreSQL is in tests/integration/test_history.py
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,15 @@ H = 3_600_000
 FIVE = 300_000
 VN = 7 * H
 MONDAY = 1_638_144_000_000 - VN  # 2021-11-29 (a Monday) 00:00 +07:00
-HAS_WAITING = "waiting_export" in {f.name for f in dataclasses.fields(WindowRecord)}
 
 
 def win(start_ms: int, arrivals: int = 1, crossings: int = 0, *, gate: str = "huu-nghi",
         waits: tuple[float, ...] = (), waiting: int | None = None,
         republished: bool = False) -> WindowRecord:
-    extra = {"waiting_export": waiting, "waiting_import": 0 if waiting is not None else None} \
-        if HAS_WAITING else {}
     return WindowRecord(gate, start_ms, start_ms + FIVE, arrivals, 0, crossings, 0, 0, 0,
                         len(waits), float(sum(waits)), float(max(waits, default=0.0)),
-                        "event_time", republished, **extra)
+                        "event_time", republished, waiting_export=waiting,
+                        waiting_import=None if waiting is None else 0)
 
 
 @pytest.fixture
@@ -98,7 +95,6 @@ def test_series_sums_steps_and_leaves_out_steps_without_windows():
     assert [p.start_ms for p in days] == [T0 - VN, T0 + 17 * H]
 
 
-@pytest.mark.skipif(not HAS_WAITING, reason="WindowRecord has no waiting_* fields yet")
 def test_series_backlog_is_the_last_windows_backlog():
     pts = series_of([win(T0, waiting=5), win(T0 + FIVE, waiting=9),
                      win(T0 + 2 * FIVE, waiting=7)], H)
@@ -175,3 +171,14 @@ def test_a_read_only_store_creates_nothing_and_fails_clearly(tmp_path: Path):
     assert [r.arrivals for r in s.windows("huu-nghi", 0, T0 + H)] == [1]
     with pytest.raises(HistoryError, match="cannot write windows"):
         s.put_windows([win(T0 + FIVE)], 0)
+
+
+def test_gate_windows_records_decode_back_to_the_window_the_worker_published():
+    from gatewatch.history.ingest import decode_window
+    from gatewatch.streams.codec import encode_window
+
+    for r in (win(T0, 3, 2, waits=(60.0, 90.0), waiting=12, republished=True), win(T0 + H)):
+        assert decode_window(encode_window(r)) == r
+    for raw in (b"", b"{}", b"[1]", b"not json",
+                encode_window(win(T0)).replace(b'"export":1', b'"export":-1')):
+        assert decode_window(raw) is None
