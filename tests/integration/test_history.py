@@ -21,6 +21,7 @@ import orjson
 import pytest
 from sqlalchemy import inspect
 
+from gatewatch.errors import HistoryError
 from gatewatch.history.schema import metadata
 from gatewatch.history.store import HistoryStore
 from gatewatch.streams.codec import format_ms
@@ -236,3 +237,5 @@ def test_a_gate_log_imported_offline_twice_into_postgresql_counts_once(postgres,
     assert sum(r.arrivals for r in rows) == 3 and sum(r.crossings for r in rows) == 1
     assert [p.arrivals for p in store.series("huu-nghi", day, day + 86_400_000, "1d",
                                              7 * 3_600_000)] == [3]
+    with pytest.raises(HistoryError, match="read-only transaction"):  # as the worker opens it
+        store.put_windows(rows[:1], 0)
