@@ -96,7 +96,7 @@ def create_app(settings: Settings, gates: GateSet, *,
                     windows_topic=raw_topic(topics.windows),
                     alerts_topic=raw_topic(topics.alerts),
                     consumer_factory=plain_consumer, input_partitions=n_partitions,
-                    wall_ms=wall_ms)
+                    wall_ms=wall_ms, advisories_topic=raw_topic(topics.advisories))
     registry.register(GateCollector(worker.processor, wall_ms, worker.lag_samples))
 
     app.gatewatch_source_topics = {topics.events}  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from aiokafka.partitioner import murmur2
 
 from gatewatch.agents import compat
 from gatewatch.agents.health import BrokerWatch
+from gatewatch.alerts.advisories import encode_advisory
 from gatewatch.alerts.evaluator import encode_alert, firing_states
 from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
 from gatewatch.gates import GateSet
@@ -115,6 +116,8 @@ class Worker:
     #: alert records (key, value) evaluated but not yet accepted by the broker
     pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     broker: BrokerWatch | None = None
+    #: ``gate.advisories`` (shipment advisory changes); None: not published
+    advisories_topic: Any = None
     ticks: int = 0
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -169,6 +172,11 @@ class Worker:
                                         encode_alert(change, gate, self.settings.runbook())))
         if self.pending_alerts:
             await self.send_pending_alerts()
+        for adv in fx.advisories:
+            gate = self.gates.get(adv.advisory.gate_id)
+            if gate is not None and self.advisories_topic is not None:
+                await self.advisories_topic.send(key=adv.advisory.advisory_id.encode(),
+                                                 value=encode_advisory(adv, gate))
 
     async def write_changelog(self, writes: Sequence[StateWrite],
                               send: Callable[..., Awaitable[Any]] | None = None) -> None:

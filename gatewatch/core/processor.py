@@ -12,7 +12,7 @@ call                          effects
                               partition), a dead letter per bad record, the waits
                               measured, and the alert changes of the gates touched
 ``tick(now)``                 advance watermarks: closed windows; evaluate every gate's
-                              alerts
+                              alerts; every ADVISE_EVERY_MS the shipment advisories
 ``sweep()``                   expire old vehicle states, one chunk per step:
                               tombstones and how many expired
 ``rebuild(items, now)``       reset from the state table after a recovery (also in
@@ -34,7 +34,14 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from gatewatch.core.advisories import (
+    GENERAL_KEEP_FACTOR,
+    AdvisoryChange,
+    GateAdvisories,
+    figures_of,
+)
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
+from gatewatch.core.recommend import ForecastView
 from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
 from gatewatch.core.signals import GateSignals, gate_signals
 from gatewatch.gates import GateSet
@@ -47,6 +54,8 @@ __all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
 
 #: vehicles expired per sweep step (the worker yields to its event loop between steps)
 SWEEP_CHUNK = 10_000
+#: shipment advisories are re-evaluated at most this often (they change over hours)
+ADVISE_EVERY_MS = 60_000
 
 
 class SourceRecord(NamedTuple):
@@ -87,6 +96,7 @@ class Effects:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     windows: list[WindowRecord] = field(default_factory=list)
     alerts: list[AlertChange] = field(default_factory=list)
+    advisories: list[AdvisoryChange] = field(default_factory=list)
     #: valid events processed (duplicates included)
     processed: int = 0
     #: valid events that changed no count (duplicates and re-reads)
@@ -116,6 +126,10 @@ class Processor:
         self.gate_partition: dict[str, int] = {}
         #: gates whose input partition the worker said it holds at the last rebuild
         self.gates_held: set[str] = set()
+        self.advisories: dict[str, GateAdvisories] = {g.gate_id: GateAdvisories(
+            g.gate_id, s.alert_raise_hold_seconds * 1000, s.alert_clear_hold_seconds * 1000)
+            for g in gates.gates}
+        self._advised_ms: int | None = None
 
     def _fresh_alerts(self, gate_id: str) -> GateAlerts:
         g = self._gate[gate_id]
@@ -198,7 +212,43 @@ class Processor:
 
     def tick(self, now_ms: int) -> Effects:
         """Advance every gate's watermark to ``now_ms``: closed windows and alert changes."""
-        return Effects(windows=self.ledger.advance(now_ms), alerts=self.evaluate(now_ms))
+        fx = Effects(windows=self.ledger.advance(now_ms), alerts=self.evaluate(now_ms))
+        if self._advised_ms is None or now_ms - self._advised_ms >= ADVISE_EVERY_MS:
+            self._advised_ms = now_ms
+            fx.advisories = self.advise(now_ms)
+        return fx
+
+    def advise(self, now_ms: int) -> list[AdvisoryChange]:
+        """Shipment advisory changes of every gate this worker has seen, per direction the
+        gate handles (:mod:`gatewatch.core.advisories`)."""
+        out: list[AdvisoryChange] = []
+        for gate in self.gates.gates:
+            book = self.ledger.books[gate.gate_id]
+            if book.last_event_wall_ms is None:
+                continue
+            sig = gate_signals(gate, book, now_ms)
+            keeps = float(gate.perishable_max_wait_seconds
+                          or self.settings.perishable_max_wait_seconds)
+            for direction in gate.accepts_directions:
+                perishable = gate.accepts("perishable", direction)
+                fig = figures_of(sig, direction, self._forecast_of(gate.gate_id, now_ms,
+                                                                   direction),
+                                 keeps if perishable else keeps * GENERAL_KEEP_FACTOR,
+                                 perishable, now_ms)
+                change = self.advisories[gate.gate_id].evaluate(direction, sig, fig, now_ms)
+                if change is not None:
+                    out.append(change)
+        return out
+
+    def _forecast_of(self, gate_id: str, now_ms: int, direction: str
+                     ) -> ForecastView | None:
+        """The gate's forecast for ``direction`` (``Processor.forecast`` of
+        :mod:`gatewatch.core.forecast`), None while there is none."""
+        get = getattr(self, "forecast", None)
+        if get is None:
+            return None
+        fc: ForecastView | None = get(gate_id, now_ms, direction=direction)
+        return fc
 
     def evaluate(self, now_ms: int, gate_ids: Iterable[str] | None = None
                  ) -> list[AlertChange]:

@@ -38,17 +38,23 @@ Basis = Literal["spare_capacity", "day_headroom", "throughput", "none"]
 
 
 class HourView(Protocol):
-    """The members of a forecast hour read here."""
+    """The members of a forecast hour read here (and by the advisories)."""
 
     @property
+    def start_ms(self) -> int: ...
+    @property
     def backlog(self) -> float: ...
+    @property
+    def p_full(self) -> float: ...
     @property
     def wait_seconds(self) -> float | None: ...
 
 
 class ForecastView(Protocol):
-    """The members of a gate's forecast read here."""
+    """The members of a gate's forecast read here (and by the advisories)."""
 
+    @property
+    def hours(self) -> Sequence[HourView]: ...
     @property
     def backlog_now(self) -> int: ...
     @property

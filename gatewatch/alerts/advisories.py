@@ -1,0 +1,118 @@
+"""Advisory records: what the worker publishes on ``gate.advisories``, with their texts.
+
+The decisions are made in the pure core (:mod:`gatewatch.core.advisories`, driven by
+:meth:`gatewatch.core.processor.Processor.tick`). Each
+:class:`~gatewatch.core.advisories.AdvisoryChange` becomes one JSON record, key = the
+advisory id ``gate_id:direction`` (the topic is compacted: each advisory keeps its
+latest record):
+
+=========================  ============================================================
+``advisory_id``            ``gate_id:direction``
+``gate_id``, ``gate_name``, ``gate_name_en``, ``direction`` (``export`` | ``import``)
+``advice``                 ``normal`` | ``slow_down`` | ``hold_shipments``
+``previous``               the advice before this change
+``change``                 ``raised`` | ``lowered`` | ``cleared``
+``since``                  when the advice took effect (RFC 3339 UTC)
+``figures``                ``backlog``, ``clearances_per_day``, ``arrivals_per_day``,
+                           ``days_to_drain`` (null: does not drain),
+                           ``expected_wait_seconds`` (null: unknown),
+                           ``keeps_seconds``, ``perishable``,
+                           ``exceeds_keep_time``, ``yard_full_chance``, ``source``
+                           (``forecast`` | ``last_hour``)
+``message``                ``{"vi": ..., "en": ...}``
+=========================  ============================================================
+
+``gatewatch notify`` pushes them to Alertmanager as ``alertname=GateShipmentAdvisory``
+(resolved when the advice is back to ``normal``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from gatewatch.alerts.texts import format_duration
+from gatewatch.core.advisories import Advisory, AdvisoryChange
+from gatewatch.gates import GateConfig
+from gatewatch.streams.codec import format_ms
+
+__all__ = ["ADVICE_TEXT", "TEMPLATES", "advisory_doc", "encode_advisory", "render_advisory"]
+
+ADVICE_TEXT: Final = {
+    "vi": {"normal": "BÌNH THƯỜNG", "slow_down": "GIẢM TỐC ĐỘ GỬI HÀNG",
+           "hold_shipments": "TẠM DỪNG GỬI HÀNG"},
+    "en": {"normal": "NORMAL", "slow_down": "SLOW DOWN", "hold_shipments": "HOLD SHIPMENTS"},
+}
+_DIRECTION: Final = {"vi": {"export": "xuất khẩu", "import": "nhập khẩu"},
+                     "en": {"export": "export", "import": "import"}}
+
+#: advice -> language -> template; fields: gate, direction, advice, backlog, clear,
+#: arrive, drain, wait, keeps
+TEMPLATES: Final[dict[str, dict[str, str]]] = {
+    "hold_shipments": {
+        "vi": "[{advice}] {gate} ({direction}): {backlog} xe đang chờ, thông quan ~{clear} "
+              "xe/ngày, đến ~{arrive} xe/ngày. Xe gửi bây giờ sẽ chờ {wait}, lâu hơn thời "
+              "gian hàng giữ được ({keeps}). Đề nghị tạm dừng gửi hàng.",
+        "en": "[{advice}] {gate} ({direction}): {backlog} vehicles waiting, ~{clear} "
+              "cleared/day, ~{arrive} arriving/day. A truck sent now would wait {wait}, "
+              "longer than its cargo keeps ({keeps}). Hold shipments.",
+    },
+    "slow_down": {
+        "vi": "[{advice}] {gate} ({direction}): {backlog} xe đang chờ, thông quan ~{clear} "
+              "xe/ngày, đến ~{arrive} xe/ngày; giải toả hết sau {drain}. Chờ dự kiến {wait}. "
+              "Đề nghị giảm và giãn thời gian gửi hàng.",
+        "en": "[{advice}] {gate} ({direction}): {backlog} vehicles waiting, ~{clear} "
+              "cleared/day, ~{arrive} arriving/day; drains in {drain}. Expected wait {wait}. "
+              "Send fewer trucks and stagger departures.",
+    },
+    "normal": {
+        "vi": "[{advice}] {gate} ({direction}): có thể gửi hàng bình thường ({backlog} xe "
+              "đang chờ, chờ dự kiến {wait}).",
+        "en": "[{advice}] {gate} ({direction}): shipments can go as planned ({backlog} "
+              "vehicles waiting, expected wait {wait}).",
+    },
+}
+
+
+def render_advisory(adv: Advisory, gate: GateConfig) -> dict[str, str]:
+    """The advisory's text in both languages."""
+    f = adv.figures
+    out: dict[str, str] = {}
+    for lang in ("vi", "en"):
+        never = "không giải toả được" if lang == "vi" else "never at this rate"
+        out[lang] = TEMPLATES[adv.advice][lang].format(
+            advice=ADVICE_TEXT[lang][adv.advice],
+            gate=gate.name if lang == "vi" else gate.name_en,
+            direction=_DIRECTION[lang].get(adv.direction, adv.direction),
+            backlog=f.backlog, clear=round(f.clearances_per_day),
+            arrive=round(f.arrivals_per_day),
+            drain=never if f.days_to_drain is None
+            else format_duration(f.days_to_drain * 86_400, lang),
+            wait=format_duration(f.expected_wait_seconds, lang),
+            keeps=format_duration(f.keeps_seconds, lang))
+    return out
+
+
+def advisory_doc(adv: Advisory, gate: GateConfig) -> dict[str, Any]:
+    """An advisory as the API and the records show it."""
+    f = adv.figures
+    return {
+        "advisory_id": adv.advisory_id, "gate_id": adv.gate_id, "gate_name": gate.name,
+        "gate_name_en": gate.name_en, "direction": adv.direction, "advice": adv.advice,
+        "since": format_ms(adv.since_ms), "updated_at": format_ms(adv.updated_ms),
+        "figures": {
+            "backlog": f.backlog, "clearances_per_day": f.clearances_per_day,
+            "arrivals_per_day": f.arrivals_per_day, "days_to_drain": f.days_to_drain,
+            "expected_wait_seconds": f.expected_wait_seconds,
+            "keeps_seconds": f.keeps_seconds, "perishable": f.perishable,
+            "exceeds_keep_time": f.exceeds_keep_time,
+            "yard_full_chance": f.yard_full_chance, "source": f.source},
+        "message": render_advisory(adv, gate),
+    }
+
+
+def encode_advisory(change: AdvisoryChange, gate: GateConfig) -> bytes:
+    """The ``gate.advisories`` record of one advisory change."""
+    return orjson.dumps(advisory_doc(change.advisory, gate)
+                        | {"previous": change.previous, "change": change.change})
