@@ -41,8 +41,8 @@ from gatewatch.core.advisories import (
     figures_of,
 )
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
-from gatewatch.core.recommend import ForecastView
 from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
+from gatewatch.core.recommend import ForecastView
 from gatewatch.core.signals import GateSignals, gate_signals
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
