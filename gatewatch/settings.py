@@ -231,6 +231,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWATCH_API_CORS_ORIGINS", "api_cors_origins", "",
             Parser("origins, comma-separated, or `*`", _comma_list),
             "origins allowed to call the API from a browser"),
+    Setting("GATEWATCH_PUBLIC_RATE_PER_MINUTE", "public_rate_per_minute", "60", _POSITIVE,
+            "requests a minute each client address may make to the public feed "
+            "`/api/v1/public/gates` (bursts of as many; then 429)"),
     Setting("GATEWATCH_BROKER_COMPAT", "broker_compat", "tansu", _choice(("tansu", "kafka")),
             "`tansu`: embedded-broker workarounds; `kafka`: Apache Kafka / Redpanda"),
     Setting("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "security_protocol", "PLAINTEXT",
@@ -332,6 +335,7 @@ class Settings:
     broker_compat: str = _field("broker_compat")
     api_token: str = _field("api_token")
     api_cors_origins: tuple[str, ...] = _field("api_cors_origins")
+    public_rate_per_minute: int = _field("public_rate_per_minute")
     security_protocol: str = _field("security_protocol")
     sasl_mechanism: str = _field("sasl_mechanism")
     sasl_username: str = _field("sasl_username")

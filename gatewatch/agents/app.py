@@ -139,7 +139,7 @@ def create_app(settings: Settings, gates: GateSet, *,
 
     api.install(app, processor=worker.processor, wall_ms=wall_ms, token=settings.api_token,
                 cors_origins=settings.api_cors_origins, state_table=STATE_TABLE,
-                version=__version__,
+                version=__version__, public_rate_per_minute=settings.public_rate_per_minute,
                 kafka_status=lambda: {"reachable": worker.broker is None or worker.broker.up,
                                       "unreachable_seconds": round(
                                           worker.broker.down_seconds(), 1)

@@ -231,7 +231,7 @@ class Processor:
                           or self.settings.perishable_max_wait_seconds)
             for direction in gate.accepts_directions:
                 perishable = gate.accepts("perishable", direction)
-                fig = figures_of(sig, direction, self._forecast_of(gate.gate_id, now_ms,
+                fig = figures_of(sig, direction, self.forecast_for(gate.gate_id, now_ms,
                                                                    direction),
                                  keeps if perishable else keeps * GENERAL_KEEP_FACTOR,
                                  perishable, now_ms)
@@ -240,7 +240,7 @@ class Processor:
                     out.append(change)
         return out
 
-    def _forecast_of(self, gate_id: str, now_ms: int, direction: str
+    def forecast_for(self, gate_id: str, now_ms: int, direction: str | None
                      ) -> ForecastView | None:
         """The gate's forecast for ``direction`` (``Processor.forecast`` of
         :mod:`gatewatch.core.forecast`), None while there is none."""
