@@ -54,7 +54,8 @@ __all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
 
 #: vehicles expired per sweep step (the worker yields to its event loop between steps)
 SWEEP_CHUNK = 10_000
-#: shipment advisories are re-evaluated at most this often (they change over hours)
+#: shipment advisories are re-evaluated this often (they change over hours), or once per
+#: raise hold when that is shorter
 ADVISE_EVERY_MS = 60_000
 
 
@@ -213,7 +214,8 @@ class Processor:
     def tick(self, now_ms: int) -> Effects:
         """Advance every gate's watermark to ``now_ms``: closed windows and alert changes."""
         fx = Effects(windows=self.ledger.advance(now_ms), alerts=self.evaluate(now_ms))
-        if self._advised_ms is None or now_ms - self._advised_ms >= ADVISE_EVERY_MS:
+        every = min(ADVISE_EVERY_MS, max(1000, self.settings.alert_raise_hold_seconds * 1000))
+        if self._advised_ms is None or now_ms - self._advised_ms >= every:
             self._advised_ms = now_ms
             fx.advisories = self.advise(now_ms)
         return fx

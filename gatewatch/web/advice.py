@@ -22,11 +22,13 @@ from gatewatch.gates import GateConfig
 from gatewatch.streams.codec import format_ms
 from gatewatch.streams.vocabulary import CARGOS, DIRECTIONS
 
-__all__ = ["ERRORS", "MAX_ETA_HOURS", "RecommendQuery", "advisories_of", "capacity_doc",
+__all__ = ["ERRORS", "MAX_ETA_HOURS", "NOT_HELD", "RecommendQuery", "advisories_of", "capacity_doc",
            "gate_advisories", "local_capacities", "openapi_paths", "parse_recommend_query",
            "recommendations_doc"]
 
 MAX_ETA_HOURS: Final = 48
+#: a gate another worker may hold (asked for next; if nobody answers: no data)
+NOT_HELD: Final = "not held by this worker"
 _HOUR_MS: Final = 3_600_000
 
 
@@ -79,14 +81,15 @@ def local_capacities(processor: Processor, gates: Iterable[GateConfig], q: Recom
     caps: dict[str, Capacity] = {}
     excluded: dict[str, str] = {}
     arrival = now_ms + int(q.eta_hours * _HOUR_MS)
+    owned = processor.owned_gates()
     for g in gates:
         if not g.accepts(q.cargo, q.direction):
             excluded[g.gate_id] = f"does not handle {q.cargo or 'this'} cargo going " \
                                   f"{q.direction}"
             continue
         sig = processor.signals(g.gate_id, now_ms)
-        if not sig.owned:
-            excluded[g.gate_id] = "not held by this worker"
+        if g.gate_id not in owned:
+            excluded[g.gate_id] = NOT_HELD
             continue
         if not sig.has_data:
             excluded[g.gate_id] = "no data"
@@ -131,8 +134,8 @@ def recommendations_doc(gates: Iterable[GateConfig], q: RecommendQuery,
             "name": names[o.capacity.gate_id].name,
             "name_en": names[o.capacity.gate_id].name_en,
             "share": round(o.share, 4)} for o in options],
-        "excluded": [{"gate_id": g, "reason": r} for g, r in sorted(excluded.items())
-                     if g not in caps],
+        "excluded": [{"gate_id": g, "reason": "no data" if r == NOT_HELD else r}
+                     for g, r in sorted(excluded.items()) if g not in caps],
     }
 
 

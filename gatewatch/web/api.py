@@ -580,14 +580,13 @@ def install(app: Any, *, processor: Processor,
                 raise ApiError(400, "bad_eta", advice.ERRORS["bad_eta"])
             now = wall_ms()
             caps, excluded = advice.local_capacities(processor, gates.gates, q, now)
-            if any(r == "not held by this worker" for r in excluded.values()):
+            if advice.NOT_HELD in excluded.values():
                 qs = request.query_string
                 for peer in await ask_peers(request, "/api/v1/recommendations"
                                             + (f"?{qs}" if qs else "")):
                     for d in peer.get("options", []):
                         c = advice.capacity_from_doc(d)
-                        if c is not None and excluded.get(c.gate_id) == \
-                                "not held by this worker":
+                        if c is not None and excluded.get(c.gate_id) == advice.NOT_HELD:
                             caps[c.gate_id] = c
             return advice.recommendations_doc(gates.gates, q, caps, excluded, now)
         return await respond(web, request, body)
@@ -617,8 +616,7 @@ def install(app: Any, *, processor: Processor,
         if public.not_modified(request.headers.get("If-None-Match"), etag):
             return web.bytes(b"", status=304, headers=hdrs)
         if as_csv:
-            return web.bytes(public.to_csv(rows).encode(), headers=hdrs,
-                             content_type="text/csv; charset=utf-8")
+            return web.text(public.to_csv(rows), headers=hdrs, content_type="text/csv")
         return web.json(public.public_doc(rows, format_ms(now)), headers=hdrs)
 
     @app.page("/openapi.json")

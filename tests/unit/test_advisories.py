@@ -10,9 +10,9 @@ import pytest
 
 from gatewatch.alerts.advisories import encode_advisory
 from gatewatch.core.advisories import GateAdvisories, figures_of
+from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.core.signals import Counts, GateSignals
 from gatewatch.gates import load_gates
-from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.settings import Settings
 from tests.support import ev, message
 
