@@ -167,7 +167,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
             tasks.append(AlertmanagerPusher(
                 kafka, topic, am, resend_seconds=args.resend_seconds,
                 wall_ms=clock_for(settings), policy=policy,
-                parking_topic=topics.alerts_undelivered).run(stop))
+                parking_topic=topics.alerts_undelivered,
+                advisories_topic=topics.advisories).run(stop))
         _say(f"gatewatch notify: {topic} -> " + ", ".join(
             [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))
         await asyncio.gather(*tasks)

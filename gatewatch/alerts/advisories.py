@@ -28,6 +28,7 @@ latest record):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -37,7 +38,8 @@ from gatewatch.core.advisories import Advisory, AdvisoryChange
 from gatewatch.gates import GateConfig
 from gatewatch.streams.codec import format_ms
 
-__all__ = ["ADVICE_TEXT", "TEMPLATES", "advisory_doc", "encode_advisory", "render_advisory"]
+__all__ = ["ADVICE_TEXT", "SEVERITY", "TEMPLATES", "advisory_doc", "as_alert_record",
+           "encode_advisory", "render_advisory"]
 
 ADVICE_TEXT: Final = {
     "vi": {"normal": "BÌNH THƯỜNG", "slow_down": "GIẢM TỐC ĐỘ GỬI HÀNG",
@@ -73,6 +75,34 @@ TEMPLATES: Final[dict[str, dict[str, str]]] = {
               "vehicles waiting, expected wait {wait}).",
     },
 }
+
+
+#: the Alertmanager severity of an advice (``normal`` resolves the alert)
+SEVERITY: Final = {"slow_down": "warning", "hold_shipments": "critical"}
+
+
+def as_alert_record(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A ``gate.advisories`` record in the shape of a ``gate.alerts`` record, for
+    ``gatewatch notify`` (kind ``shipment_advisory``, id ``advisory:<gate>:<direction>``,
+    ``normal`` = resolved); None if it is not an advisory record."""
+    try:
+        advice, previous = str(doc["advice"]), str(doc.get("previous", "normal"))
+        resolved = advice == "normal"
+        figures = doc.get("figures") or {}
+        return {
+            "alert_id": f"advisory:{doc['advisory_id']}", "gate_id": str(doc["gate_id"]),
+            "gate_name": doc.get("gate_name", ""), "kind": "shipment_advisory",
+            "state": "resolved" if resolved else "firing",
+            "severity": SEVERITY.get(previous if resolved else advice, "warning"),
+            "direction": doc.get("direction"), "advice": advice,
+            "started_at": doc["since"], "updated_at": doc.get("updated_at", doc["since"]),
+            "resolved_at": doc["since"] if resolved else None,
+            "waiting": figures.get("backlog"),
+            "estimated_wait_seconds": figures.get("expected_wait_seconds"),
+            "message": doc.get("message") or {}, "runbook_url": "",
+        }
+    except (KeyError, TypeError):
+        return None
 
 
 def render_advisory(adv: Advisory, gate: GateConfig) -> dict[str, str]:

@@ -114,6 +114,16 @@ def test_threshold_crossing_reaches_the_receiver_through_alertmanager_and_resolv
         produce(bootstrap, f"{test_id}-gate.events", [crossed(i, now + i) for i in range(12)])
         poll(lambda: ("resolved", "GateCongestion", "critical") in am_alerts(hook), 60,
              "resolved at the receiver")
+        # the shipment advisory went the same way: 12 trucks and nothing cleared (a wait
+        # no cargo keeps) → hold_shipments; the queue drained → normal, resolved
+        poll(lambda: ("resolved", "GateShipmentAdvisory", "critical") in am_alerts(hook), 60,
+             "the shipment advisory resolved at the receiver")
+        adv = next(a for body in hook.bodies for a in body["alerts"]
+                   if a["labels"]["alertname"] == "GateShipmentAdvisory")
+        assert adv["status"] == "firing" and adv["labels"]["direction"] == "export"
+        assert adv["labels"]["advice"] == "hold_shipments"
+        assert adv["annotations"]["summary"].startswith("[HOLD SHIPMENTS]")
+        assert "TẠM DỪNG GỬI HÀNG" in adv["annotations"]["summary_vi"]
         alert = next(a for body in hook.bodies for a in body["alerts"]
                      if a["labels"]["severity"] == "critical")
         assert alert["labels"]["gate"] == "huu-nghi"

@@ -163,3 +163,30 @@ def test_the_processor_tick_advises_each_direction_a_gate_handles():
 def test_every_advice_has_both_languages(advice):
     from gatewatch.alerts.advisories import TEMPLATES
     assert set(TEMPLATES[advice]) == {"vi", "en"}
+
+
+def test_alertmanager_gets_an_advisory_as_gate_shipment_advisory():
+    from gatewatch.alerts.advisories import as_alert_record
+    from gatewatch.alerts.notify import to_alertmanager
+
+    ga = advisories()
+    gate = load_gates().get("tan-thanh")
+    assert gate
+    step(ga, 7, 0)
+    raised = orjson.loads(encode_advisory(step(ga, 7, MIN), gate))
+    rec = as_alert_record(raised)
+    assert rec
+    am = to_alertmanager(rec, 2 * MIN, 60)
+    assert am["labels"] == {"alertname": "GateShipmentAdvisory", "gate": "tan-thanh",
+                            "kind": "shipment_advisory", "severity": "critical",
+                            "source": "gatewatch", "direction": "export",
+                            "advice": "hold_shipments"}
+    assert am["annotations"]["summary"].startswith("[HOLD SHIPMENTS]")
+    assert am["endsAt"] > am["startsAt"]
+    step(ga, 0, 2 * MIN)
+    cleared = orjson.loads(encode_advisory(step(ga, 0, 7 * MIN), gate))
+    assert cleared["change"] == "cleared"
+    done = as_alert_record(cleared)
+    assert done and done["state"] == "resolved" and done["severity"] == "critical"
+    assert to_alertmanager(done, 8 * MIN, 60)["endsAt"] == "1970-01-01T00:07:00.000Z"
+    assert as_alert_record({"advisory_id": "x"}) is None
