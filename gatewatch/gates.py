@@ -25,8 +25,8 @@ __all__ = ["DEFAULT_GATES_FILE", "GateConfig", "GateSet", "SimulationProfile", "
 DEFAULT_GATES_FILE = "langson-gates.yaml"
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # fullmatch: "$" would let "id\n" pass
 _GATE_KEYS = {"id", "name", "name_en", "kind", "yard_capacity", "thresholds",
-              "no_data_seconds", "perishable_max_wait_seconds", "simulation", "accepts",
-              "lanes", "open_hours"}
+              "no_data_seconds", "perishable_max_wait_seconds", "simulation", "lat", "lon",
+              "accepts", "lanes", "open_hours"}
 _ACCEPT_KEYS = {"cargo", "directions"}
 _CARGOS = ("perishable", "general", "empty")
 _DIRECTIONS = ("export", "import")
@@ -66,6 +66,9 @@ class GateConfig:
     warning_clear: int = 0
     critical_clear: int = 0
     perishable_max_wait_seconds: int | None = None
+    #: WGS 84 position (decimal degrees) for the CAP feed's ``area``; both or neither
+    lat: float | None = None
+    lon: float | None = None
     #: cargo (perishable, general, empty) and directions (export, import) the gate handles
     accepts_cargo: tuple[str, ...] = _CARGOS
     accepts_directions: tuple[str, ...] = _DIRECTIONS
@@ -219,6 +222,10 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
              f" got {critical_clear}")
     no_data = raw.get("no_data_seconds")
     perishable = raw.get("perishable_max_wait_seconds")
+    _require(("lat" in raw) == ("lon" in raw), source, f"{key}.{'lon' if 'lat' in raw else 'lat'}",
+             "is required with lat/lon (give both or neither)")
+    lat = _number(raw["lat"], source, f"{key}.lat", -90, 90) if "lat" in raw else None
+    lon = _number(raw["lon"], source, f"{key}.lon", -180, 180) if "lon" in raw else None
     cargo, directions = _accepts(raw.get("accepts"), source, f"{key}.accepts")
     lanes = raw.get("lanes")
     return GateConfig(
@@ -236,6 +243,7 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
         critical_clear=critical_clear,
         perishable_max_wait_seconds=None if perishable is None else _int(
             perishable, source, f"{key}.perishable_max_wait_seconds"),
+        lat=lat, lon=lon,
         accepts_cargo=cargo, accepts_directions=directions,
         lanes=None if lanes is None else _int(lanes, source, f"{key}.lanes"),
         open_hours=_hours(raw.get("open_hours", [0, 24]), source, f"{key}.open_hours"),

@@ -83,6 +83,13 @@ def _path(raw: str) -> Path | None:
     return Path(raw.strip()) if raw.strip() else None
 
 
+def _cap_sender(raw: str) -> str:
+    value = _required(raw)
+    if any(c in value for c in " ,<&\t\n"):
+        raise ValueError(f"{value!r} must have no spaces, commas, '<' or '&' (CAP sender)")
+    return value
+
+
 _POSITIVE = _number(int, lambda v: v > 0, "a positive integer")
 _NON_NEGATIVE = _number(int, lambda v: v >= 0, "a non-negative integer")
 _ZERO_ONE = _number(int, lambda v: v in (0, 1), "0 or 1")
@@ -210,11 +217,23 @@ SETTINGS: tuple[Setting, ...] = (
             "`perishable_max_wait_seconds`)"),
     Setting("GATEWATCH_RUNBOOK_URL", "runbook_url", "", _URL,
             "runbook link put in alert messages", shown_default="the worker's `/runbook`"),
+    Setting("GATEWATCH_CAP_SENDER", "cap_sender", "gatewatch@localhost",
+            Parser("a CAP sender id", _cap_sender), "`sender` of the CAP feed's messages "
+            "(`/api/v1/cap.atom`): a unique id of the publisher, e.g. an address"),
     Setting("GATEWATCH_MAX_MESSAGE_BYTES", "max_message_bytes", "65536", _POSITIVE,
             "larger messages are rejected as `too_large`"),
     Setting("GATEWATCH_MAX_FUTURE_SKEW_SECONDS", "max_future_skew_seconds", "300",
             _NON_NEGATIVE, "events dated further ahead of the worker's clock are rejected "
             "as `from_the_future` (a wrong camera clock must not move a gate's watermark)"),
+    Setting("GATEWATCH_RECONCILE", "reconcile", "1", Parser(_ZERO_ONE.expect, _flag),
+            "`1`: reconcile misread and missed plates (fuzzy pairing of unmatched crossings, "
+            "unconfirmed vehicles; docs/accuracy.md); `0`: the exact ledger alone"),
+    Setting("GATEWATCH_UNCONFIRMED_MIN_OVERTAKES", "unconfirmed_min_overtakes", "50",
+            _POSITIVE, "a waiting vehicle overtaken by more vehicles than this (and than the "
+            "gate's own overtaking allows) since it was last read becomes *unconfirmed*"),
+    Setting("GATEWATCH_COUNT_DISCREPANCY_VEHICLES", "count_discrepancy_vehicles", "20",
+            _POSITIVE, "a `gate.counts` observation differing from the ledger by more than "
+            "this (and 10 %) for 30 min raises a `data_quality` alert"),
     Setting("GATEWATCH_BATCH_DELIVERY", "batch_delivery", "1", Parser(_ZERO_ONE.expect, _flag),
             "`1`: the consumer hands whole fetched batches to the core; `0`: Faust's "
             "per-event stream"),
@@ -328,6 +347,10 @@ class Settings:
     alert_clear_hold_seconds: int = _field("alert_clear_hold_seconds")
     perishable_max_wait_seconds: int = _field("perishable_max_wait_seconds")
     runbook_url: str = _field("runbook_url")
+    reconcile: bool = _field("reconcile")
+    unconfirmed_min_overtakes: int = _field("unconfirmed_min_overtakes")
+    count_discrepancy_vehicles: int = _field("count_discrepancy_vehicles")
+    cap_sender: str = _field("cap_sender")
     batch_size: int = _field("batch_size")
     batch_within_seconds: float = _field("batch_within_seconds")
     batch_delivery: bool = _field("batch_delivery")

@@ -64,7 +64,12 @@ def to_alertmanager(record: dict[str, Any], now_ms: int, resend_seconds: float,
     alert: dict[str, Any] = {
         "labels": {"alertname": _ALERTNAMES.get(record["kind"], "GateAlert"),
                    "gate": record["gate_id"], "kind": record["kind"],
-                   "severity": record["severity"], "source": "gatewatch"},
+                   "severity": record["severity"], "source": "gatewatch",
+                   # what the alert concerns ("all": every cargo / the whole gate); the
+                   # routes `gatewatch alertmanager-config` writes match on them
+                   "cargo": record.get("cargo") or ("perishable" if record["kind"] ==
+                                                    "perishable_wait" else "all"),
+                   "direction": record.get("direction") or "all"},
         "annotations": {"summary": msg.get("en", ""), "summary_vi": msg.get("vi", ""),
                         "gate_name": record.get("gate_name", ""),
                         "waiting": str(record.get("waiting", "")),
@@ -72,9 +77,8 @@ def to_alertmanager(record: dict[str, Any], now_ms: int, resend_seconds: float,
                         "runbook_url": record.get("runbook_url", "")},
         "startsAt": record["started_at"],
     }
-    for extra in ("direction", "advice"):  # shipment advisories
-        if record.get(extra):
-            alert["labels"][extra] = str(record[extra])
+    if record.get("advice"):  # a shipment advisory
+        alert["labels"]["advice"] = str(record["advice"])
     if record["state"] == "resolved":
         alert["endsAt"] = record["resolved_at"] or format_ms(now_ms)
     else:

@@ -17,6 +17,13 @@ Definitions
     - *time until the yard is full* at the current net inflow; ``None`` when not filling.
     - *has data*: an event reached the worker within the gate's no-data silence;
       without data a gate is shown as "no data", never as zero waiting.
+    - *set aside* (reconciliation, docs/accuracy.md): a waiting vehicle *paired* with an
+      unmatched crossing whose plate is one OCR confusion away, or *unconfirmed*
+      (overtaken by far more vehicles than the gate allows since it was last read), is not
+      in the backlog (``waiting_*``); it is counted in ``paired_*`` / ``unconfirmed_*``.
+    - *cameras*: per camera (direction × queue end or gate line) the reads and the
+      unmatched share (:class:`CameraQuality`); *count checks*: the latest
+      ``gate.counts`` observation per direction beside the ledger (:class:`CountCheck`).
 """
 
 from __future__ import annotations
@@ -25,13 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from gatewatch.core.ledger import GateBook
+from gatewatch.core.ledger import QUALITY_BUCKET_MS, GateBook
 from gatewatch.gates import GateConfig
 from gatewatch.streams.records import DirectionTotals
-from gatewatch.streams.vocabulary import PERISHABLE
+from gatewatch.streams.vocabulary import DIR_NAME, PERISHABLE
 
-__all__ = ["Counts", "GateSignals", "Trend", "estimate_wait_seconds", "gate_signals",
-           "seconds_until_full"]
+__all__ = ["CAMERAS", "CameraQuality", "CountCheck", "Counts", "GateSignals", "Trend",
+           "camera_quality", "estimate_wait_seconds", "gate_signals", "seconds_until_full"]
 
 Trend = Literal["up", "down", "flat"]
 
@@ -78,6 +85,56 @@ class Counts(DirectionTotals):
         return self.arrivals - self.crossings - self.withdrawals
 
 
+#: The cameras of a gate: direction × position (queue end reads ``queued``, gate line
+#: reads ``crossed`` and ``withdrawn``): a bounded label set.
+CAMERAS = ("export-queue", "export-gate", "import-queue", "import-gate")
+
+
+@dataclass(frozen=True, slots=True)
+class CameraQuality:
+    """Data quality of one camera over the last hour and day (event time).
+
+    Gate-line camera: ``reads`` are its crossings and withdrawals; ``unmatched`` those
+    with no ``queued`` read of the same plate (the queue camera missed it, or one of the
+    two misread it); ``paired`` those of them reconciliation paired with a waiting
+    vehicle. Queue-end camera: ``reads`` are its arrivals; ``unmatched`` the vehicles
+    among them now unconfirmed (never seen crossing)."""
+
+    camera: str
+    reads_last_hour: int = 0
+    unmatched_last_hour: int = 0
+    paired_last_hour: int = 0
+    reads_last_day: int = 0
+    unmatched_last_day: int = 0
+    paired_last_day: int = 0
+
+    @property
+    def unmatched_share_last_hour(self) -> float | None:
+        return self.unmatched_last_hour / self.reads_last_hour if self.reads_last_hour \
+            else None
+
+    @property
+    def unmatched_share_last_day(self) -> float | None:
+        return self.unmatched_last_day / self.reads_last_day if self.reads_last_day else None
+
+
+@dataclass(frozen=True, slots=True)
+class CountCheck:
+    """The latest ``gate.counts`` observation of one direction beside the ledger's
+    backlog of that direction now."""
+
+    direction: str
+    observed: int
+    source: str
+    observed_at_ms: int
+    ledger: int
+
+    @property
+    def discrepancy(self) -> int:
+        """Ledger − observed: positive when the ledger holds more vehicles."""
+        return self.ledger - self.observed
+
+
 _FIELDS = ("arrivals_export", "arrivals_import", "crossings_export", "crossings_import",
            "withdrawals_export", "withdrawals_import")
 
@@ -112,10 +169,25 @@ class GateSignals:
     vehicles_tracked: int = 0
     #: transitions too late for their (closed) window
     late_transitions: int = 0
+    #: waiting vehicles set aside by reconciliation (not in ``waiting_*``)
+    unconfirmed_export: int = 0
+    unconfirmed_import: int = 0
+    paired_export: int = 0
+    paired_import: int = 0
+    cameras: tuple[CameraQuality, ...] = ()
+    count_checks: tuple[CountCheck, ...] = ()
 
     @property
     def backlog(self) -> int:
         return self.waiting_export + self.waiting_import
+
+    @property
+    def unconfirmed(self) -> int:
+        return self.unconfirmed_export + self.unconfirmed_import
+
+    @property
+    def paired(self) -> int:
+        return self.paired_export + self.paired_import
 
     @property
     def arrivals_last_hour(self) -> int:
@@ -160,12 +232,19 @@ def gate_signals(gate: GateConfig, book: GateBook, now_ms: int) -> GateSignals:
         return None if first is None or wm is None else max(0.0, (wm - first) / 1000)
 
     last_closed = book.windows.last_closed()
+    outcome = book.outcome
+    unconfirmed, misread = [0, 0], [0, 0]
+    if book.reconciling:
+        for vid in outcome.unconfirmed:
+            unconfirmed[book.waiting[vid].direction] += 1
+        for vid in (*outcome.pairs, *outcome.duplicates):
+            misread[book.waiting[vid].direction] += 1
     return GateSignals(
         gate_id=gate.gate_id,
         has_data=book.has_data(now_ms),
         silent_seconds=None if last_wall is None else (now_ms - last_wall) / 1000,
-        waiting_export=book.waiting_count[0],
-        waiting_import=book.waiting_count[1],
+        waiting_export=book.confirmed_waiting(0),
+        waiting_import=book.confirmed_waiting(1),
         capacity=gate.yard_capacity,
         last_hour=Counts.of(book.windows.rolling_hour()),
         oldest_perishable_wait_seconds=age(book.oldest_waiting_ms(cargo=PERISHABLE)),
@@ -181,4 +260,53 @@ def gate_signals(gate: GateConfig, book: GateBook, now_ms: int) -> GateSignals:
         wait_sum_seconds=book.wait_sum_ms / 1000,
         vehicles_tracked=len(book.vehicles),
         late_transitions=book.windows.late_transitions,
+        unconfirmed_export=unconfirmed[0],
+        unconfirmed_import=unconfirmed[1],
+        paired_export=misread[0],
+        paired_import=misread[1],
+        cameras=camera_quality(book, wm),
+        count_checks=tuple(
+            CountCheck(DIR_NAME[d], obs.count, obs.source, obs.occurred_at_ms,
+                       book.confirmed_waiting(d))
+            for d, obs in sorted(book.counts_observed.items())),
     )
+
+
+def camera_quality(book: GateBook, watermark_ms: int | None) -> tuple[CameraQuality, ...]:
+    """Each camera's reads, unmatched and paired reads over the last hour and day of
+    event time up to ``watermark_ms`` (see :class:`CameraQuality`); empty before any
+    event."""
+    if watermark_ms is None or not book.hourly:
+        return ()
+    hour_from = watermark_ms - 3_600_000
+    day_from = watermark_ms - 86_400_000
+    # rows: arrivals by direction, ends by direction, unmatched ends by direction
+    hour, day = [0] * 6, [0] * 6
+    for start, row in book.hourly.items():
+        if start + QUALITY_BUCKET_MS <= day_from:
+            continue
+        for i, n in enumerate(row):
+            day[i] += n
+            if start + QUALITY_BUCKET_MS > hour_from:
+                hour[i] += n
+    paired_h, paired_d = [0, 0], [0, 0]
+    for p in book.outcome.pairs.values():
+        if p.end_ms > day_from:
+            paired_d[p.direction] += 1
+            if p.end_ms > hour_from:
+                paired_h[p.direction] += 1
+    queue_h, queue_d = [0, 0], [0, 0]
+    for vid in (*book.outcome.unconfirmed, *book.outcome.duplicates):
+        w = book.waiting[vid]
+        if w.queued_ms > day_from:
+            queue_d[w.direction] += 1
+            if w.queued_ms > hour_from:
+                queue_h[w.direction] += 1
+    out: list[CameraQuality] = []
+    for d in (0, 1):
+        name = DIR_NAME[d]
+        out.append(CameraQuality(f"{name}-queue", hour[d], queue_h[d], 0, day[d], queue_d[d],
+                                 0))
+        out.append(CameraQuality(f"{name}-gate", hour[2 + d], hour[4 + d], paired_h[d],
+                                 day[2 + d], day[4 + d], paired_d[d]))
+    return tuple(out)

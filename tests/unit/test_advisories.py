@@ -180,7 +180,7 @@ def test_alertmanager_gets_an_advisory_as_gate_shipment_advisory():
     assert am["labels"] == {"alertname": "GateShipmentAdvisory", "gate": "tan-thanh",
                             "kind": "shipment_advisory", "severity": "critical",
                             "source": "gatewatch", "direction": "export",
-                            "advice": "hold_shipments"}
+                            "cargo": "all", "advice": "hold_shipments"}
     assert am["annotations"]["summary"].startswith("[HOLD SHIPMENTS]")
     assert am["endsAt"] > am["startsAt"]
     step(ga, 0, 2 * MIN)
