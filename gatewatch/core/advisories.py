@@ -18,8 +18,11 @@ next :data:`HORIZON_HOURS` (one sent now), the time the cargo keeps (the gate's
 chance of a full yard over the horizon.
 
 Where they come from: the gate's forecast (:mod:`gatewatch.core.forecast`, read through
-:class:`~gatewatch.core.recommend.ForecastView`); without a forecast, the last hour's
-counts × 24 and the backlog ÷ the crossings of the last hour (``source = "last_hour"``).
+:class:`~gatewatch.core.recommend.ForecastView`; hours without a wait are skipped, none at
+all with a backlog counts as too long); without a forecast, the last hour's counts × 24
+and the backlog ÷ the crossings of the last hour, or when nothing crossed in that hour
+the longest wait so far in that direction (the queue stood still: a truck joining now
+waits at least that long) (``source = "last_hour"``).
 
 Levels (``ratio`` = expected wait ÷ keep time, ``growing`` = arrivals > clearances):
 
@@ -125,15 +128,18 @@ def figures_of(signals: GateSignals, direction: str, forecast: ForecastView | No
         clear, arrive = forecast.clearances_per_day, forecast.arrivals_per_day
         ahead = [h for h in forecast.hours
                  if now_ms - _HOUR_MS < h.start_ms <= now_ms + HORIZON_HOURS * _HOUR_MS]
-        waits = [h.wait_seconds for h in ahead]
-        known = [w for w in waits if w is not None]
-        wait = None if len(known) < len(waits) and backlog else max(known, default=0.0)
+        known = [h.wait_seconds for h in ahead if h.wait_seconds is not None]
+        wait = max(known) if known else (None if backlog else 0.0)
         full = max((h.p_full for h in ahead), default=0.0)
         source = "forecast"
     else:
         clear = signals.crossings_last_hour * 24.0
         arrive = signals.arrivals_last_hour * 24.0
-        wait = signals.estimated_wait_seconds if signals.backlog else 0.0
+        # nothing crossed in the hour: the queue stood still, so a truck joining now waits
+        # at least as long as the one waiting longest in its direction so far
+        oldest = signals.oldest_wait_export_seconds if direction == "export" \
+            else signals.oldest_wait_import_seconds
+        wait = 0.0 if not backlog else signals.estimated_wait_seconds or oldest
         full = 1.0 if signals.backlog >= signals.capacity else 0.0
         source = "last_hour"
     net = clear - arrive

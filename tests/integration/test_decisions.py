@@ -39,10 +39,10 @@ def test_advisories_recommendations_and_the_public_feed(bootstrap, worker_factor
     w.wait_ready()
     t0 = int(time.time() * 1000) - 120_000
     plates = [f"12C-{i:05d}" for i in range(60)]
-    # Cốc Nam (exports only): 60 trucks queued, none cleared: the wait is unknown, so a
-    # truck sent now cannot count on its fruit keeping → hold_shipments
-    msgs = [message(ev(p, "queued", t0 + i, "coc-nam", event_id=f"cn-{i}", cargo="perishable"))
-            for i, p in enumerate(plates)]
+    # Cốc Nam (exports only): 60 trucks queued over 7 hours, none cleared: a truck sent now
+    # waits at least 7 h, longer than fruit keeps (6 h) → hold_shipments
+    msgs = [message(ev(p, "queued", t0 - (60 - i) * 7 * 60_000, "coc-nam", event_id=f"cn-{i}",
+                       cargo="perishable")) for i, p in enumerate(plates)]
     # Hữu Nghị: 4 waiting, 6 crossed in the last hour: a short queue → normal
     for i in range(10):
         msgs.append(message(ev(f"29H-{i:05d}", "queued", t0 + i, "huu-nghi", event_id=f"hq{i}")))

@@ -40,7 +40,10 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
 
     gates = tmp_path / "gates.yaml"
     gates.write_text(GATES)
-    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0")
+    # cargo keeps 10 s here: 14 trucks queued a second apart and nothing cleared → the
+    # export advisory holds shipments
+    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0",
+                       GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS="10")
     w.wait_ready()
     topic = f"{test_id}-gate.events"
     now = int(time.time() * 1000) - 600_000
@@ -74,7 +77,7 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
             assert red == "rgb(218, 54, 51)"
             poll(lambda: "ùn tắc" in page.locator("#alert-list").inner_text(), 30,
                  "the congestion alert listed")
-            # 14 perishable trucks and nothing cleared: the export advisory badge
+            # the oldest of 14 trucks has waited 13 s, nothing cleared: the advisory badge
             badge = '#gate-huu-nghi .advice[data-advice="hold_shipments"]'
             page.wait_for_selector(badge, timeout=30000)
             assert page.locator(badge).inner_text() == "TẠM DỪNG GỬI HÀNG · XK"

@@ -146,8 +146,10 @@ def test_the_record_and_its_texts():
 def test_the_processor_tick_advises_each_direction_a_gate_handles():
     proc = Processor(load_gates(), Settings())
     t0 = 1_700_000_000_000
-    # coc-nam handles exports only; 60 trucks waiting, nobody crossed: wait unknown
-    msgs = [message(ev(f"v{i}", "queued", t0 + i, "coc-nam")) for i in range(60)]
+    # coc-nam handles exports only; 60 trucks queued over 7 h, nobody crossed: a truck
+    # joining now waits at least as long as the first has (7 h > 6 h)
+    msgs = [message(ev(f"v{i}", "queued", t0 - (60 - i) * 7 * MIN, "coc-nam"))
+            for i in range(60)]
     proc.apply_batch([SourceRecord("t", 0, i, t0, k, v) for i, (k, v) in enumerate(msgs)],
                      t0 + 100)
     assert proc.tick(t0 + 1000).advisories == []         # pending (raise hold)
@@ -190,3 +192,13 @@ def test_alertmanager_gets_an_advisory_as_gate_shipment_advisory():
     assert done and done["state"] == "resolved" and done["severity"] == "critical"
     assert to_alertmanager(done, 8 * MIN, 60)["endsAt"] == "1970-01-01T00:07:00.000Z"
     assert as_alert_record({"advisory_id": "x"}) is None
+
+
+def test_without_crossings_the_longest_wait_so_far_is_the_expected_wait():
+    s = GateSignals("tan-thanh", True, 1.0, 30, 5, 1200, Counts(arrivals_export=4),
+                    oldest_wait_export_seconds=5000.0, oldest_wait_import_seconds=300.0)
+    assert figures_of(s, "export", None, KEEPS, True, 0).expected_wait_seconds == 5000.0
+    assert figures_of(s, "import", None, KEEPS, True, 0).expected_wait_seconds == 300.0
+    # a forecast whose hours know no wait, with trucks waiting: too long (hold)
+    f = figures_of(sig(), "export", Forecast(100, (Hour(0, 100, None),), 10, 0), KEEPS, True, 0)
+    assert f.expected_wait_seconds is None and f.exceeds_keep_time
