@@ -321,7 +321,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     sc = load_scenario(args.name)
     if args.what_if:
         from gatewatch.tools.whatif import rehearse
-        for line in rehearse(sc, gates, settings, args.what_if):
+        for line in rehearse(sc, gates, settings, args.what_if).lines:
             _say(line)
         return 0
     if not args.live:

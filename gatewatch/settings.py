@@ -212,6 +212,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWATCH_ALERT_CLEAR_HOLD_SECONDS", "alert_clear_hold_seconds", "300",
             _NON_NEGATIVE,
             "the backlog must stay below the clear level this long before a level clears"),
+    Setting("GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS", "advisory_raise_hold_seconds", "900",
+            _NON_NEGATIVE, "a shipment advisory is raised once its figures held this long "
+            "(shippers plan in hours: no flapping)"),
+    Setting("GATEWATCH_ADVISORY_CLEAR_HOLD_SECONDS", "advisory_clear_hold_seconds", "1800",
+            _NON_NEGATIVE, "a shipment advisory is lowered or cleared once its figures stayed "
+            "below the clear level this long"),
     Setting("GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS", "perishable_max_wait_seconds", "21600",
             _POSITIVE, "perishable-cargo wait that raises an alert (per gate: "
             "`perishable_max_wait_seconds`)"),
@@ -346,6 +352,8 @@ class Settings:
     alert_raise_hold_seconds: int = _field("alert_raise_hold_seconds")
     alert_clear_hold_seconds: int = _field("alert_clear_hold_seconds")
     perishable_max_wait_seconds: int = _field("perishable_max_wait_seconds")
+    advisory_raise_hold_seconds: int = _field("advisory_raise_hold_seconds")
+    advisory_clear_hold_seconds: int = _field("advisory_clear_hold_seconds")
     runbook_url: str = _field("runbook_url")
     reconcile: bool = _field("reconcile")
     unconfirmed_min_overtakes: int = _field("unconfirmed_min_overtakes")

@@ -20,9 +20,10 @@ chance of a full yard over the horizon.
 Where they come from: the gate's forecast (:mod:`gatewatch.core.forecast`, read through
 :class:`~gatewatch.core.recommend.ForecastView`; hours without a wait are skipped, none at
 all with a backlog counts as too long); without a forecast, the last hour's counts × 24
-and the backlog ÷ the crossings of the last hour, or when nothing crossed in that hour
-the longest wait so far in that direction (the queue stood still: a truck joining now
-waits at least that long) (``source = "last_hour"``).
+and the backlog ÷ the crossings of the last hour, or with fewer than
+:data:`MIN_CROSSINGS` crossings in that hour the longest wait so far in that direction
+(the queue stood still: a truck joining now waits at least that long)
+(``source = "last_hour"``).
 
 Levels (``ratio`` = expected wait ÷ keep time, ``growing`` = arrivals > clearances):
 
@@ -30,10 +31,12 @@ Levels (``ratio`` = expected wait ÷ keep time, ``growing`` = arrivals > clearan
 - ``slow_down`` when ``ratio ≥ 0.5``, or ``growing`` and ``ratio ≥ 0.25``, or the chance
   of a full yard ≥ 0.2.
 
-Hysteresis and hold times are the congestion levels' (:func:`~gatewatch.core.congestion.
-advance_level`): a level already reached is kept down to :data:`CLEAR_RATIO` of its
-raise values, a raise must hold for the raise hold, a clear for the clear hold, and
-without data nothing is judged (the advisory stays as it was).
+Hysteresis and hold times work as for the congestion levels (the same state machine,
+:func:`~gatewatch.core.congestion.advance_level`): a level already reached is kept down to
+:data:`CLEAR_RATIO` of its raise values, a raise must hold for
+``GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS`` (15 min), a clear for
+``GATEWATCH_ADVISORY_CLEAR_HOLD_SECONDS`` (30 min), and without data nothing is judged (the
+advisory stays as it was).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ from gatewatch.core.congestion import Level, LevelState, advance_level
 from gatewatch.core.recommend import ForecastView
 from gatewatch.core.signals import GateSignals
 
-__all__ = ["ADVICE", "CLEAR_RATIO", "GENERAL_KEEP_FACTOR", "HORIZON_HOURS", "Advice",
+__all__ = ["ADVICE", "CLEAR_RATIO", "GENERAL_KEEP_FACTOR", "HORIZON_HOURS", "MIN_CROSSINGS",
+           "Advice",
            "Advisory", "AdvisoryChange", "AdvisoryFigures", "GateAdvisories", "figures_of"]
 
 Advice = Literal["normal", "slow_down", "hold_shipments"]
@@ -62,6 +66,10 @@ HORIZON_HOURS: Final = 24
 CLEAR_RATIO: Final = 0.9
 #: general cargo and empty trucks keep this many times longer than perishables
 GENERAL_KEEP_FACTOR: Final = 4
+#: without a forecast, fewer crossings than this in the last hour say too little about the
+#: clearance rate (a worker that just started, a queue that stood still): the longest
+#: wait so far stands for the expected wait instead
+MIN_CROSSINGS: Final = 6
 _HOUR_MS: Final = 3_600_000
 
 
@@ -139,7 +147,9 @@ def figures_of(signals: GateSignals, direction: str, forecast: ForecastView | No
         # at least as long as the one waiting longest in its direction so far
         oldest = signals.oldest_wait_export_seconds if direction == "export" \
             else signals.oldest_wait_import_seconds
-        wait = 0.0 if not backlog else signals.estimated_wait_seconds or oldest
+        rate_known = signals.crossings_last_hour >= MIN_CROSSINGS
+        wait = 0.0 if not backlog else (signals.estimated_wait_seconds if rate_known
+                                         else oldest)
         full = 1.0 if signals.backlog >= signals.capacity else 0.0
         source = "last_hour"
     net = clear - arrive

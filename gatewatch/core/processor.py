@@ -56,7 +56,7 @@ __all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
 #: vehicles expired per sweep step (the worker yields to its event loop between steps)
 SWEEP_CHUNK = 10_000
 #: shipment advisories are re-evaluated this often (they change over hours), or once per
-#: raise hold when that is shorter
+#: advisory raise hold when that is shorter
 ADVISE_EVERY_MS = 60_000
 #: a gate is reconciled at most this often (wall ms) while its events keep coming
 RECONCILE_EVERY_MS = 5_000
@@ -142,8 +142,8 @@ class Processor:
         #: gates whose input partition the worker said it holds at the last rebuild
         self.gates_held: set[str] = set()
         self.advisories: dict[str, GateAdvisories] = {g.gate_id: GateAdvisories(
-            g.gate_id, s.alert_raise_hold_seconds * 1000, s.alert_clear_hold_seconds * 1000)
-            for g in gates.gates}
+            g.gate_id, s.advisory_raise_hold_seconds * 1000,
+            s.advisory_clear_hold_seconds * 1000) for g in gates.gates}
         self._advised_ms: int | None = None
 
     def _fresh_alerts(self, gate_id: str) -> GateAlerts:
@@ -273,7 +273,7 @@ class Processor:
         self._reconcile(now_ms, fx)
         fx.windows = self.ledger.advance(now_ms)
         fx.alerts = self.evaluate(now_ms)
-        every = min(ADVISE_EVERY_MS, max(1000, self.settings.alert_raise_hold_seconds * 1000))
+        every = min(ADVISE_EVERY_MS, max(1000, self.settings.advisory_raise_hold_seconds * 1000))
         if self._advised_ms is None or now_ms - self._advised_ms >= every:
             self._advised_ms = now_ms
             fx.advisories = self.advise(now_ms)

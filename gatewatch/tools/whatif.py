@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from gatewatch.settings import Settings
     from gatewatch.tools.scenarios import Scenario
 
-__all__ = ["Change", "WhatIf", "milestones", "parse_whatif", "rehearse", "render_milestones"]
+__all__ = ["Change", "Rehearsal", "WhatIf", "milestones", "parse_whatif", "rehearse", "render_milestones"]
 
 _HOUR_MS = 3_600_000
 _OFFSET = r"\+(\d+(?:\.\d+)?)([dh])"
@@ -150,21 +150,34 @@ def render_milestones(gates: GateSet, base: dict[str, dict[str, float]],
     return lines
 
 
+@dataclass(frozen=True, slots=True)
+class Rehearsal:
+    """A scenario as planned and with the changes: milestones (gate → milestone → hours)
+    and vehicles waiting at the end, of each run; :attr:`lines` is what is printed."""
+
+    planned: dict[str, dict[str, float]]
+    what_if: dict[str, dict[str, float]]
+    planned_waiting: dict[str, int]
+    what_if_waiting: dict[str, int]
+    lines: list[str]
+
+
 def rehearse(sc: Scenario, gates: GateSet, settings: Settings, specs: Sequence[str]
-             ) -> list[str]:
-    """Run ``sc`` as planned and with ``specs`` applied; the lines to print."""
+             ) -> Rehearsal:
+    """Run ``sc`` as planned and with ``specs`` applied."""
     from gatewatch.tools.scenarios import run_offline
 
     changes = [parse_whatif(s, gates) for s in specs]  # every spec checked before running
     base = run_offline(sc, gates, settings)
     changed = run_offline(sc, gates, settings, whatif=WhatIf(changes, sc.start_ms))
+    planned = milestones(base.changes, base.advisories)
+    what_if = milestones(changed.changes, changed.advisories)
     lines = [f"scenario {sc.name}: {sc.description} ({sc.duration_hours:g} h in event time)",
              "what-if: " + "; ".join(changes_text(c) for c in changes), ""]
-    lines += render_milestones(gates, milestones(base.changes, base.advisories),
-                               milestones(changed.changes, changed.advisories))
+    lines += render_milestones(gates, planned, what_if)
     lines += ["", f"waiting at the end: as planned {sum(base.final_waiting.values())}, "
                   f"what-if {sum(changed.final_waiting.values())}"]
-    return lines
+    return Rehearsal(planned, what_if, base.final_waiting, changed.final_waiting, lines)
 
 
 def changes_text(c: Change) -> str:

@@ -97,6 +97,8 @@ def test_threshold_crossing_reaches_the_receiver_through_alertmanager_and_resolv
     # while nothing cleared, so the shipment advisory goes to hold_shipments too
     w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="1",
                        GATEWATCH_ALERT_CLEAR_HOLD_SECONDS="2",
+                       GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS="1",
+                       GATEWATCH_ADVISORY_CLEAR_HOLD_SECONDS="2",
                        GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS="5")
     notify = Service([sys.executable, "-m", "gatewatch", "notify", "--alertmanager-url",
                       am_url, "--resend-seconds", "5"], OUTPUT / f"{test_id}-notify.log",

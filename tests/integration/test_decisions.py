@@ -34,7 +34,7 @@ def call(url: str, token: str | None = None, **headers: str
 
 
 def test_advisories_recommendations_and_the_public_feed(bootstrap, worker_factory, test_id):
-    w = worker_factory(GATEWATCH_API_TOKEN=TOKEN, GATEWATCH_ALERT_RAISE_HOLD_SECONDS="1",
+    w = worker_factory(GATEWATCH_API_TOKEN=TOKEN, GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS="1",
                        GATEWATCH_PUBLIC_RATE_PER_MINUTE="30")
     w.wait_ready()
     t0 = int(time.time() * 1000) - 120_000

@@ -43,6 +43,7 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
     # cargo keeps 10 s here: 14 trucks queued a second apart and nothing cleared → the
     # export advisory holds shipments
     w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0",
+                       GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS="0",
                        GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS="10")
     w.wait_ready()
     topic = f"{test_id}-gate.events"

@@ -144,7 +144,7 @@ def test_the_record_and_its_texts():
 
 
 def test_the_processor_tick_advises_each_direction_a_gate_handles():
-    proc = Processor(load_gates(), Settings())
+    proc = Processor(load_gates(), Settings(advisory_raise_hold_seconds=60))
     t0 = 1_700_000_000_000
     # coc-nam handles exports only; 60 trucks queued over 7 h, nobody crossed: a truck
     # joining now waits at least as long as the first has (7 h > 6 h)
