@@ -145,6 +145,7 @@ def create_app(settings: Settings, gates: GateSet, *,
                                           worker.broker.down_seconds(), 1)
                                       if worker.broker else 0.0},
                 alert_records=lambda: worker.alert_records.values(),
+                advisory_records=lambda: worker.advisory_records.values(),
                 cap_sender=settings.cap_sender)
     install_pages(app, registry=registry, metrics=worker.metrics, not_ready=worker.not_ready)
     return worker

@@ -118,6 +118,8 @@ class Worker:
     pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     #: the latest alert record per alert id this worker read or wrote (the CAP feed's source)
     alert_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the latest advisory record per advisory id this worker published (the CAP feed)
+    advisory_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     broker: BrokerWatch | None = None
     #: ``gate.advisories`` (shipment advisory changes); None: not published
     advisories_topic: Any = None
@@ -179,8 +181,10 @@ class Worker:
         for adv in fx.advisories:
             gate = self.gates.get(adv.advisory.gate_id)
             if gate is not None and self.advisories_topic is not None:
+                record = encode_advisory(adv, gate)
                 await self.advisories_topic.send(key=adv.advisory.advisory_id.encode(),
-                                                 value=encode_advisory(adv, gate))
+                                                 value=record)
+                self.advisory_records[adv.advisory.advisory_id] = orjson.loads(record)
 
     async def write_changelog(self, writes: Sequence[StateWrite],
                               send: Callable[..., Awaitable[Any]] | None = None) -> None:

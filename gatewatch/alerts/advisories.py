@@ -13,6 +13,7 @@ latest record):
 ``previous``               the advice before this change
 ``change``                 ``raised`` | ``lowered`` | ``cleared``
 ``since``                  when the advice took effect (RFC 3339 UTC)
+``started_at``             when the advice last left ``normal`` (the incident's start)
 ``figures``                ``backlog``, ``clearances_per_day``, ``arrivals_per_day``,
                            ``days_to_drain`` (null: does not drain),
                            ``expected_wait_seconds`` (null: unknown),
@@ -28,18 +29,19 @@ latest record):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import orjson
 
+from gatewatch.alerts.cap import KEEP_RESOLVED_MS, Notice
 from gatewatch.alerts.texts import format_duration
 from gatewatch.core.advisories import Advisory, AdvisoryChange
-from gatewatch.gates import GateConfig
-from gatewatch.streams.codec import format_ms
+from gatewatch.gates import GateConfig, GateSet
+from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 
-__all__ = ["ADVICE_TEXT", "SEVERITY", "TEMPLATES", "advisory_doc", "as_alert_record",
-           "encode_advisory", "render_advisory"]
+__all__ = ["ADVICE_TEXT", "CAP_ADVICE", "SEVERITY", "TEMPLATES", "advisory_doc",
+           "advisory_notices", "as_alert_record", "encode_advisory", "render_advisory"]
 
 ADVICE_TEXT: Final = {
     "vi": {"normal": "BÌNH THƯỜNG", "slow_down": "GIẢM TỐC ĐỘ GỬI HÀNG",
@@ -131,6 +133,7 @@ def advisory_doc(adv: Advisory, gate: GateConfig) -> dict[str, Any]:
         "advisory_id": adv.advisory_id, "gate_id": adv.gate_id, "gate_name": gate.name,
         "gate_name_en": gate.name_en, "direction": adv.direction, "advice": adv.advice,
         "since": format_ms(adv.since_ms), "updated_at": format_ms(adv.updated_ms),
+        "started_at": format_ms(adv.started_ms),
         "figures": {
             "backlog": f.backlog, "clearances_per_day": f.clearances_per_day,
             "arrivals_per_day": f.arrivals_per_day, "days_to_drain": f.days_to_drain,
@@ -146,3 +149,59 @@ def encode_advisory(change: AdvisoryChange, gate: GateConfig) -> bytes:
     """The ``gate.advisories`` record of one advisory change."""
     return orjson.dumps(advisory_doc(change.advisory, gate)
                         | {"previous": change.previous, "change": change.change})
+
+
+#: advice (or resolved) → CAP (urgency, severity, certainty, responseType)
+CAP_ADVICE: Final = {"slow_down": ("Expected", "Moderate", "Likely", "Prepare"),
+                     "hold_shipments": ("Immediate", "Severe", "Likely", "Avoid"),
+                     "resolved": ("Past", "Minor", "Observed", "AllClear")}
+_EVENT: Final = {"vi": "Khuyến cáo gửi hàng", "en": "Shipment advisory"}
+
+
+def advisory_notices(records: Iterable[Mapping[str, Any]], gates: GateSet, now_ms: int
+                     ) -> list[Notice]:
+    """The CAP notices of the latest ``gate.advisories`` record per advisory (for
+    :func:`gatewatch.alerts.cap.cap_entries`): raised from normal → Alert, raised or
+    lowered → Update, cleared → Cancel (kept 24 h); malformed records are skipped."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for r in records:
+        aid = r.get("advisory_id")
+        if isinstance(aid, str) and str(r.get("since", "")) >= str(
+                latest.get(aid, {}).get("since", "")):
+            latest[aid] = r
+    out = []
+    for aid, r in sorted(latest.items()):
+        gate = gates.get(str(r.get("gate_id")))
+        started = parse_timestamp_ms(str(r.get("started_at")))
+        sent = parse_timestamp_ms(str(r.get("since")))
+        advice, change = r.get("advice"), r.get("change")
+        if gate is None or started is None or sent is None or advice not in ADVICE_TEXT["en"]:
+            continue
+        if change == "cleared":
+            kind = "resolved"
+            if now_ms - sent > KEEP_RESOLVED_MS:
+                continue
+        elif change == "raised":
+            kind = "fired" if r.get("previous") == "normal" else "escalated"
+        elif change == "lowered":
+            kind = "deescalated"
+        else:
+            continue
+        names = {"vi": gate.name, "en": gate.name_en}
+        shown = str(r.get("previous")) if kind == "resolved" else str(advice)
+        msg = r.get("message") or {}
+        out.append(Notice(
+            key=aid.replace(":", ":advisory:", 1), gate_id=gate.gate_id, change=kind,
+            started_ms=started, sent_ms=started if kind == "fired" else sent,
+            event=_EVENT, description={lang: str(msg.get(lang, "")) for lang in ("vi", "en")},
+            headline={lang: f"{ADVICE_TEXT[lang].get(shown, shown)}: {names[lang]} "
+                            f"({_DIRECTION[lang].get(str(r.get('direction')), '')})"
+                      + (" — " + ("đã hết" if lang == "vi" else "cleared")
+                         if kind == "resolved" else "") for lang in ("vi", "en")},
+            area=names, cap=CAP_ADVICE["resolved" if kind == "resolved" else str(advice)],
+            parameters=(("gatewatch:kind", "shipment_advisory"),
+                        ("gatewatch:advice", str(advice)),
+                        ("gatewatch:direction", str(r.get("direction")))),
+            expires_ms=sent + KEEP_RESOLVED_MS if kind == "resolved" else None,
+            lat=gate.lat, lon=gate.lon))
+    return out

@@ -116,6 +116,8 @@ class Advisory:
     #: when the current advice took effect, and when it was last re-evaluated
     since_ms: int
     updated_ms: int
+    #: when the advice last left ``normal`` (the incident a CAP Update/Cancel refers to)
+    started_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +199,10 @@ class GateAdvisories:
         after: Advice = _AS_ADVICE[st.level]
         old = self.current.get(direction)
         since = now_ms if old is None or after != before else old.since_ms
+        started = since if before == "normal" or old is None else old.started_ms
         adv = Advisory(f"{self.gate_id}:{direction}", self.gate_id, direction, after,
                        figures if signals.has_data or old is None else old.figures,
-                       since, now_ms)
+                       since, now_ms, started)
         self.current[direction] = adv
         if after == before:
             return None

@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp import web as aioweb
 from faust.web import View
 
+from gatewatch.alerts.advisories import advisory_notices
 from gatewatch.alerts.cap import CAP_TYPE, atom_feed, cap_entries, cap_message, etag
 from gatewatch.core.congestion import LEVELS, GateAlerts
 from gatewatch.core.processor import Processor
@@ -424,11 +425,13 @@ def install(app: Any, *, processor: Processor,
             cors_origins: tuple[str, ...], state_table: str, version: str,
             kafka_status: Callable[[], dict[str, Any]] | None = None,
             alert_records: Callable[[], Iterable[Mapping[str, Any]]] = lambda: (),
-            cap_sender: str = "gatewatch@localhost", public_rate_per_minute: int = 60) -> None:
+            cap_sender: str = "gatewatch@localhost", public_rate_per_minute: int = 60,
+            advisory_records: Callable[[], Iterable[Mapping[str, Any]]] = lambda: ()) -> None:
     """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
     of the gate list (reachable, unreachable_seconds); ``alert_records`` the latest
     ``gate.alerts`` record per alert this worker knows (the CAP feed's source);
-    ``public_rate_per_minute``: the public feed's per-client rate limit."""
+    ``public_rate_per_minute``: the public feed's per-client rate limit;
+    ``advisory_records`` the latest ``gate.advisories`` record per advisory (CAP too)."""
     spec = openapi(version, token_required=bool(token))
     gates: GateSet = processor.gates
 
@@ -654,13 +657,16 @@ def install(app: Any, *, processor: Processor,
         gets this worker's alert records as JSON, merged by the asking worker."""
         try:
             check_token(request)
-            records = list(alert_records())
+            records, advised = list(alert_records()), list(advisory_records())
             if request.headers.get(FORWARDED):
-                return web.json({"records": records}, headers=headers_for(request))
+                return web.json({"records": records, "advisories": advised},
+                                headers=headers_for(request))
             for peer in await ask_peers(request, "/api/v1/cap.atom"):
                 records += peer.get("records", [])
+                advised += peer.get("advisories", [])
             now = wall_ms()
-            notices = cap_entries(records, gates=gates, now_ms=now)
+            notices = cap_entries(records, advisory_notices(advised, gates, now), gates=gates,
+                                  now_ms=now)
             if identifier is None:
                 body, ctype = atom_feed(notices, base_url=str(request.url.origin()),
                                         sender=cap_sender, now_ms=now), "application/atom+xml"

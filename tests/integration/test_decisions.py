@@ -71,6 +71,9 @@ def test_advisories_recommendations_and_the_public_feed(bootstrap, worker_factor
                read_all(bootstrap, f"{test_id}-gate.advisories", 1, timeout=20)]
     assert any(r["advisory_id"] == "coc-nam:export" and r["change"] == "raised"
                and r["advice"] == "hold_shipments" for r in records)
+    # the CAP feed lists it too
+    status, _, atom = call(f"{w.url}/api/v1/cap.atom", TOKEN)
+    assert status == 200 and b"gatewatch.coc-nam.advisory.export." in atom
 
     # recommendations: Chi Ma takes no perishables; gates without data are left out
     status, _, body = call(f"{w.url}/api/v1/recommendations?direction=export"

@@ -202,3 +202,43 @@ def test_without_crossings_the_longest_wait_so_far_is_the_expected_wait():
     # a forecast whose hours know no wait, with trucks waiting: too long (hold)
     f = figures_of(sig(), "export", Forecast(100, (Hour(0, 100, None),), 10, 0), KEEPS, True, 0)
     assert f.expected_wait_seconds is None and f.exceeds_keep_time
+
+
+def test_advisories_in_the_cap_feed_alert_update_cancel_and_valid_cap():
+    from xml.etree import ElementTree as ET
+
+    from gatewatch.alerts.advisories import advisory_notices
+    from gatewatch.alerts.cap import CAP_NS, cap_entries, cap_message
+    from tests.support import cap_errors
+
+    gates = load_gates()
+    gate = gates.get("tan-thanh")
+    assert gate
+    ga = advisories()
+    records = []
+    for t, wait in ((0, 3.5), (MIN, 3.5), (2 * MIN, 7), (3 * MIN, 7), (4 * MIN, 0),
+                    (9 * MIN, 0)):
+        ch = step(ga, wait, t)
+        if ch:
+            records.append(orjson.loads(encode_advisory(ch, gate)))
+    assert [(r["change"], r["advice"]) for r in records] == [
+        ("raised", "slow_down"), ("raised", "hold_shipments"), ("cleared", "normal")]
+    kinds = []
+    for upto in (1, 2, 3):
+        [n] = advisory_notices(records[:upto], gates, 10 * MIN)
+        kinds.append(n.msg_type)
+        doc = cap_message(n, "gatewatch@langson.example")
+        assert cap_errors(doc) == [], doc
+        info = ET.fromstring(doc).find(f"{{{CAP_NS}}}info")  # noqa: S314 - our own output
+        assert info is not None and info.findtext(f"{{{CAP_NS}}}language") == "vi-VN"
+        if upto == 2:
+            assert info.findtext(f"{{{CAP_NS}}}severity") == "Severe"
+            assert "TẠM DỪNG GỬI HÀNG" in (info.findtext(f"{{{CAP_NS}}}headline") or "")
+    assert kinds == ["Alert", "Update", "Cancel"]
+    [first] = advisory_notices(records[:1], gates, 10 * MIN)
+    [cancel] = advisory_notices(records, gates, 10 * MIN)
+    assert cancel.original_identifier == first.identifier  # the Cancel names the Alert
+    # joined with the alerts; a Cancel leaves after 24 h
+    assert len(cap_entries([], advisory_notices(records, gates, 10 * MIN), gates=gates,
+                           now_ms=10 * MIN)) == 1
+    assert advisory_notices(records, gates, 9 * MIN + 24 * H + 1) == []
