@@ -415,6 +415,9 @@ class Processor:
         for book in self.ledger:
             if book.last_event_ms is None and book.gate_id not in held:
                 self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
+                ga = self.advisories[book.gate_id]
+                self.advisories[book.gate_id] = GateAdvisories(
+                    ga.gate_id, ga.raise_hold_ms, ga.clear_hold_ms)
         self.gates_held = held
         return Effects(windows=[replace(w, republished=True) for w in windows])
 

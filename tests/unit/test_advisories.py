@@ -242,3 +242,15 @@ def test_advisories_in_the_cap_feed_alert_update_cancel_and_valid_cap():
     assert len(cap_entries([], advisory_notices(records, gates, 10 * MIN), gates=gates,
                            now_ms=10 * MIN)) == 1
     assert advisory_notices(records, gates, 9 * MIN + 24 * H + 1) == []
+
+
+def test_a_gate_moved_to_another_worker_loses_its_advisories():
+    proc = Processor(load_gates(), Settings(advisory_raise_hold_seconds=0))
+    t0 = 1_700_000_000_000
+    msgs = [message(ev(f"v{i}", "queued", t0 - (60 - i) * 7 * MIN, "coc-nam"))
+            for i in range(60)]
+    proc.apply_batch([SourceRecord("t", 0, i, t0, k, v) for i, (k, v) in enumerate(msgs)], t0)
+    proc.tick(t0 + 1000)
+    assert proc.advisories["coc-nam"].current["export"].advice == "hold_shipments"
+    proc.rebuild([], t0 + 2000, gates_held=set())  # its partition went elsewhere
+    assert proc.advisories["coc-nam"].current == {}
