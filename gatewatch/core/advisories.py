@@ -132,12 +132,16 @@ class AdvisoryChange:
 def figures_of(signals: GateSignals, direction: str, forecast: ForecastView | None,
                keeps_seconds: float, perishable: bool, now_ms: int) -> AdvisoryFigures:
     """The figures of one direction of a gate at ``now_ms``: from ``forecast`` (made for
-    that direction, or for both), or from the last hour's counts without one."""
+    that direction; one for both directions gives the gate's whole backlog and rates), or
+    from the last hour's counts without one."""
     backlog = signals.waiting_export if direction == "export" else signals.waiting_import
     if forecast is not None:
+        if forecast.direction is None:  # a forecast of both directions together
+            backlog = signals.backlog
         clear, arrive = forecast.clearances_per_day, forecast.arrivals_per_day
+        made = forecast.made_at_ms  # a forecast runs on the gate's event time
         ahead = [h for h in forecast.hours
-                 if now_ms - _HOUR_MS < h.start_ms <= now_ms + HORIZON_HOURS * _HOUR_MS]
+                 if made - _HOUR_MS < h.start_ms <= made + HORIZON_HOURS * _HOUR_MS]
         known = [h.wait_seconds for h in ahead if h.wait_seconds is not None]
         wait = max(known) if known else (None if backlog else 0.0)
         full = max((h.p_full for h in ahead), default=0.0)

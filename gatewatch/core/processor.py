@@ -300,10 +300,13 @@ class Processor:
             sig = gate_signals(gate, book, now_ms)
             keeps = float(gate.perishable_max_wait_seconds
                           or self.settings.perishable_max_wait_seconds)
+            both: ForecastView | None = None  # one forecast of both directions serves each
             for direction in gate.accepts_directions:
                 perishable = gate.accepts("perishable", direction)
-                fig = figures_of(sig, direction, self.forecast_for(gate.gate_id, now_ms,
-                                                                   direction),
+                fc = both or self.forecast_for(gate.gate_id, now_ms, direction)
+                if fc is not None and fc.direction is None:
+                    both = fc
+                fig = figures_of(sig, direction, fc,
                                  keeps if perishable else keeps * GENERAL_KEEP_FACTOR,
                                  perishable, now_ms)
                 change = self.advisories[gate.gate_id].evaluate(direction, sig, fig, now_ms)

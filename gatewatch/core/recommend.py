@@ -54,6 +54,10 @@ class ForecastView(Protocol):
     """The members of a gate's forecast read here (and by the advisories)."""
 
     @property
+    def made_at_ms(self) -> int: ...
+    @property
+    def direction(self) -> str | None: ...
+    @property
     def hours(self) -> Sequence[HourView]: ...
     @property
     def backlog_now(self) -> int: ...
@@ -108,11 +112,12 @@ class GateOption:
 
 
 def capacity_of(gate: GateConfig, signals: GateSignals, forecast: ForecastView | None,
-                arrival_ms: int) -> Capacity:
-    """A gate's :class:`Capacity` for a truck arriving at ``arrival_ms``: from its forecast,
-    or without one from the last hour (× 24, backlog and wait as now)."""
+                eta_ms: int) -> Capacity:
+    """A gate's :class:`Capacity` for a truck arriving ``eta_ms`` from now: from its
+    forecast (read ``eta_ms`` after the forecast was made: a forecast runs on the gate's
+    event time), or without one from the last hour (× 24, backlog and wait as now)."""
     if forecast is not None:
-        hour = forecast.at(arrival_ms)
+        hour = forecast.at(forecast.made_at_ms + eta_ms)
         backlog = hour.backlog if hour is not None else float(forecast.backlog_now)
         wait = hour.wait_seconds if hour is not None else None
         if hour is None and forecast.clearances_per_day > 0:

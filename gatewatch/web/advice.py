@@ -80,7 +80,7 @@ def local_capacities(processor: Processor, gates: Iterable[GateConfig], q: Recom
     """Capacities of the accepting gates this worker has data for; the others' reasons."""
     caps: dict[str, Capacity] = {}
     excluded: dict[str, str] = {}
-    arrival = now_ms + int(q.eta_hours * _HOUR_MS)
+    eta_ms = int(q.eta_hours * _HOUR_MS)
     owned = processor.owned_gates()
     for g in gates:
         if not g.accepts(q.cargo, q.direction):
@@ -95,7 +95,7 @@ def local_capacities(processor: Processor, gates: Iterable[GateConfig], q: Recom
             excluded[g.gate_id] = "no data"
             continue
         caps[g.gate_id] = capacity_of(g, sig, processor.forecast_for(g.gate_id, now_ms,
-                                                                     q.direction), arrival)
+                                                                     q.direction), eta_ms)
     return caps, excluded
 
 

@@ -35,6 +35,8 @@ class Forecast:  # stand-in for gatewatch.core.forecast.GateForecast
     hours: tuple[Hour, ...]
     arrivals_per_day: float
     clearances_per_day: float
+    made_at_ms: int = 0
+    direction: str | None = "export"
 
     def at(self, t_ms: int) -> Hour | None:
         return next((h for h in self.hours if h.start_ms <= t_ms < h.start_ms + H), None)
@@ -47,7 +49,7 @@ def sig(export=100, imp=0, crossed=10, arrived=10, has_data=True) -> GateSignals
 
 def fc(wait_h: float, arrive=1000.0, clear=1000.0, p_full=0.0, now=0) -> Forecast:
     return Forecast(100, tuple(Hour(now + i * H, 100, wait_h * 3600, p_full)
-                               for i in range(48)), arrive, clear)
+                               for i in range(48)), arrive, clear, made_at_ms=now)
 
 
 def test_figures_from_a_forecast():
@@ -254,3 +256,11 @@ def test_a_gate_moved_to_another_worker_loses_its_advisories():
     assert proc.advisories["coc-nam"].current["export"].advice == "hold_shipments"
     proc.rebuild([], t0 + 2000, gates_held=set())  # its partition went elsewhere
     assert proc.advisories["coc-nam"].current == {}
+
+
+def test_a_forecast_runs_on_event_time_and_may_cover_both_directions():
+    # made at the gate's watermark, hours behind the wall clock (a replay): read from there
+    late = Forecast(100, tuple(Hour(i * H, 100, 7200.0) for i in range(48)), 10, 20,
+                    made_at_ms=0, direction=None)
+    f = figures_of(sig(export=30, imp=12), "export", late, KEEPS, True, now_ms=5 * 24 * H)
+    assert f.expected_wait_seconds == 7200.0 and f.backlog == 42  # both directions

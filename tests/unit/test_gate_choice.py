@@ -107,6 +107,8 @@ class Forecast:  # stand-in for gatewatch.core.forecast.GateForecast
     hours: tuple[Hour, ...]
     arrivals_per_day: float
     clearances_per_day: float
+    made_at_ms: int = 0
+    direction: str | None = "export"
 
     def at(self, t_ms: int) -> Hour | None:
         return next((h for h in self.hours if h.start_ms <= t_ms < h.start_ms + 3_600_000),
