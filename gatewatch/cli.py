@@ -167,7 +167,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
             tasks.append(AlertmanagerPusher(
                 kafka, topic, am, resend_seconds=args.resend_seconds,
                 wall_ms=clock_for(settings), policy=policy,
-                parking_topic=topics.alerts_undelivered).run(stop))
+                parking_topic=topics.alerts_undelivered,
+                advisories_topic=topics.advisories).run(stop))
         _say(f"gatewatch notify: {topic} -> " + ", ".join(
             [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))
         await asyncio.gather(*tasks)
@@ -397,6 +398,11 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         return 0
     settings, gates = _load()
     sc = load_scenario(args.name)
+    if args.what_if:
+        from gatewatch.tools.whatif import rehearse
+        for line in rehearse(sc, gates, settings, args.what_if).lines:
+            _say(line)
+        return 0
     if not args.live:
         _say(f"scenario {sc.name}: {sc.description} ({sc.duration_hours:g} h in event time)")
         outcome = run_offline(sc, gates, settings)
@@ -732,6 +738,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=600.0,
                    help="with --live: simulated seconds per real second (default 600)")
     p.add_argument("--verbose", action="store_true", help="also print no-data changes")
+    p.add_argument("--what-if", action="append", default=[], metavar="SPEC",
+                   help="rehearse with a change, e.g. huu-nghi.clearance=50%%@+2d, "
+                   "tan-thanh.closed@+1d..+3d, *.arrivals=150%%@+1d (repeatable; "
+                   "docs/decisions.md#what-if-rehearsals)")
     p.set_defaults(func=cmd_scenario)
 
     p = sub.add_parser("dashboards", help="generate the Grafana dashboards or push them")

@@ -234,6 +234,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWATCH_ALERT_CLEAR_HOLD_SECONDS", "alert_clear_hold_seconds", "300",
             _NON_NEGATIVE,
             "the backlog must stay below the clear level this long before a level clears"),
+    Setting("GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS", "advisory_raise_hold_seconds", "900",
+            _NON_NEGATIVE, "a shipment advisory is raised once its figures held this long "
+            "(shippers plan in hours: no flapping)"),
+    Setting("GATEWATCH_ADVISORY_CLEAR_HOLD_SECONDS", "advisory_clear_hold_seconds", "1800",
+            _NON_NEGATIVE, "a shipment advisory is lowered or cleared once its figures stayed "
+            "below the clear level this long"),
     Setting("GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS", "perishable_max_wait_seconds", "21600",
             _POSITIVE, "perishable-cargo wait that raises an alert (per gate: "
             "`perishable_max_wait_seconds`)"),
@@ -272,6 +278,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWATCH_API_CORS_ORIGINS", "api_cors_origins", "",
             Parser("origins, comma-separated, or `*`", _comma_list),
             "origins allowed to call the API from a browser"),
+    Setting("GATEWATCH_PUBLIC_RATE_PER_MINUTE", "public_rate_per_minute", "60", _POSITIVE,
+            "requests a minute each client address may make to the public feed "
+            "`/api/v1/public/gates` (bursts of as many; then 429)"),
     Setting("GATEWATCH_BROKER_COMPAT", "broker_compat", "tansu", _choice(("tansu", "kafka")),
             "`tansu`: embedded-broker workarounds; `kafka`: Apache Kafka / Redpanda"),
     Setting("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "security_protocol", "PLAINTEXT",
@@ -375,6 +384,8 @@ class Settings:
     alert_raise_hold_seconds: int = _field("alert_raise_hold_seconds")
     alert_clear_hold_seconds: int = _field("alert_clear_hold_seconds")
     perishable_max_wait_seconds: int = _field("perishable_max_wait_seconds")
+    advisory_raise_hold_seconds: int = _field("advisory_raise_hold_seconds")
+    advisory_clear_hold_seconds: int = _field("advisory_clear_hold_seconds")
     runbook_url: str = _field("runbook_url")
     reconcile: bool = _field("reconcile")
     unconfirmed_min_overtakes: int = _field("unconfirmed_min_overtakes")
@@ -387,6 +398,7 @@ class Settings:
     broker_compat: str = _field("broker_compat")
     api_token: str = _field("api_token")
     api_cors_origins: tuple[str, ...] = _field("api_cors_origins")
+    public_rate_per_minute: int = _field("public_rate_per_minute")
     security_protocol: str = _field("security_protocol")
     sasl_mechanism: str = _field("sasl_mechanism")
     sasl_username: str = _field("sasl_username")

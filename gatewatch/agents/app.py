@@ -97,7 +97,7 @@ def create_app(settings: Settings, gates: GateSet, *,
                     windows_topic=raw_topic(topics.windows),
                     alerts_topic=raw_topic(topics.alerts),
                     consumer_factory=plain_consumer, input_partitions=n_partitions,
-                    wall_ms=wall_ms)
+                    wall_ms=wall_ms, advisories_topic=raw_topic(topics.advisories))
     registry.register(GateCollector(worker.processor, wall_ms, worker.lag_samples))
 
     app.gatewatch_source_topics = {topics.events}  # type: ignore[attr-defined]
@@ -140,7 +140,7 @@ def create_app(settings: Settings, gates: GateSet, *,
 
     api.install(app, processor=worker.processor, wall_ms=wall_ms, token=settings.api_token,
                 cors_origins=settings.api_cors_origins, state_table=STATE_TABLE,
-                version=__version__,
+                version=__version__, public_rate_per_minute=settings.public_rate_per_minute,
                 history=HistoryStore(settings.history_url, readonly=True),
                 utc_offset_minutes=settings.history_utc_offset_minutes,
                 kafka_status=lambda: {"reachable": worker.broker is None or worker.broker.up,
@@ -148,6 +148,7 @@ def create_app(settings: Settings, gates: GateSet, *,
                                           worker.broker.down_seconds(), 1)
                                       if worker.broker else 0.0},
                 alert_records=lambda: worker.alert_records.values(),
+                advisory_records=lambda: worker.advisory_records.values(),
                 cap_sender=settings.cap_sender)
     install_pages(app, registry=registry, metrics=worker.metrics, not_ready=worker.not_ready)
     return worker

@@ -1,7 +1,9 @@
 """The versioned JSON API (read-only) on the worker's web server.
 
 ``GET /api/v1/gates``, ``/api/v1/gates/{gate_id}``, ``/api/v1/gates/{gate_id}/windows``,
-``/api/v1/alerts``, the CAP feed ``/api/v1/cap.atom`` with its messages
+``/api/v1/alerts``, ``/api/v1/advisories``, ``/api/v1/recommendations``
+(:mod:`gatewatch.web.advice`), the public feed ``/api/v1/public/gates`` (no token:
+:mod:`gatewatch.web.public`), the CAP feed ``/api/v1/cap.atom`` with its messages
 ``/api/v1/cap/{identifier}.xml`` (:mod:`gatewatch.alerts.cap`) and ``/openapi.json``; from
 the history store (``GATEWATCH_HISTORY_URL``, opened read-only):
 ``/api/v1/gates/{gate_id}/history`` (JSON or CSV) and ``/api/v1/gates/{gate_id}/patterns``.
@@ -29,6 +31,7 @@ import aiohttp
 from aiohttp import web as aioweb
 from faust.web import View
 
+from gatewatch.alerts.advisories import advisory_notices
 from gatewatch.alerts.cap import CAP_TYPE, atom_feed, cap_entries, cap_message, etag
 from gatewatch.core.congestion import LEVELS, GateAlerts
 from gatewatch.core.processor import Processor
@@ -38,6 +41,7 @@ from gatewatch.gates import GateConfig, GateSet
 from gatewatch.history.aggregate import STEPS, HourPattern, SeriesPoint, Stat
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 from gatewatch.streams.records import WindowRecord
+from gatewatch.web import advice, public
 
 if TYPE_CHECKING:
     from gatewatch.history.store import HistoryStore
@@ -90,8 +94,10 @@ def window_doc(r: WindowRecord) -> dict[str, Any]:
             "closed_by": r.closed_by}
 
 
-def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts) -> dict[str, Any]:
-    """One gate's state; ``owned`` says whether this worker holds the gate's state."""
+def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts,
+             advisories: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One gate's state; ``owned`` says whether this worker holds the gate's state;
+    ``advisories``: its shipment advisories by direction."""
     fresh = s.has_data
     backlog = s.backlog
     hour = s.last_hour
@@ -115,6 +121,7 @@ def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts) -> dict[str, 
         "seconds_since_last_event": round(s.silent_seconds, 3)
         if s.silent_seconds is not None else None,
         "active_alerts": sorted(a.alert_id for a in alerts.active.values()),
+        "advisories": advisories or {},
     }
 
 
@@ -409,6 +416,8 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
         "last_event_at": {"type": "string", "format": "date-time", "nullable": True},
         "seconds_since_last_event": nullable_num,
         "active_alerts": {"type": "array", "items": {"type": "string"}},
+        "advisories": {"type": "object", "description": "shipment advisory by direction "
+                       "(see /api/v1/advisories)", "additionalProperties": {"type": "object"}},
         "windows": {"type": "array", "items": {"$ref": "#/components/schemas/Window"}},
     }}
     window = {"type": "object", "properties": {
@@ -488,6 +497,7 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
                     "200": ok({"type": "object", "properties": {"alerts": {
                         "type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}),
                     "400": oversized, "401": unauthorized}}},
+            **advice.openapi_paths(ok, err, also, preflight, oversized, unauthorized),
             "/api/v1/cap.atom": {"description": also, "options": preflight, "get": {
                 "summary": "CAP feed: an Atom index of the alerts as CAP 1.2 messages",
                 "description": "One entry per message (firing alerts, and resolved ones as "
@@ -624,11 +634,14 @@ def install(app: Any, *, processor: Processor,
             cors_origins: tuple[str, ...], state_table: str, version: str,
             kafka_status: Callable[[], dict[str, Any]] | None = None,
             alert_records: Callable[[], Iterable[Mapping[str, Any]]] = lambda: (),
-            cap_sender: str = "gatewatch@localhost",
+            cap_sender: str = "gatewatch@localhost", public_rate_per_minute: int = 60,
+            advisory_records: Callable[[], Iterable[Mapping[str, Any]]] = lambda: (),
             history: HistoryStore | None = None, utc_offset_minutes: int = 420) -> None:
     """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
     of the gate list (reachable, unreachable_seconds); ``alert_records`` the latest
     ``gate.alerts`` record per alert this worker knows (the CAP feed's source);
+    ``public_rate_per_minute``: the public feed's per-client rate limit;
+    ``advisory_records`` the latest ``gate.advisories`` record per advisory (CAP too);
     ``history`` is the history store (read-only; ``None``: the history paths answer 503),
     whose days and hours of the week are local at ``utc_offset_minutes``."""
     spec = openapi(version, token_required=bool(token))
@@ -636,7 +649,8 @@ def install(app: Any, *, processor: Processor,
 
     def doc_of(gate: GateConfig, now_ms: int) -> dict[str, Any]:
         return gate_doc(gate, processor.signals(gate.gate_id, now_ms),
-                        processor.alerts[gate.gate_id])
+                        processor.alerts[gate.gate_id],
+                        advice.gate_advisories(processor, gate))
 
     def headers_for(request: Any) -> dict[str, str]:
         return {"Cache-Control": "no-store"} | cors_headers(request.headers.get("Origin"),
@@ -662,6 +676,8 @@ def install(app: Any, *, processor: Processor,
         hdrs = {FORWARDED: "1"}
         if "Authorization" in request.headers:
             hdrs["Authorization"] = request.headers["Authorization"]
+        elif token:  # the public feed (no token) asks its peers with the configured one
+            hdrs["Authorization"] = f"Bearer {token}"
         timeout = aiohttp.ClientTimeout(total=3)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async def one(url: str) -> dict[str, Any] | None:
@@ -731,17 +747,21 @@ def install(app: Any, *, processor: Processor,
             raise ApiError(404, "unknown_gate", f"no gate {gate_id!r}; see /api/v1/gates")
         return gate
 
+    async def all_gate_docs(request: Any, now: int) -> dict[str, dict[str, Any]]:
+        docs = {g.gate_id: doc_of(g, now) for g in gates.gates}
+        missing = [g for g, d in docs.items() if not d["owned"]]
+        if missing:
+            for peer in await ask_peers(request, "/api/v1/gates"):
+                for d in peer.get("gates", []):
+                    if d.get("owned") and d.get("gate_id") in missing:
+                        docs[d["gate_id"]] = d
+        return docs
+
     @page("/api/v1/gates")
     async def _gates(web: Any, request: Any) -> Any:
         async def body() -> dict[str, Any]:
             now = wall_ms()
-            docs = {g.gate_id: doc_of(g, now) for g in gates.gates}
-            missing = [g for g, d in docs.items() if not d["owned"]]
-            if missing:
-                for peer in await ask_peers(request, "/api/v1/gates"):
-                    for d in peer.get("gates", []):
-                        if d.get("owned") and d.get("gate_id") in missing:
-                            docs[d["gate_id"]] = d
+            docs = await all_gate_docs(request, now)
             kafka = kafka_status() if kafka_status else {"reachable": True,
                                                           "unreachable_seconds": 0}
             return {"gates": list(docs.values()), "generated_at": format_ms(now),
@@ -828,18 +848,82 @@ def install(app: Any, *, processor: Processor,
             return {"alerts": sorted(out.values(), key=lambda d: d["alert_id"])}
         return await respond(web, request, body)
 
+    @page("/api/v1/advisories")
+    async def _advisories(web: Any, request: Any) -> Any:
+        async def body() -> dict[str, Any]:
+            out = {a["advisory_id"]: a for a in advice.advisories_of(processor, gates.gates)}
+            for peer in await ask_peers(request, "/api/v1/advisories"):
+                for a in peer.get("advisories", []):
+                    out.setdefault(a["advisory_id"], a)
+            return {"advisories": sorted(out.values(), key=lambda d: d["advisory_id"])}
+        return await respond(web, request, body)
+
+    @page("/api/v1/recommendations")
+    async def _recommendations(web: Any, request: Any) -> Any:
+        async def body() -> dict[str, Any]:
+            q = advice.parse_recommend_query(request.query)
+            if q == "bad_direction":
+                raise ApiError(400, "bad_direction", advice.ERRORS[q])
+            if q == "bad_cargo":
+                raise ApiError(400, "bad_cargo", advice.ERRORS[q])
+            if isinstance(q, str):
+                raise ApiError(400, "bad_eta", advice.ERRORS["bad_eta"])
+            now = wall_ms()
+            caps, excluded = advice.local_capacities(processor, gates.gates, q, now)
+            if advice.NOT_HELD in excluded.values():
+                qs = request.query_string
+                for peer in await ask_peers(request, "/api/v1/recommendations"
+                                            + (f"?{qs}" if qs else "")):
+                    for d in peer.get("options", []):
+                        c = advice.capacity_from_doc(d)
+                        if c is not None and excluded.get(c.gate_id) == advice.NOT_HELD:
+                            caps[c.gate_id] = c
+            return advice.recommendations_doc(gates.gates, q, caps, excluded, now)
+        return await respond(web, request, body)
+
+    bucket = public.TokenBucket(public_rate_per_minute)
+
+    @page("/api/v1/public/gates")
+    async def _public(web: Any, request: Any) -> Any:
+        """Open data: no token check (:mod:`gatewatch.web.public`), a per-client limit."""
+        hdrs = cors_headers(request.headers.get("Origin"), cors_origins)
+        now = wall_ms()
+        wait = bucket.take(str(request.remote or "?"), now)
+        if wait:
+            exc = ApiError(429, "rate_limited", f"too many requests; retry after {wait} s")
+            return web.json(exc.body(), status=429, headers=hdrs | {
+                "Retry-After": str(wait), "Cache-Control": "no-store"})
+        as_csv = public.wants_csv(request.query, request.headers.get("Accept"))
+        if as_csv is None:
+            exc = ApiError(400, "bad_format", "format must be csv or json")
+            return web.json(exc.body(), status=400, headers=hdrs | {"Cache-Control": "no-store"})
+        docs = await all_gate_docs(request, now)
+        rows = [public.public_row(g, docs[g.gate_id]) for g in gates.gates]
+        etag = public.etag_of(rows)
+        hdrs |= {"ETag": etag, "Cache-Control": public.CACHE_CONTROL,
+                 "Vary": ", ".join(v for v in (hdrs.get("Vary"), "Accept") if v),
+                 "Last-Modified": public.last_modified(rows, now)}
+        if public.not_modified(request.headers.get("If-None-Match"), etag):
+            return web.bytes(b"", status=304, headers=hdrs)
+        if as_csv:
+            return web.text(public.to_csv(rows), headers=hdrs, content_type="text/csv")
+        return web.json(public.public_doc(rows, format_ms(now)), headers=hdrs)
+
     async def cap(web: Any, request: Any, identifier: str | None) -> Any:
         """The CAP index feed (``identifier`` None) or one CAP message; a peer's request
         gets this worker's alert records as JSON, merged by the asking worker."""
         try:
             check_token(request)
-            records = list(alert_records())
+            records, advised = list(alert_records()), list(advisory_records())
             if request.headers.get(FORWARDED):
-                return web.json({"records": records}, headers=headers_for(request))
+                return web.json({"records": records, "advisories": advised},
+                                headers=headers_for(request))
             for peer in await ask_peers(request, "/api/v1/cap.atom"):
                 records += peer.get("records", [])
+                advised += peer.get("advisories", [])
             now = wall_ms()
-            notices = cap_entries(records, gates=gates, now_ms=now)
+            notices = cap_entries(records, advisory_notices(advised, gates, now), gates=gates,
+                                  now_ms=now)
             if identifier is None:
                 body, ctype = atom_feed(notices, base_url=str(request.url.origin()),
                                         sender=cap_sender, now_ms=now), "application/atom+xml"
