@@ -347,16 +347,17 @@ async def run(kafka: KafkaConfig, topic: str, gates: GateSet, *, rate: float, sp
               initial_backlog: float, start_ms: int | None = None,
               progress: Callable[[str], None] = print,
               overrides: dict[str, GateOverride] | None = None, day_profile: bool = False,
-              ) -> int:
+              cameras: CameraSet | None = None, counts: CountSensor | None = None,
+              counts_topic: str | None = None) -> int:
     """Produce simulated traffic to ``kafka`` until stopped (or ``duration_seconds``);
-    returns count."""
+    returns count. Count observations (``counts``) go to ``counts_topic``."""
     from aiokafka import AIOKafkaProducer
 
     wall0 = time.time()
     sim0 = start_ms if start_ms is not None else int(wall0 * 1000)
     model = TrafficModel(gates, sim0, rate=rate, seed=seed, faults=faults,
                          initial_backlog=initial_backlog, overrides=overrides,
-                         day_profile=day_profile)
+                         day_profile=day_profile, cameras=cameras, counts=counts)
     producer = AIOKafkaProducer(linger_ms=20, **kafka.aiokafka())
     await producer.start()
     stop = asyncio.Event()
@@ -372,7 +373,10 @@ async def run(kafka: KafkaConfig, topic: str, gates: GateSet, *, rate: float, sp
                 break
             sim_now = sim0 + int(elapsed * speed * 1000)
             for out in model.advance(sim_now):
-                await producer.send(topic, out.value, key=out.key)
+                to = topic if out.topic == "gate.events" else counts_topic
+                if to is None:
+                    continue
+                await producer.send(to, out.value, key=out.key)
                 sent += 1
             if time.time() - last_report >= 10:
                 last_report = time.time()
