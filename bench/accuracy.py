@@ -15,8 +15,10 @@ What it measures
     what the wall shows) is compared with the true backlog: mean and maximum absolute
     error (per gate and hour), the error at the end, the share of samples within the goal
     (1 % of the true backlog or 5 trucks), and the trucks truly waiting that were wrongly
-    set aside. First the headline (``--days`` at 3 % missed, 1 % misread), then a sweep
-    over missed x misread in {0, 1, 3, 5} % for ``--sweep-days``.
+    set aside, and where the error comes from (phantoms of real trucks that left, phantoms
+    of misread plates, trucks never read; gatewatch/tools/accuracy.py). First the
+    headline (``--days`` at 3 % missed, 1 % misread), then a sweep over missed x misread
+    in {0, 1, 3, 5} % for ``--sweep-days``.
 
 Run (from the repo root; about 4 minutes on 2 cores):
     .venv/bin/python bench/accuracy.py --json bench/results-accuracy.json
@@ -106,6 +108,12 @@ def main() -> int:
     print("largest gate error per day:")
     for mode in MODES:
         print(f"  {mode:<10} {headline['modes'][mode]['daily_max_abs_error']}")
+    print("where the error comes from, all gates (mean over the hours | at the end):")
+    for mode in MODES:
+        m = headline["modes"][mode]
+        print(f"  {mode:<10} " + ", ".join(
+            f"{k} {m['error_parts_mean'][k]} | {m['error_parts_final'][k]}"
+            for k in m["error_parts_mean"]))
     if sweep:
         print(f"\nsweep, {args.sweep_days:g} days each")
         print(HEADER)

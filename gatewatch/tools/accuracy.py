@@ -9,6 +9,14 @@ reconciliation (``GATEWATCH_RECONCILE=1``). Every hour it compares each gate's b
 simulator, and counts the trucks truly waiting that gatewatch set aside (paired with a
 misread crossing or unconfirmed) although it held them under their true plate.
 
+Where the error comes from (summed over the gates, mean over the hourly samples and at
+the end): the backlog holds *phantoms*, plates not truly waiting: ``phantom_real`` (a real
+truck whose crossing or withdrawal was missed or misread: it left, gatewatch still counts
+it) and ``phantom_misread`` (a plate no truck has: a misread ``queued`` read or re-read);
+and it lacks trucks truly waiting: ``missing_unread`` (their queue read was missed or
+misread and no re-read has caught them yet) and ``wrongly_set_aside``. Per gate, the
+backlog shown − the true backlog = phantoms − missing.
+
 ``bench/accuracy.py`` runs it for 14 days and over a sweep of fault rates
 (docs/accuracy.md); a unit test runs it for a day.
 """
@@ -35,6 +43,8 @@ MODES: Mapping[str, str] = {"exact": "0", "reconciled": "1"}
 #: the goal: within this share of the true backlog, or this many trucks (the larger)
 GOAL_SHARE = 0.01
 GOAL_VEHICLES = 5
+#: the parts of the backlog error (module docstring)
+PARTS = ("phantom_real", "phantom_misread", "missing_unread", "wrongly_set_aside")
 
 
 def within_goal(true: int, shown: int) -> bool:
@@ -56,6 +66,10 @@ class ModeFigures:
     wrongly_set_aside_final: int = 0
     missing_final: int = 0
     set_aside_final: int = 0
+    #: sums over the samples and the values at the end of the error's parts (see above)
+    parts_sum: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTS, 0))
+    parts_final: dict[str, int] = field(default_factory=dict)
+    sampled: int = 0
 
     def summary(self) -> dict[str, Any]:
         n = len(self.errors)
@@ -72,12 +86,15 @@ class ModeFigures:
             "wrongly_set_aside_final": self.wrongly_set_aside_final,
             "true_waiting_not_in_backlog_final": self.missing_final,
             "set_aside_final": self.set_aside_final,
+            "error_parts_mean": {k: round(v / self.sampled, 1) if self.sampled else 0.0
+                                 for k, v in self.parts_sum.items()},
+            "error_parts_final": dict(self.parts_final),
         }
 
 
-def _confirmed(proc: Processor, gate_id: str) -> tuple[set[str], dict[str, Any]]:
+def _confirmed(proc: Processor, gate_id: str) -> tuple[set[str], dict[str, str]]:
     book = proc.ledger.books[gate_id]
-    set_aside: dict[str, Any] = getattr(book, "set_aside", {})
+    set_aside = book.set_aside
     return set(book.waiting) - set_aside.keys(), set_aside
 
 
@@ -97,10 +114,11 @@ def measure(gates: GateSet, *, days: float, missed: float, misread: float, seed:
                          faults=faults if faults is not None else Faults(malformed=0.002),
                          initial_backlog=initial_backlog, day_profile=day_profile,
                          cameras=cameras, counts=counts)
-    procs = {name: Processor(gates, Settings.from_env({"GATEWATCH_RECONCILE": flag}))
-             for name, flag in modes.items()}
+    counts_topic = Topics("").counts
+    model.reader.log.keep = 10_000_000  # every misread: to tell misread phantoms apart
+    procs = {name: Processor(gates, Settings.from_env({"GATEWATCH_RECONCILE": flag}),
+                             counts_topic) for name, flag in modes.items()}
     figures = {name: ModeFigures() for name in modes}
-    counts_topic = Topics(next(iter(procs.values())).settings.topic_prefix).counts
     end = start_ms + int(days * DAY_MS)
     now, offset, events = start_ms, 0, 0
     true_samples: list[int] = []
@@ -121,9 +139,11 @@ def measure(gates: GateSet, *, days: float, missed: float, misread: float, seed:
         truth = model.waiting()
         true_samples.extend(truth.values())
         final = now == end
+        misread_plates = {read for _, _, _, read in model.reader.log.misreads}
         for name, proc in procs.items():
             fig = figures[name]
             wrongly = missing = aside = 0
+            parts = dict.fromkeys(PARTS, 0)
             for gate_id, true in truth.items():
                 shown = proc.signals(gate_id, now).backlog
                 err = abs(shown - true)
@@ -132,12 +152,23 @@ def measure(gates: GateSet, *, days: float, missed: float, misread: float, seed:
                 fig.within += within_goal(true, shown)
                 day_max[name] = max(day_max[name], err)
                 confirmed, set_aside = _confirmed(proc, gate_id)
-                plates = model.waiting_plates(gate_id)
+                plates = set(model.waiting_plates(gate_id))
                 wrongly += sum(1 for p in plates if p in set_aside)
                 missing += sum(1 for p in plates if p not in confirmed)
                 aside += len(set_aside)
+                phantoms = confirmed - plates
+                n_misread = len(phantoms & misread_plates)
+                parts["phantom_misread"] += n_misread
+                parts["phantom_real"] += len(phantoms) - n_misread
+                parts["missing_unread"] += len(plates - proc.ledger.books[gate_id].waiting.keys())
                 if final:
                     fig.final_errors[gate_id] = err
+            parts["wrongly_set_aside"] = wrongly
+            fig.sampled += 1
+            for k, v in parts.items():
+                fig.parts_sum[k] += v
+            if final:
+                fig.parts_final = parts
             fig.wrongly_set_aside_max = max(fig.wrongly_set_aside_max, wrongly)
             if final:
                 fig.wrongly_set_aside_final, fig.missing_final = wrongly, missing

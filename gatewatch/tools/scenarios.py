@@ -159,12 +159,12 @@ def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
         if unknown:
             raise ConfigError(sc.source or sc.name, f"cameras.gates.{unknown[0]}",
                               f"no such gate; configured: {', '.join(gates.ids())}")
-    proc = Processor(gates, s)
+    counts_topic = Topics(s.topic_prefix).counts
+    proc = Processor(gates, s, counts_topic)
     model = TrafficModel(gates, sc.start_ms, rate=sc.rate, seed=sc.seed,
                          faults=Faults(malformed=0.002), initial_backlog=sc.initial_backlog,
                          overrides=sc.overrides, day_profile=sc.day_profile,
                          cameras=sc.cameras, counts=sc.counts)
-    counts_topic = Topics(s.topic_prefix).counts
     out = Outcome(sc.name)
     end = sc.start_ms + int(sc.duration_hours * HOUR)
     now = sc.start_ms
