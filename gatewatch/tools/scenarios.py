@@ -64,6 +64,8 @@ class Scenario:
     counts: CountSensor | None = None
     #: where it was read from (named in configuration errors)
     source: str = ""
+    #: the offline run advances simulated time (a batch, a tick) this often
+    step_minutes: float = 1.0
 
 
 def available() -> list[str]:
@@ -101,7 +103,14 @@ def load_scenario(name_or_path: str) -> Scenario:
                     float(doc.get("initial_backlog", 0.0)), overrides,
                     _expectations(doc.get("expect"), source),
                     parse_cameras(doc.get("cameras"), source),
-                    parse_counts(doc.get("counts"), source), source)
+                    parse_counts(doc.get("counts"), source), source,
+                    _step_minutes(doc.get("step_minutes", 1), source))
+
+
+def _step_minutes(value: Any, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 60:
+        raise ConfigError(source, "step_minutes", f"must be a number in (0, 60], got {value!r}")
+    return float(value)
 
 
 _ERROR_KEYS = ("max_backlog_error", "max_backlog_error_share")
@@ -150,10 +159,13 @@ class Outcome:
 
 
 def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
-                step_ms: int = 60_000) -> Outcome:
+                step_ms: int | None = None) -> Outcome:
     """Play ``sc`` through the real :class:`~gatewatch.core.processor.Processor` in
-    simulated time (decoder → ledger → windows → alerts); check ``expect``."""
+    simulated time (decoder → ledger → windows → alerts), a batch and a tick every
+    ``step_ms`` (default: the scenario's ``step_minutes``); check ``expect``."""
     s = settings or Settings()
+    if step_ms is None:
+        step_ms = int(sc.step_minutes * 60_000)
     if sc.cameras is not None:
         unknown = sorted(sc.cameras.gates_named() - set(gates.ids()))
         if unknown:
@@ -170,6 +182,7 @@ def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
     now = sc.start_ms
     offset = 0
     runbook = s.runbook()
+    next_sample = sc.start_ms + HOUR
     while now < end:
         now = min(end, now + step_ms)
         batch = []
@@ -198,8 +211,10 @@ def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
                 out.max_estimated_wait_hours[gate.gate_id] = max(prev, est / 3600)
             if sig.seconds_until_full is not None and sig.net_inflow_per_hour > 0:
                 out.yard_full_predicted.add(gate.gate_id)
-        if (now - sc.start_ms) % HOUR == 0 or now == end:
+        if now >= next_sample or now == end:  # hourly (the first step past each hour)
             _sample_backlog(out, proc, model, (now - sc.start_ms) / HOUR, now)
+            while next_sample <= now:
+                next_sample += HOUR
     out.final_waiting = {g.gate_id: proc.signals(g.gate_id, now).backlog for g in gates.gates}
     out.reads = model.reader.log.totals()
     out.checks = [_check(e, out, gates) for e in sc.expect]

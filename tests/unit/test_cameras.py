@@ -195,6 +195,7 @@ def scenario(tmp_path, text):
     ("counts: {every: 5}", "counts.every", "unknown key"),
     ("expect:\n  - {gate: chi-ma, max_backlog_error: -1}", "expect[0].max_backlog_error",
      "must be a number >= 0"),
+    ("step_minutes: 0", "step_minutes", "must be a number in (0, 60]"),
 ])
 def test_bad_cameras_sections_name_the_file_key_and_reason(tmp_path, text, key, reason):
     path = scenario(tmp_path, text)
