@@ -21,7 +21,7 @@ What it measures
     in {0, 1, 3, 5} % for ``--sweep-days`` (each fault alone and both at once; all 16
     pairs with ``--full-grid``).
 
-Run (from the repo root; about 15 minutes on 2 busy cores):
+Run (from the repo root; about 9 minutes on 2 busy cores):
     .venv/bin/python bench/accuracy.py --json bench/results-accuracy.json
 """
 
@@ -67,7 +67,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--days", type=float, default=14.0, help="length of the headline run")
-    p.add_argument("--sweep-days", type=float, default=3.0, help="length of each sweep run")
+    p.add_argument("--sweep-days", type=float, default=2.0, help="length of each sweep run")
     p.add_argument("--full-grid", action="store_true", help="all 16 (missed, misread) pairs")
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--missed", type=float, default=0.03)
