@@ -21,7 +21,7 @@ What it measures
     in {0, 1, 3, 5} % for ``--sweep-days`` (each fault alone and both at once; all 16
     pairs with ``--full-grid``).
 
-Run (from the repo root; about 9 minutes on 2 busy cores):
+Run (from the repo root; about 7 minutes on 2 shared cores):
     .venv/bin/python bench/accuracy.py --json bench/results-accuracy.json
 """
 
