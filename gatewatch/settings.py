@@ -215,6 +215,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWATCH_MAX_FUTURE_SKEW_SECONDS", "max_future_skew_seconds", "300",
             _NON_NEGATIVE, "events dated further ahead of the worker's clock are rejected "
             "as `from_the_future` (a wrong camera clock must not move a gate's watermark)"),
+    Setting("GATEWATCH_RECONCILE", "reconcile", "1", Parser(_ZERO_ONE.expect, _flag),
+            "`1`: reconcile misread and missed plates (fuzzy pairing of unmatched crossings, "
+            "unconfirmed vehicles; docs/accuracy.md); `0`: the exact ledger alone"),
+    Setting("GATEWATCH_UNCONFIRMED_MIN_OVERTAKES", "unconfirmed_min_overtakes", "50",
+            _POSITIVE, "a waiting vehicle overtaken by more vehicles than this (and than the "
+            "gate's own overtaking allows) since it was last read becomes *unconfirmed*"),
+    Setting("GATEWATCH_COUNT_DISCREPANCY_VEHICLES", "count_discrepancy_vehicles", "20",
+            _POSITIVE, "a `gate.counts` observation differing from the ledger by more than "
+            "this (and 10 %) for 30 min raises a `data_quality` alert"),
     Setting("GATEWATCH_BATCH_DELIVERY", "batch_delivery", "1", Parser(_ZERO_ONE.expect, _flag),
             "`1`: the consumer hands whole fetched batches to the core; `0`: Faust's "
             "per-event stream"),
@@ -325,6 +334,9 @@ class Settings:
     alert_clear_hold_seconds: int = _field("alert_clear_hold_seconds")
     perishable_max_wait_seconds: int = _field("perishable_max_wait_seconds")
     runbook_url: str = _field("runbook_url")
+    reconcile: bool = _field("reconcile")
+    unconfirmed_min_overtakes: int = _field("unconfirmed_min_overtakes")
+    count_discrepancy_vehicles: int = _field("count_discrepancy_vehicles")
     batch_size: int = _field("batch_size")
     batch_within_seconds: float = _field("batch_within_seconds")
     batch_delivery: bool = _field("batch_delivery")

@@ -17,6 +17,13 @@ Definitions
     - *time until the yard is full* at the current net inflow; ``None`` when not filling.
     - *has data*: an event reached the worker within the gate's no-data silence;
       without data a gate is shown as "no data", never as zero waiting.
+    - *set aside* (reconciliation, docs/accuracy.md): a waiting vehicle *paired* with an
+      unmatched crossing whose plate is one OCR confusion away, or *unconfirmed*
+      (overtaken by far more vehicles than the gate allows since it was last read), is not
+      in the backlog (``waiting_*``); it is counted in ``paired_*`` / ``unconfirmed_*``.
+    - *cameras*: per camera (direction × queue end or gate line) the reads and the
+      unmatched share (:class:`CameraQuality`); *count checks*: the latest
+      ``gate.counts`` observation per direction beside the ledger (:class:`CountCheck`).
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ from gatewatch.gates import GateConfig
 from gatewatch.streams.records import DirectionTotals
 from gatewatch.streams.vocabulary import PERISHABLE
 
-__all__ = ["Counts", "GateSignals", "Trend", "estimate_wait_seconds", "gate_signals",
-           "seconds_until_full"]
+__all__ = ["CAMERAS", "CameraQuality", "CountCheck", "Counts", "GateSignals", "Trend",
+           "estimate_wait_seconds", "gate_signals", "seconds_until_full"]
 
 Trend = Literal["up", "down", "flat"]
 
@@ -78,6 +85,56 @@ class Counts(DirectionTotals):
         return self.arrivals - self.crossings - self.withdrawals
 
 
+#: The cameras of a gate: direction × position (queue end reads ``queued``, gate line
+#: reads ``crossed`` and ``withdrawn``): a bounded label set.
+CAMERAS = ("export-queue", "export-gate", "import-queue", "import-gate")
+
+
+@dataclass(frozen=True, slots=True)
+class CameraQuality:
+    """Data quality of one camera over the last hour and day (event time).
+
+    Gate-line camera: ``reads`` are its crossings and withdrawals; ``unmatched`` those
+    with no ``queued`` read of the same plate (the queue camera missed it, or one of the
+    two misread it); ``paired`` those of them reconciliation paired with a waiting
+    vehicle. Queue-end camera: ``reads`` are its arrivals; ``unmatched`` the vehicles
+    among them now unconfirmed (never seen crossing)."""
+
+    camera: str
+    reads_last_hour: int = 0
+    unmatched_last_hour: int = 0
+    paired_last_hour: int = 0
+    reads_last_day: int = 0
+    unmatched_last_day: int = 0
+    paired_last_day: int = 0
+
+    @property
+    def unmatched_share_last_hour(self) -> float | None:
+        return self.unmatched_last_hour / self.reads_last_hour if self.reads_last_hour \
+            else None
+
+    @property
+    def unmatched_share_last_day(self) -> float | None:
+        return self.unmatched_last_day / self.reads_last_day if self.reads_last_day else None
+
+
+@dataclass(frozen=True, slots=True)
+class CountCheck:
+    """The latest ``gate.counts`` observation of one direction beside the ledger's
+    backlog of that direction now."""
+
+    direction: str
+    observed: int
+    source: str
+    observed_at_ms: int
+    ledger: int
+
+    @property
+    def discrepancy(self) -> int:
+        """Ledger − observed: positive when the ledger holds more vehicles."""
+        return self.ledger - self.observed
+
+
 _FIELDS = ("arrivals_export", "arrivals_import", "crossings_export", "crossings_import",
            "withdrawals_export", "withdrawals_import")
 
@@ -112,10 +169,25 @@ class GateSignals:
     vehicles_tracked: int = 0
     #: transitions too late for their (closed) window
     late_transitions: int = 0
+    #: waiting vehicles set aside by reconciliation (not in ``waiting_*``)
+    unconfirmed_export: int = 0
+    unconfirmed_import: int = 0
+    paired_export: int = 0
+    paired_import: int = 0
+    cameras: tuple[CameraQuality, ...] = ()
+    count_checks: tuple[CountCheck, ...] = ()
 
     @property
     def backlog(self) -> int:
         return self.waiting_export + self.waiting_import
+
+    @property
+    def unconfirmed(self) -> int:
+        return self.unconfirmed_export + self.unconfirmed_import
+
+    @property
+    def paired(self) -> int:
+        return self.paired_export + self.paired_import
 
     @property
     def arrivals_last_hour(self) -> int:

@@ -15,10 +15,18 @@ from typing import Any
 
 import orjson
 
-from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
+from gatewatch.streams.plates import normalise_plate
+from gatewatch.streams.records import (
+    COUNT_SOURCES,
+    CountObservation,
+    CrossingEvent,
+    Rejection,
+    WindowRecord,
+)
 from gatewatch.streams.vocabulary import CARGOS, DIRECTIONS, EVENT_TYPES
 
-__all__ = ["Decoder", "encode_event", "encode_window", "format_ms", "parse_timestamp_ms"]
+__all__ = ["Decoder", "encode_count", "encode_event", "encode_window", "format_ms",
+           "parse_timestamp_ms"]
 
 _MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 _TYPES = frozenset(EVENT_TYPES)
@@ -223,6 +231,9 @@ class Decoder:
         if not 0 < len(vehicle_id) <= 64 or _CONTROL(vehicle_id):
             return Rejection("invalid_value", "vehicle_id must be 1-64 characters, no control "
                              "characters", raw, key)
+        vehicle_id = normalise_plate(vehicle_id)
+        if not vehicle_id:
+            return Rejection("invalid_value", "vehicle_id has no letters or digits", raw, key)
         if etype not in _TYPES:
             return Rejection("invalid_value", f"type {etype[:32]!r} not in queued, crossed, "
                              "withdrawn", raw, key)
@@ -255,6 +266,78 @@ class Decoder:
                              f"ahead of the worker's clock (at most "
                              f"{self._max_future_ms / 1000:g} s allowed)", raw, key, gate_id)
         return CrossingEvent(event_id, gate_id, vehicle_id, etype, direction, ms, cargo, lane)
+
+    def decode_count(self, raw: bytes | None, key: bytes | None, now_ms: int
+                     ) -> CountObservation | Rejection:
+        """Decode one ``gate.counts`` message: ``observation_id``, ``gate_id``,
+        ``direction``, ``count`` (a non-negative integer), ``occurred_at`` (RFC 3339 with
+        an offset) and ``source`` (one of :data:`COUNT_SOURCES`); the same edge checks as
+        events (size, UTF-8, key = gate_id, not from the future)."""
+        if raw is None:
+            return Rejection("not_json", "empty message (null value)", b"", key)
+        if len(raw) > self._max_bytes:
+            return Rejection("too_large", f"{len(raw)} bytes > {self._max_bytes}", raw, key)
+        try:
+            doc: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return Rejection("not_utf8", "message is not UTF-8", raw, key)
+            return Rejection("not_json", f"invalid JSON: {str(exc)[:120]}", raw, key)
+        if type(doc) is not dict:
+            return Rejection("not_object", f"JSON {type(doc).__name__}, expected object",
+                             raw, key)
+        for name in ("observation_id", "gate_id", "direction", "occurred_at", "source"):
+            value = doc.get(name)
+            if value is None:
+                return Rejection("missing_field", f"{name} is required", raw, key)
+            if type(value) is not str:
+                return Rejection("wrong_type", f"{name} must be a string, got "
+                                 f"{type(value).__name__}", raw, key)
+        count = doc.get("count")
+        if count is None:
+            return Rejection("missing_field", "count is required", raw, key)
+        if type(count) is not int:
+            return Rejection("wrong_type", f"count must be an integer, got "
+                             f"{type(count).__name__}", raw, key)
+        if not 0 <= count <= 1_000_000:
+            return Rejection("invalid_value", "count must be in [0, 1000000]", raw, key)
+        obs_id, gate_id, direction, source = (doc["observation_id"], doc["gate_id"],
+                                              doc["direction"], doc["source"])
+        if not 0 < len(obs_id) <= 64 or _CONTROL(obs_id):
+            return Rejection("invalid_value", "observation_id must be 1-64 characters, no "
+                             "control characters", raw, key)
+        if direction not in _DIRS:
+            return Rejection("invalid_value", f"direction {direction[:32]!r} not in export, "
+                             "import", raw, key)
+        if source not in COUNT_SOURCES:
+            return Rejection("invalid_value", f"source {source[:32]!r} not in "
+                             f"{', '.join(COUNT_SOURCES)}", raw, key)
+        ms = parse_timestamp_ms(doc["occurred_at"])
+        if ms is None:
+            return Rejection("bad_timestamp", "occurred_at must be RFC 3339 with an offset, "
+                             f"got {doc['occurred_at'][:40]!r}", raw, key)
+        if ms < _MIN_MS:
+            return Rejection("timestamp_out_of_range", "occurred_at must be after 2000",
+                             raw, key)
+        if gate_id not in self._gates:
+            return Rejection("unknown_gate", f"gate_id {gate_id[:64]!r} is not configured",
+                             raw, key)
+        if key is not None and key != gate_id.encode():
+            return Rejection("key_mismatch", "Kafka key must equal gate_id", raw, key)
+        if ms > now_ms + self._max_future_ms:
+            return Rejection("from_the_future", f"occurred_at is {(ms - now_ms) / 1000:.0f} s "
+                             f"ahead of the worker's clock (at most "
+                             f"{self._max_future_ms / 1000:g} s allowed)", raw, key, gate_id)
+        return CountObservation(obs_id, gate_id, direction, count, ms, source)
+
+
+def encode_count(obs: CountObservation) -> bytes:
+    """JSON for a count observation on ``gate.counts`` (simulator, tests)."""
+    return orjson.dumps({"observation_id": obs.observation_id, "gate_id": obs.gate_id,
+                         "direction": obs.direction, "count": obs.count,
+                         "occurred_at": format_ms(obs.occurred_at_ms), "source": obs.source})
 
 
 def encode_event(event: CrossingEvent) -> bytes:
@@ -291,4 +374,7 @@ def encode_window(record: WindowRecord) -> bytes:
                   "max_seconds": record.waits_max_seconds},
         "closed_by": record.closed_by,
         "republished": record.republished,
+        "waiting": None if record.waiting_export is None or record.waiting_import is None
+        else {"export": record.waiting_export, "import": record.waiting_import,
+              "total": record.waiting_export + record.waiting_import},
     })

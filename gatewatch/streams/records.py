@@ -11,8 +11,11 @@ from typing import Final
 
 from gatewatch.streams.vocabulary import CARGOS, DIRECTIONS, EVENT_TYPES
 
-__all__ = ["CARGOS", "DIRECTIONS", "EVENT_TYPES", "REJECT_REASONS", "CrossingEvent",
-           "DirectionTotals", "Rejection", "WindowRecord"]
+__all__ = ["CARGOS", "COUNT_SOURCES", "DIRECTIONS", "EVENT_TYPES", "REJECT_REASONS",
+           "CountObservation", "CrossingEvent", "DirectionTotals", "Rejection", "WindowRecord"]
+
+#: Who counted the vehicles of a count observation (topic ``gate.counts``).
+COUNT_SOURCES: Final = ("yard_sensor", "manual", "drone", "other")
 
 
 #: Every reason a message can be dead-lettered for (the ``reason`` label of
@@ -49,6 +52,19 @@ class CrossingEvent:
     occurred_at_ms: int
     cargo: str | None = None
     lane: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CountObservation:
+    """A head count of the vehicles waiting, from outside the plate readers (a yard
+    sensor, a manual count): topic ``gate.counts``, key = gate_id."""
+
+    observation_id: str
+    gate_id: str
+    direction: str
+    count: int
+    occurred_at_ms: int
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,4 +136,7 @@ class WindowRecord(DirectionTotals):
     waits_max_seconds: float
     closed_by: str
     republished: bool = False
+    #: vehicles waiting (confirmed backlog) by direction when the window was closed
+    waiting_export: int | None = None
+    waiting_import: int | None = None
 

@@ -43,6 +43,11 @@ TOPIC_SPECS: dict[str, TopicSpec] = {s.name: s for s in (
               "input: the state lives in the changelog, so events are needed only until "
               "processed; 7 days covers a worker outage of a week (replay older logs with "
               "`gatewatch replay`)"),
+    TopicSpec("gate.counts", "`gate_id`",
+              {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+              "optional input: head counts of waiting vehicles (yard sensors, manual "
+              "counts) checked against the ledger; dead letters go to "
+              "`gate.events.rejected`"),
     TopicSpec("gate.events.rejected", "the original key",
               {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
               "dead letters: a month to look at and re-feed them"),
@@ -100,6 +105,11 @@ class Topics:
         return f"{self.prefix}gate.events"
 
     @property
+    def counts(self) -> str:
+        """Count observations of waiting vehicles (optional input, key = gate_id)."""
+        return f"{self.prefix}gate.counts"
+
+    @property
     def rejected(self) -> str:
         """Dead letters: original bytes and key, reason in headers."""
         return f"{self.prefix}gate.events.rejected"
@@ -122,13 +132,14 @@ class Topics:
 
     def all_created(self) -> tuple[str, ...]:
         """Topics the worker creates if missing (changelogs are Faust's own)."""
-        return (self.events, self.rejected, self.windows, self.alerts, self.alerts_undelivered)
+        return (self.events, self.counts, self.rejected, self.windows, self.alerts,
+                self.alerts_undelivered)
 
     def configs(self) -> dict[str, Mapping[str, str]]:
         """Each topic of :meth:`all_created` -> the configs it is created with."""
         return {f"{self.prefix}{name}": TOPIC_SPECS[name].configs
-                for name in ("gate.events", "gate.events.rejected", "gate.windows",
-                             "gate.alerts")}
+                for name in ("gate.events", "gate.counts", "gate.events.rejected",
+                             "gate.windows", "gate.alerts")}
 
 
 def changelog_configs() -> Mapping[str, str]:

@@ -27,7 +27,7 @@ def test_valid_event_decodes_with_fraction_as_milliseconds():
     assert isinstance(res, CrossingEvent)
     assert res.occurred_at_ms == T0 + 500
     assert (res.gate_id, res.vehicle_id, res.type, res.cargo, res.lane) == (
-        "huu-nghi", "12C-04567", "queued", "perishable", "L2")
+        "huu-nghi", "12C04567", "queued", "perishable", "L2")  # normalised
 
 
 def test_round_trip_through_encoder():

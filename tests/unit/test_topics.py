@@ -79,6 +79,7 @@ def test_ensure_topics_creates_every_topic_with_its_configs(cluster):
     week, month, season = (str(n * DAY_MS) for n in (7, 30, 90))
     assert admin.created == {
         "p-gate.events": (6, 1, {"cleanup.policy": "delete", "retention.ms": week}),
+        "p-gate.counts": (6, 1, {"cleanup.policy": "delete", "retention.ms": week}),
         "p-gate.events.rejected": (6, 1, {"cleanup.policy": "delete", "retention.ms": month}),
         "p-gate.windows": (6, 1, {"cleanup.policy": "delete", "retention.ms": season}),
         "p-gate.alerts": (6, 1, ALERTS_COMPACTED)}
@@ -89,7 +90,8 @@ def test_ensure_topics_creates_every_topic_with_its_configs(cluster):
 def test_an_existing_topic_with_another_cleanup_policy_is_named(cluster):
     # gate.alerts made by an older version (broker default: delete); the embedded broker
     # reports no policy for a topic created without one: not judged
-    admin = cluster({"gate.events": "delete", "gate.events.rejected": None,
+    admin = cluster({"gate.events": "delete", "gate.counts": "delete",
+                     "gate.events.rejected": None,
                      "gate.windows": "delete", "gate.alerts": "delete"})
     said: list[str] = []
     ensure_topics(Settings.from_env({}), progress=said.append)
@@ -164,7 +166,8 @@ def test_read_back_takes_each_alerts_latest_update_across_partitions():
 def test_operations_doc_shows_the_topic_table():
     doc = (ROOT / "docs" / "operations.md").read_text()
     assert config_table() in doc, "regenerate the table from gatewatch.streams.topics"
-    assert set(TOPIC_SPECS) == {"gate.events", "gate.events.rejected", "gate.windows",
+    assert set(TOPIC_SPECS) == {"gate.events", "gate.counts", "gate.events.rejected",
+                                "gate.windows",
                                 "gate.alerts", "gate.alerts.undelivered",
                                 "<app id>-vehicle-state-changelog",
                                 "<app id>-__assignor-__leader"}
