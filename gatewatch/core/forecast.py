@@ -9,7 +9,7 @@ The model, in four steps (``docs/forecasting.md`` explains it with figures):
    +07:00) it learns the mean and spread of *arrivals* and *withdrawals*, and of the
    *clearance capacity*: the crossings of hours in which a queue existed all hour
    (the backlog at both ends of the hour, when the windows carry it, or else the
-   vehicles that crossed waited longer than twice the gap between crossings). Hours
+   vehicles that crossed waited longer than five gaps between crossings). Hours
    without a queue understate capacity and are left out of it. An hour of the week
    seen on few weeks borrows from the same hour of the day on the other days
    (shrinkage), and an hour never queue-limited borrows the gate's overall capacity.
@@ -57,8 +57,8 @@ HOUR_MS: Final = 3_600_000
 WEEK_HOURS: Final = 168
 #: local time of the gates (Vietnam, no daylight saving): opening hours are local
 LOCAL_OFFSET_HOURS: Final = 7
-#: a wait walk stops here (60 days): longer is "does not clear"
-MAX_WAIT_HOURS: Final = 24 * 60
+#: a wait walk stops here (120 days): longer is "does not clear"
+MAX_WAIT_HOURS: Final = 24 * 120
 #: the normal quantile of an 80 % central interval
 Z80: Final = 1.2816
 Basis = Literal["profile", "recent", "none"]
@@ -133,7 +133,7 @@ class ForecastParams:
     #: history below this many hours: the recent rates are the forecast
     min_history_hours: float = 24.0
     #: weight of the hour-of-day pool against one sample of the hour of the week
-    day_pool_weight: float = 2.0
+    day_pool_weight: float = 4.0
     #: over-dispersion of hourly counts over Poisson (variance multiplier)
     dispersion: float = 2.0
     #: weeks of history the profiles use at most
@@ -164,8 +164,7 @@ def _dir_counts(w: WindowRecord, direction: str | None) -> tuple[int, int, int]:
 
 def _waiting(w: WindowRecord, direction: str | None) -> int | None:
     """The backlog when the window closed, if the record carries it."""
-    e = getattr(w, "waiting_export", None)
-    i = getattr(w, "waiting_import", None)
+    e, i = w.waiting_export, w.waiting_import
     if e is None or i is None:
         return None
     return int(e if direction == "export" else i if direction == "import" else e + i)
@@ -213,12 +212,12 @@ def hour_samples(windows: Iterable[WindowRecord], direction: str | None = None,
         # the backlog when the hour's last window closed (nothing moved after it)
         backlog = ends[hour]
         if backlog is not None and prev_backlog is not None:
-            floor = 1 + 0.1 * cro
+            floor = 1 + 0.5 * cro
             queue = prev_backlog >= floor and backlog >= floor
         else:
-            # a queue existed when trucks waited longer than twice the gap between
-            # crossings (an empty queue clears each truck about when it arrives)
-            queue = cro > 0 and n_waits > 0 and sum_waits / n_waits > 2 * 3600 / cro
+            # a queue existed when trucks waited longer than five gaps between crossings
+            # (an empty queue clears each truck about when it arrives)
+            queue = cro > 0 and n_waits > 0 and sum_waits / n_waits > 5 * 3600 / cro
         out.append(HourSample(hour, int(arr), int(cro), int(wdr), queue))
         prev_backlog = backlog
     return out
@@ -286,6 +285,24 @@ def _blend(week: tuple[float, float, int], day: tuple[float, float, int], k: flo
     return w * mw + (1 - w) * md, w * sw + (1 - w) * sd
 
 
+def _smooth_day(values: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """Hour-of-day (mean, sd, n) smoothed with its neighbours (weights 1-2-1 by sample
+    count, circular): a week of history gives few samples per hour."""
+    out = []
+    for h in range(24):
+        num = sd_num = den = 0.0
+        n_total = 0
+        for dh, k in ((-1, 1.0), (0, 2.0), (1, 1.0)):
+            m, sd, n = values[(h + dh) % 24]
+            if n:
+                num += k * n * m
+                sd_num += k * n * sd
+                den += k * n
+                n_total += n
+        out.append((num / den, sd_num / den, values[h][2]) if den else (0.0, 0.0, 0))
+    return out
+
+
 def learn_profile(samples: Sequence[HourSample], open_hours: tuple[int, int] = (0, 24),
                   params: ForecastParams = ForecastParams()) -> Profile:
     """Hour-of-week profiles from hourly samples (see the module docstring)."""
@@ -303,22 +320,23 @@ def learn_profile(samples: Sequence[HourSample], open_hours: tuple[int, int] = (
     cap_mean, cap_sd, _n = _mean_sd(cap_all)
     if not cap_all:  # never queue-limited: the crossings are a lower bound of capacity
         cap_mean, cap_sd = cross_mean, math.sqrt(max(cross_mean, 1.0))
+    day_arr = _smooth_day([_mean_sd([float(s.arrivals) for s in d]) for d in by_day])
+    day_wd = _smooth_day([_mean_sd([float(s.withdrawals) for s in d]) for d in by_day])
+    day_cap = _smooth_day([_mean_sd([float(s.crossings) for s in d if s.queue])
+                           for d in by_day])
     k = params.day_pool_weight
     slots: list[SlotRates] = []
     for i in range(WEEK_HOURS):
         t_ms = (i - 72) * HOUR_MS  # an instant in this hour of the week
         hod = (t_ms // HOUR_MS) % 24
         wk, dy = by_week[i], by_day[hod]
-        arr, arr_sd = _blend(_mean_sd([float(s.arrivals) for s in wk]),
-                             _mean_sd([float(s.arrivals) for s in dy]), k)
-        wd, _ = _blend(_mean_sd([float(s.withdrawals) for s in wk]),
-                       _mean_sd([float(s.withdrawals) for s in dy]), k)
+        arr, arr_sd = _blend(_mean_sd([float(s.arrivals) for s in wk]), day_arr[hod], k)
+        wd, _ = _blend(_mean_sd([float(s.withdrawals) for s in wk]), day_wd[hod], k)
         cap_w = _mean_sd([float(s.crossings) for s in wk if s.queue])
-        cap_d = _mean_sd([float(s.crossings) for s in dy if s.queue])
-        if cap_w[2] + cap_d[2] == 0:
+        if cap_w[2] + day_cap[hod][2] == 0:
             cap, c_sd = cap_mean, cap_sd
         else:
-            cap, c_sd = _blend(cap_w, cap_d, k)
+            cap, c_sd = _blend(cap_w, day_cap[hod], k)
         opened = is_open(t_ms, open_hours)
         day_cross = [float(s.crossings) for s in dy]
         if opened and len(day_cross) >= 3 and cross_mean > 0 \
@@ -332,10 +350,17 @@ def learn_profile(samples: Sequence[HourSample], open_hours: tuple[int, int] = (
 
 # -- recent level --------------------------------------------------------------------------
 
+#: a recent level outside [1/REGIME, REGIME] × the profile is a new regime: the profile's
+#: level no longer applies and the recent rate is used as it is
+REGIME: Final = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class Level:
     """Recent rates against the profile: multipliers and their relative uncertainty;
-    ``arrivals_per_hour`` etc. are the recent rates themselves (the fallback)."""
+    ``arrivals_per_hour`` etc. are the recent rates themselves (the fallback).
+    ``*_regime``: the recent rate departs so far from the profile (more than
+    :data:`REGIME` times) that it replaces the profile's rate outright."""
 
     arrivals: float = 1.0
     arrivals_rel_sd: float = 0.0
@@ -346,18 +371,22 @@ class Level:
     crossings_per_hour: float = 0.0
     withdrawals_per_hour: float = 0.0
     hours: int = 0
+    arrivals_regime: bool = False
+    capacity_regime: bool = False
 
 
-def _shrunk_ratio(observed: float, expected: float, dispersion: float) -> tuple[float, float]:
-    """observed/expected shrunk towards 1 by the chance variance of a count (James-Stein
-    style: a large departure is kept, a small one mostly dropped); (ratio, rel. sd)."""
+def _shrunk_ratio(observed: float, expected: float, dispersion: float,
+                  strength: float = 4.0) -> tuple[float, float]:
+    """observed/expected, shrunk towards 1 in log space by how much a count could differ
+    by chance (positive-part James-Stein: a departure under ~2 chance deviations is
+    dropped, a large one kept); (ratio, relative sd of the observed rate)."""
     if expected <= 0:
         return 1.0, 0.0
-    raw = observed / expected
-    var = dispersion / max(expected, 1.0)
-    d2 = (raw - 1.0) ** 2
-    w = d2 / (d2 + var) if d2 + var > 0 else 0.0
-    return 1.0 + (raw - 1.0) * w, math.sqrt(var)
+    raw = max(observed, 0.5) / expected
+    log_raw = math.log(raw)
+    var0 = dispersion / max(expected, 1.0)  # of the log ratio, if nothing changed
+    w = max(0.0, 1.0 - strength * var0 / (log_raw * log_raw)) if log_raw else 0.0
+    return math.exp(w * log_raw), math.sqrt(dispersion / max(observed, 1.0))
 
 
 def recent_level(samples: Sequence[HourSample], profile: Profile | None,
@@ -374,8 +403,27 @@ def recent_level(samples: Sequence[HourSample], profile: Profile | None,
     queued = [s for s in recent if s.queue]
     cap_obs = sum(s.crossings for s in queued)
     cap_rate = cap_obs / len(queued) if queued else None
-    base = Level(arrivals_per_hour=arr / n, capacity_per_hour=cap_rate,
-                 crossings_per_hour=cross / n, withdrawals_per_hour=wd / n, hours=n)
+    if profile is not None and queued:
+        # a new regime of clearance (a collapse) is measured over the trailing run of
+        # queue-limited hours (up to a day) that each cleared under half the profile:
+        # few crossings make a noisy rate
+        slots = profile.slots
+        exp6 = sum(slots[hour_of_week(s.start_ms)].capacity for s in queued)
+        if exp6 > 0 and _shrunk_ratio(float(cap_obs), exp6, params.dispersion)[0] < 1 / REGIME:
+            run: list[HourSample] = []
+            for s in reversed(samples[-24:]):
+                if not s.queue:
+                    continue
+                if s.crossings * REGIME >= slots[hour_of_week(s.start_ms)].capacity:
+                    break
+                run.append(s)
+            if len(run) > len(queued):
+                queued = run
+                cap_obs = sum(s.crossings for s in run)
+                cap_rate = cap_obs / len(run)
+    a_sd = math.sqrt(params.dispersion / max(arr, 1))
+    c_sd = math.sqrt(params.dispersion / max(cap_obs, 1)) if queued else 0.5
+    base = Level(1.0, a_sd, 1.0, c_sd, arr / n, cap_rate, cross / n, wd / n, n)
     if profile is None:
         return base
     slots = profile.slots
@@ -388,7 +436,9 @@ def recent_level(samples: Sequence[HourSample], profile: Profile | None,
     elif profile.capacity_hours == 0:
         c_sd = 0.5  # capacity never measured with a queue: a lower bound, uncertain
     return Level(a, a_sd, c, c_sd, base.arrivals_per_hour, cap_rate,
-                 base.crossings_per_hour, base.withdrawals_per_hour, n)
+                 base.crossings_per_hour, base.withdrawals_per_hour, n,
+                 arrivals_regime=not 1 / REGIME <= a <= REGIME,
+                 capacity_regime=not 1 / REGIME <= c <= REGIME)
 
 
 # -- projection ----------------------------------------------------------------------------
@@ -410,9 +460,19 @@ def _rates(t_ms: int, profile: Profile | None, level: Level, basis: Basis,
            open_hours: tuple[int, int]) -> _Hourly:
     if basis == "profile" and profile is not None:
         s = profile.slots[hour_of_week(t_ms)]
-        cap = s.capacity * level.capacity if s.open and is_open(t_ms, open_hours) else 0.0
-        return _Hourly(s.arrivals * level.arrivals, s.arrivals_sd * level.arrivals, cap,
-                       s.capacity_sd * level.capacity if cap else 0.0, s.withdrawals)
+        opened = s.open and is_open(t_ms, open_hours)
+        arr = level.arrivals_per_hour if level.arrivals_regime else s.arrivals * level.arrivals
+        arr_sd = math.sqrt(max(arr, 1.0)) if level.arrivals_regime else \
+            s.arrivals_sd * level.arrivals
+        if level.capacity_regime and level.capacity_per_hour is not None:
+            cap, cap_sd = level.capacity_per_hour, math.sqrt(max(level.capacity_per_hour, 1.0))
+        else:
+            cap, cap_sd = s.capacity * level.capacity, s.capacity_sd * level.capacity
+        # withdrawals follow the clearing (a truck leaves the queue when it moves)
+        wd = s.withdrawals * (cap / s.capacity if s.capacity > 0 else 1.0)
+        if not opened:
+            cap = cap_sd = 0.0
+        return _Hourly(arr, arr_sd, cap, cap_sd, wd)
     opened = is_open(t_ms, open_hours)
     cap_rate = level.capacity_per_hour
     if cap_rate is None:  # no queue-limited hour: what crossed is a lower bound
@@ -488,8 +548,9 @@ def project(*, gate_id: str, direction: str | None, made_at_ms: int, backlog_now
         basis = "none"
     hour0 = made_at_ms - made_at_ms % HOUR_MS
     n_walk = max(hours, MAX_WAIT_HOURS + 1)
-    rates = [_rates(hour0 + i * HOUR_MS, profile, level, basis, open_hours)
-             for i in range(n_walk)]
+    week = [_rates(hour0 + i * HOUR_MS, profile, level, basis, open_hours)
+            for i in range(WEEK_HOURS)]
+    rates = [week[i % WEEK_HOURS] for i in range(n_walk)]  # the rates repeat weekly
     first_share = (hour0 + HOUR_MS - made_at_ms) / HOUR_MS
     caps = [r.capacity for r in rates]
     walk = _Walk(hour0, caps)
@@ -520,8 +581,11 @@ def project(*, gate_id: str, direction: str | None, made_at_ms: int, backlog_now
         lo_b = start_backlog if i == 0 else out[-1].backlog_low
         hi_b = start_backlog if i == 0 else out[-1].backlog_high
         w = walk.time_to(join, start_backlog + 1.0)
-        w_lo = walk.time_to(join, lo_b + 1.0, 1.0 + Z80 * cap_rel)
-        w_hi = walk.time_to(join, hi_b + 1.0, max(0.05, 1.0 - Z80 * cap_rel))
+        # the clearing itself is random too: ~ sqrt(n) on n vehicles to clear
+        w_lo = walk.time_to(join, max(1.0, lo_b + 1.0 - Z80 * math.sqrt(
+            params.dispersion * (lo_b + 1.0))), 1.0 + Z80 * cap_rel)
+        w_hi = walk.time_to(join, hi_b + 1.0 + Z80 * math.sqrt(
+            params.dispersion * (hi_b + 1.0)), max(0.05, 1.0 - Z80 * cap_rel))
         if w is not None:
             w_lo = min(w_lo, w) if w_lo is not None else w
         if w_hi is not None and w is not None:

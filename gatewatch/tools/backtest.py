@@ -4,7 +4,7 @@ every hour, and compare with what then happened, beside two baselines in the sam
 ``gatewatch backtest SCENARIO|FILE``:
 
 - a **scenario** (``gatewatch/data/scenarios/*.yaml``) is preceded by a *lead-in* of
-  ``--lead-in-days`` (default 7) days of the same gates, seed, rate and day profile
+  ``--lead-in-days`` (default 21) days of the same gates, seed, rate and day profile
   *without* the scenario's changes (the ordinary weeks before the event, from which
   the profiles are learned), and followed by a *tail* of 24 h with its changes, so
   every hour of the scenario has its +24 h outcome. Trucks still waiting at the end
@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,10 @@ def run(steps: Iterable[tuple[int, list[tuple[bytes | None, bytes]]]], gates: Ga
         fx = proc.apply_batch(batch, now, evaluate_alerts=False)
         res.events += fx.processed
         for w in proc.tick(now).windows:
+            if w.waiting_export is None:  # the backlog when the window closed
+                sig = proc.signals(w.gate_id, now)
+                w = replace(w, waiting_export=sig.waiting_export,
+                            waiting_import=sig.waiting_import)
             windows[w.gate_id].append(w)
         if next_hour is None:
             next_hour = now - now % HOUR_MS + HOUR_MS
@@ -316,7 +320,7 @@ def _bisect(rows: list[tuple[int, int]], t_ms: int) -> int:
     return lo
 
 
-def run_scenario(sc: Scenario, gates: GateSet, *, lead_in_days: float = 7.0,
+def run_scenario(sc: Scenario, gates: GateSet, *, lead_in_days: float = 21.0,
                  tail_hours: int = 24, settings: Settings | None = None,
                  model: Model = default_model, progress: Callable[[str], None] | None = None
                  ) -> Result:
