@@ -43,13 +43,14 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from gatewatch.streams.records import WindowRecord
 
-__all__ = ["HOUR_MS", "LOCAL_OFFSET_HOURS", "MAX_WAIT_HOURS", "Basis", "ForecastParams",
-           "GateForecast", "HourForecast", "HourSample", "Level", "Profile", "SlotRates",
+__all__ = ["HOUR_MS", "LOCAL_OFFSET_HOURS", "MAX_WAIT_HOURS", "Basis", "CapacityWalk",
+           "ForecastParams", "GateForecast", "HourForecast", "HourSample", "Level", "Profile",
+           "SlotRates",
            "forecast", "hour_samples", "is_open", "learn_profile", "project", "recent_level",
            "wait_seconds"]
 
@@ -103,6 +104,8 @@ class GateForecast:
     #: the recent level applied to the profiles (1.0: as usual)
     arrivals_level: float = 1.0
     capacity_level: float = 1.0
+    #: the capacity walk behind the waits (a wait for any backlog: ``walk.time_to``)
+    walk: CapacityWalk | None = field(default=None, repr=False, compare=False)
 
     def at(self, t_ms: int) -> HourForecast | None:
         """The hour containing ``t_ms`` (None outside the forecast)."""
@@ -486,8 +489,9 @@ def _rates(t_ms: int, profile: Profile | None, level: Level, basis: Basis,
                    cap, math.sqrt(max(cap, 1.0)) if cap else 0.0, level.withdrawals_per_hour)
 
 
-class _Walk:
-    """Cumulative clearance capacity from an instant, for wait walks (hourly steps)."""
+class CapacityWalk:
+    """Cumulative clearance capacity from the start of an hour, for wait walks (hourly
+    steps, :data:`MAX_WAIT_HOURS` long)."""
 
     __slots__ = ("origin_ms", "cum")
 
@@ -528,7 +532,7 @@ def wait_seconds(ahead: float, capacities: Sequence[float], origin_ms: int,
     """Expected wait of a truck joining at ``join_ms`` (default ``origin_ms``) behind
     ``ahead`` vehicles, where ``capacities[i]`` is the clearance capacity of hour ``i``
     from ``origin_ms``: the time until ``ahead + 1`` vehicles have been cleared."""
-    walk = _Walk(origin_ms, capacities)
+    walk = CapacityWalk(origin_ms, capacities)
     return walk.time_to(origin_ms if join_ms is None else join_ms, max(0.0, ahead) + 1.0)
 
 
@@ -553,7 +557,7 @@ def project(*, gate_id: str, direction: str | None, made_at_ms: int, backlog_now
     rates = [week[i % WEEK_HOURS] for i in range(n_walk)]  # the rates repeat weekly
     first_share = (hour0 + HOUR_MS - made_at_ms) / HOUR_MS
     caps = [r.capacity for r in rates]
-    walk = _Walk(hour0, caps)
+    walk = CapacityWalk(hour0, caps)
     cap_rel = level.capacity_rel_sd
     backlog = float(backlog_now)
     var = 0.0
@@ -605,7 +609,7 @@ def project(*, gate_id: str, direction: str | None, made_at_ms: int, backlog_now
         walk.time_to(made_at_ms, backlog_now + 1.0),
         wait_now_low_seconds=first.wait_low_seconds if first else None,
         wait_now_high_seconds=first.wait_high_seconds if first else None,
-        arrivals_level=level.arrivals, capacity_level=level.capacity)
+        arrivals_level=level.arrivals, capacity_level=level.capacity, walk=walk)
 
 
 def forecast(windows: Iterable[WindowRecord], *, gate_id: str, made_at_ms: int,

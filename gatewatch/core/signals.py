@@ -176,6 +176,9 @@ class GateSignals:
     paired_import: int = 0
     cameras: tuple[CameraQuality, ...] = ()
     count_checks: tuple[CountCheck, ...] = ()
+    #: calibrated wait (s) of a truck joining now, from the forecast (core/estimates.py);
+    #: filled by the processor, None when unknown
+    expected_wait_seconds: float | None = None
 
     @property
     def backlog(self) -> int:
