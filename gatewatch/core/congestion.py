@@ -175,10 +175,7 @@ class AlertChange:
 
     @property
     def estimated_wait_seconds(self) -> float | None:
-        """The calibrated expected wait when known, else the raw ratio estimate."""
-        s = self.signals
-        return s.expected_wait_seconds if s.expected_wait_seconds is not None \
-            else s.estimated_wait_seconds
+        return self.signals.estimated_wait_seconds
 
     @property
     def seconds_until_full(self) -> float | None:
