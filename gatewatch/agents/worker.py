@@ -33,7 +33,8 @@ from gatewatch.streams.records import WindowRecord
 from gatewatch.streams.topics import Topics, alert_key
 from gatewatch.web.metrics import GatewatchMetrics, LagSample
 
-__all__ = ["SWEEP_EVERY_TICKS", "ProfileSource", "Worker", "partition_of", "source_record", "wall_ms"]
+__all__ = ["SWEEP_EVERY_TICKS", "ProfileSource", "Worker", "partition_of", "source_record",
+           "wall_ms"]
 
 log = logging.getLogger(__name__)
 
