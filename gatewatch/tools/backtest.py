@@ -385,7 +385,7 @@ def run_log(path: Path, gates: GateSet, *, lead_in_days: float = 7.0,
         now = first - first % STEP_MS
         while i < len(good):
             now += STEP_MS
-            batch = []
+            batch: list[tuple[bytes | None, bytes]] = []
             while i < len(good) and good[i][2] < now:
                 batch.append((good[i][0], good[i][1]))
                 i += 1
