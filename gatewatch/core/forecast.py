@@ -288,14 +288,18 @@ def _blend(week: tuple[float, float, int], day: tuple[float, float, int], k: flo
     return w * mw + (1 - w) * md, w * sw + (1 - w) * sd
 
 
-def _smooth_day(values: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+def _smooth_day(values: list[tuple[float, float, int]], closed: frozenset[int] = frozenset()
+                ) -> list[tuple[float, float, int]]:
     """Hour-of-day (mean, sd, n) smoothed with its neighbours (weights 1-2-1 by sample
-    count, circular): a week of history gives few samples per hour."""
+    count, circular; a ``closed`` hour is not mixed into an open one): a week of history
+    gives few samples per hour."""
     out = []
     for h in range(24):
         num = sd_num = den = 0.0
         n_total = 0
         for dh, k in ((-1, 1.0), (0, 2.0), (1, 1.0)):
+            if dh and ((h + dh) % 24 in closed) != (h in closed):
+                continue
             m, sd, n = values[(h + dh) % 24]
             if n:
                 num += k * n * m
@@ -325,14 +329,19 @@ def learn_profile(samples: Sequence[HourSample], open_hours: tuple[int, int] = (
         cap_mean, cap_sd = cross_mean, math.sqrt(max(cross_mean, 1.0))
     day_arr = _smooth_day([_mean_sd([float(s.arrivals) for s in d]) for d in by_day])
     day_wd = _smooth_day([_mean_sd([float(s.withdrawals) for s in d]) for d in by_day])
+    closed = frozenset(
+        h for h in range(24)
+        if not is_open(h * HOUR_MS, open_hours) or (  # h: an hour of the UTC day
+            len(by_day[h]) >= 3 and cross_mean > 0
+            and sum(s.crossings for s in by_day[h]) / len(by_day[h]) < 0.05 * cross_mean))
     day_cap = _smooth_day([_mean_sd([float(s.crossings) for s in d if s.queue])
-                           for d in by_day])
+                           for d in by_day], closed)
     k = params.day_pool_weight
     slots: list[SlotRates] = []
     for i in range(WEEK_HOURS):
         t_ms = (i - 72) * HOUR_MS  # an instant in this hour of the week
         hod = (t_ms // HOUR_MS) % 24
-        wk, dy = by_week[i], by_day[hod]
+        wk = by_week[i]
         arr, arr_sd = _blend(_mean_sd([float(s.arrivals) for s in wk]), day_arr[hod], k)
         wd, _ = _blend(_mean_sd([float(s.withdrawals) for s in wk]), day_wd[hod], k)
         cap_w = _mean_sd([float(s.crossings) for s in wk if s.queue])
@@ -340,11 +349,8 @@ def learn_profile(samples: Sequence[HourSample], open_hours: tuple[int, int] = (
             cap, c_sd = cap_mean, cap_sd
         else:
             cap, c_sd = _blend(cap_w, day_cap[hod], k)
-        opened = is_open(t_ms, open_hours)
-        day_cross = [float(s.crossings) for s in dy]
-        if opened and len(day_cross) >= 3 and cross_mean > 0 \
-                and sum(day_cross) / len(day_cross) < 0.05 * cross_mean:
-            opened = False  # historically closed in this hour of the day
+        # closed by the opening hours, or historically (cleared nothing in this hour)
+        opened = hod not in closed
         if not opened:
             cap, c_sd = 0.0, 0.0
         slots.append(SlotRates(arr, arr_sd, cap, c_sd, wd, opened))
