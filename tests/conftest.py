@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import FIGURES, OUTPUT, WorkerProc, free_port
+from tests.support import FIGURES, OUTPUT, PostgresServer, WorkerProc, free_port
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +35,21 @@ def bootstrap() -> Iterator[str]:
         broker.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (Debian's ``postgresql`` package); the test
+    skips when its binaries are missing (a failure under GATEWATCH_REQUIRE_ALL=1)."""
+    bin_dir = PostgresServer.find_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries missing (/usr/lib/postgresql/*/bin): "
+                    "apt-get install postgresql")
+    server = PostgresServer(bin_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def test_id(request: pytest.FixtureRequest) -> str:
     return f"t{uuid.uuid4().hex[:10]}"
@@ -53,7 +68,8 @@ def worker_factory(bootstrap: str, test_id: str, tmp_path: Path
                    GATEWATCH_LOG_LEVEL="info", PYTHONUNBUFFERED="1")
         env.update(extra_env)
         w = WorkerProc(env=env, port=free_port(),
-                       log_path=OUTPUT / f"{test_id}-worker{len(started)}.log")
+                       log_path=OUTPUT / f"{test_id}-worker{len(started)}.log",
+                       cwd=tmp_path)  # Faust's data dir lands here, not in the checkout
         started.append(w)
         return w.start()
 

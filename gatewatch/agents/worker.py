@@ -24,6 +24,8 @@ from aiokafka.partitioner import murmur2
 
 from gatewatch.agents import compat
 from gatewatch.agents.health import BrokerWatch
+from gatewatch.alerts.advisories import encode_advisory
+from gatewatch.alerts.cap import latest_records
 from gatewatch.alerts.evaluator import encode_alert, firing_states
 from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
 from gatewatch.gates import GateSet
@@ -119,9 +121,15 @@ class Worker:
     windows_published: list[WindowRecord] = field(default_factory=list)
     #: alert records (key, value) evaluated but not yet accepted by the broker
     pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: the latest alert record per alert id this worker read or wrote (the CAP feed's source)
+    alert_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the latest advisory record per advisory id this worker published (the CAP feed)
+    advisory_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     broker: BrokerWatch | None = None
     #: closed windows of the past for the forecasts' profiles (None: only this worker's)
     profile_source: ProfileSource | None = None
+    #: ``gate.advisories`` (shipment advisory changes); None: not published
+    advisories_topic: Any = None
     ticks: int = 0
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -174,10 +182,18 @@ class Worker:
         for change in fx.alerts:
             gate = self.gates.get(change.alert.gate_id)
             assert gate is not None  # alerts exist only for configured gates
-            self.pending_alerts.append((alert_key(change.alert.alert_id),
-                                        encode_alert(change, gate, self.settings.runbook())))
+            record = encode_alert(change, gate, self.settings.runbook())
+            self.pending_alerts.append((alert_key(change.alert.alert_id), record))
+            self.alert_records[change.alert.alert_id] = orjson.loads(record)
         if self.pending_alerts:
             await self.send_pending_alerts()
+        for adv in fx.advisories:
+            gate = self.gates.get(adv.advisory.gate_id)
+            if gate is not None and self.advisories_topic is not None:
+                record = encode_advisory(adv, gate)
+                await self.advisories_topic.send(key=adv.advisory.advisory_id.encode(),
+                                                 value=record)
+                self.advisory_records[adv.advisory.advisory_id] = orjson.loads(record)
 
     async def write_changelog(self, writes: Sequence[StateWrite],
                               send: Callable[..., Awaitable[Any]] | None = None) -> None:
@@ -268,8 +284,10 @@ class Worker:
         if proc.owned_gates():
             try:
                 old = await compat.read_to_end(self.consumer_factory, self.topics.alerts)
-                n = proc.restore_alerts(firing_states(
-                    [orjson.loads(r.value) for r in old if r.value]))
+                docs = [orjson.loads(r.value) for r in old if r.value]
+                n = proc.restore_alerts(firing_states(docs))
+                self.alert_records = {str(d["alert_id"]): dict(d) for d in latest_records(
+                    [*self.alert_records.values(), *docs])}
                 if n:
                     log.info("restored %d firing alert(s) from %s", n, self.topics.alerts)
             except Exception:  # noqa: BLE001 - alerts may then be notified once more

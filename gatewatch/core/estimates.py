@@ -45,8 +45,10 @@ __all__ = ["MEMORY_HOURS", "MIN_ESTIMATE_HOURS", "SHOWN_HOURS", "ErrorSummary", 
 MEMORY_HOURS: Final = 28 * 24
 #: estimates shown kept per gate for scoring (30 days, one per minute)
 SHOWN_HOURS: Final = 30 * 24
-#: hours of windows before a gate's expected wait is given at all
-MIN_ESTIMATE_HOURS: Final = 6
+#: hours of windows before a gate's expected wait is given at all: a day, so that it
+#: comes from profiles (a closed night or a start-up without crossings would make the
+#: recent rates alone show multi-day waits)
+MIN_ESTIMATE_HOURS: Final = 24
 _MIN_MS = 60_000
 
 

@@ -12,7 +12,7 @@ call                          effects
                               partition), a dead letter per bad record, the waits
                               measured, and the alert changes of the gates touched
 ``tick(now)``                 advance watermarks: closed windows; evaluate every gate's
-                              alerts
+                              alerts; every ADVISE_EVERY_MS the shipment advisories
 ``forecast(gate, now)``        the gate's forecast (:mod:`gatewatch.core.forecast`) from
                               the windows it has closed (and those given to
                               ``estimates.add_windows``, e.g. from a history store)
@@ -37,21 +37,34 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from gatewatch.core.advisories import (
+    GENERAL_KEEP_FACTOR,
+    AdvisoryChange,
+    GateAdvisories,
+    figures_of,
+)
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
 from gatewatch.core.estimates import Estimates
 from gatewatch.core.forecast import GateForecast
 from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
+from gatewatch.core.recommend import ForecastView
+from gatewatch.core.reconcile import Pairing
 from gatewatch.core.signals import GateSignals, gate_signals
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
 from gatewatch.streams.changelog import encode_state, split_key, state_key
 from gatewatch.streams.codec import Decoder
-from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
+from gatewatch.streams.records import CountObservation, CrossingEvent, Rejection, WindowRecord
 
 __all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
 
 #: vehicles expired per sweep step (the worker yields to its event loop between steps)
 SWEEP_CHUNK = 10_000
+#: shipment advisories are re-evaluated this often (they change over hours), or once per
+#: advisory raise hold when that is shorter
+ADVISE_EVERY_MS = 60_000
+#: a gate is reconciled at most this often (wall ms) while its events keep coming
+RECONCILE_EVERY_MS = 5_000
 
 
 class SourceRecord(NamedTuple):
@@ -92,6 +105,7 @@ class Effects:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     windows: list[WindowRecord] = field(default_factory=list)
     alerts: list[AlertChange] = field(default_factory=list)
+    advisories: list[AdvisoryChange] = field(default_factory=list)
     #: valid events processed (duplicates included)
     processed: int = 0
     #: valid events that changed no count (duplicates and re-reads)
@@ -104,18 +118,29 @@ class Effects:
     expired_finished: int = 0
     #: processing errors (a gatewatch bug): the record (None: the batch) and the exception
     errors: list[tuple[SourceRecord | None, Exception]] = field(default_factory=list)
+    #: reconciliation changes to publish for audit: (gate_id, "paired" | "unpaired", the
+    #: pairing); plates belong on the audit topic only, never in metrics or INFO logs
+    reconciliations: list[tuple[str, str, Pairing]] = field(default_factory=list)
+    #: valid count observations applied (``gate.counts``)
+    counts: int = 0
 
 
 class Processor:
     """The state of the gates one worker holds, and the only way to change it."""
 
-    def __init__(self, gates: GateSet, settings: Settings) -> None:
+    def __init__(self, gates: GateSet, settings: Settings, counts_topic: str | None = None
+                 ) -> None:
         self.gates = gates
         self.settings = settings
+        #: records of this topic are count observations (``gate.counts``), not events
+        self.counts_topic = counts_topic
         self._gate = {g.gate_id: g for g in gates.gates}
         s = settings
         self.ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds,
-                             s.no_data_seconds, s.retention_seconds)
+                             s.no_data_seconds, s.retention_seconds, s.reconcile,
+                             s.unconfirmed_min_overtakes)
+        #: wall time each gate was last reconciled
+        self._reconciled_ms: dict[str, int] = {}
         self.decoder = Decoder(gates.ids(), s.max_message_bytes, s.max_future_skew_seconds * 1000)
         self.alerts: dict[str, GateAlerts] = {g.gate_id: self._fresh_alerts(g.gate_id)
                                               for g in gates.gates}
@@ -123,6 +148,10 @@ class Processor:
         self.gate_partition: dict[str, int] = {}
         #: gates whose input partition the worker said it holds at the last rebuild
         self.gates_held: set[str] = set()
+        self.advisories: dict[str, GateAdvisories] = {g.gate_id: GateAdvisories(
+            g.gate_id, s.advisory_raise_hold_seconds * 1000,
+            s.advisory_clear_hold_seconds * 1000) for g in gates.gates}
+        self._advised_ms: int | None = None
         #: forecasts and the wait estimates shown, with their scores
         self.estimates = Estimates(gates)
 
@@ -138,7 +167,8 @@ class Processor:
                        wait_critical_seconds=g.wait_critical_seconds),
             perishable_limit_seconds=float(g.perishable_max_wait_seconds
                                            or s.perishable_max_wait_seconds),
-            no_data_seconds=self.ledger.books[gate_id].no_data_ms / 1000)
+            no_data_seconds=self.ledger.books[gate_id].no_data_ms / 1000,
+            count_discrepancy_vehicles=s.count_discrepancy_vehicles)
 
     # -- input -------------------------------------------------------------------------
 
@@ -153,6 +183,10 @@ class Processor:
         """
         fx = Effects()
         changed: dict[tuple[str, str], int] = {}
+        counted: set[str] = set()
+        if self.counts_topic is not None and any(r.topic == self.counts_topic
+                                                 for r in records):
+            records = self._apply_counts(records, now_ms, fx, counted)
         try:
             self._apply(records, now_ms, fx, changed)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the partition
@@ -185,8 +219,11 @@ class Processor:
                         if err is not None:
                             fx.wait_estimate_errors.append((book.gate_id, err))
                 book.waits_observed.clear()
-        if evaluate_alerts and changed:
-            fx.alerts.extend(self.evaluate(now_ms, {gate for gate, _v in changed}))
+        touched = {gate for gate, _v in changed} | counted
+        if touched:
+            self._reconcile(now_ms, fx, touched)
+        if evaluate_alerts and touched:
+            fx.alerts.extend(self.evaluate(now_ms, touched))
         return fx
 
     def _apply(self, records: Sequence[SourceRecord], now_ms: int, fx: Effects,
@@ -213,17 +250,58 @@ class Processor:
                 assert isinstance(res, Rejection)
                 fx.dead_letters.append(DeadLetter(res, rec))
 
+    def _apply_counts(self, records: Sequence[SourceRecord], now_ms: int, fx: Effects,
+                      counted: set[str]) -> list[SourceRecord]:
+        """Apply the count observations among ``records``; returns the other records."""
+        rest: list[SourceRecord] = []
+        for rec in records:
+            if rec.topic != self.counts_topic:
+                rest.append(rec)
+                continue
+            res = self.decoder.decode_count(rec.value, rec.key, now_ms)
+            if type(res) is CountObservation:
+                self.ledger.books[res.gate_id].observe_count(res)
+                fx.counts += 1
+                counted.add(res.gate_id)
+            else:
+                assert isinstance(res, Rejection)
+                fx.dead_letters.append(DeadLetter(res, rec))
+        return rest
+
+    def _reconcile(self, now_ms: int, fx: Effects, gate_ids: Iterable[str] | None = None,
+                   *, force: bool = False) -> None:
+        """Reconcile the gates named (all: None) that are due; pairing changes go to
+        ``fx.reconciliations``."""
+        if not self.settings.reconcile:
+            return
+        for gate_id in (self.ledger.books if gate_ids is None else gate_ids):
+            book = self.ledger.books[gate_id]
+            last = self._reconciled_ms.get(gate_id)
+            if not book.dirty or (not force and last is not None
+                                  and now_ms - last < RECONCILE_EVERY_MS):
+                continue
+            self._reconciled_ms[gate_id] = now_ms
+            _record(fx, gate_id, *book.reconcile())
+
     # -- time --------------------------------------------------------------------------
 
     def tick(self, now_ms: int) -> Effects:
-        """Advance every gate's watermark to ``now_ms``: closed windows (remembered for the
-        forecasts), the expected waits shown (one per minute), alert changes."""
-        windows = self._windows_closed(self.ledger.advance(now_ms))
+        """Advance every gate's watermark to ``now_ms``: reconciliation, closed windows
+        (remembered for the forecasts), the expected waits shown (one per minute), alert
+        changes."""
+        fx = Effects()
+        self._reconcile(now_ms, fx)
+        fx.windows = self._windows_closed(self.ledger.advance(now_ms))
         for book in self.ledger:
             wm = book.windows.watermark_ms
             if wm is not None and book.last_event_wall_ms is not None:
                 self.estimates.note(book.gate_id, wm, self._expected_wait(book.gate_id, wm))
-        return Effects(windows=windows, alerts=self.evaluate(now_ms))
+        fx.alerts = self.evaluate(now_ms)
+        every = min(ADVISE_EVERY_MS, max(1000, self.settings.advisory_raise_hold_seconds * 1000))
+        if self._advised_ms is None or now_ms - self._advised_ms >= every:
+            self._advised_ms = now_ms
+            fx.advisories = self.advise(now_ms)
+        return fx
 
     def _windows_closed(self, windows: list[WindowRecord]) -> list[WindowRecord]:
         """Remember closed windows for the forecasts (with the backlog when they closed,
@@ -253,6 +331,51 @@ class Processor:
         made_at = book.windows.watermark_ms if book.windows.watermark_ms is not None \
             else now_ms
         return self.estimates.forecast(gate_id, made_at, sum(book.waiting_count), hours)
+
+    def reconcile_now(self, now_ms: int) -> Effects:
+        """Reconcile every gate now (re-learning the overtaking limits): what a
+        straightforward reference expects after the last event."""
+        fx = Effects()
+        for book in self.ledger:
+            book.dirty = book.reconciling
+            _record(fx, book.gate_id, *book.reconcile(relearn=True))
+            self._reconciled_ms[book.gate_id] = now_ms
+        return fx
+
+    def advise(self, now_ms: int) -> list[AdvisoryChange]:
+        """Shipment advisory changes of every gate this worker has seen, per direction the
+        gate handles (:mod:`gatewatch.core.advisories`)."""
+        out: list[AdvisoryChange] = []
+        for gate in self.gates.gates:
+            book = self.ledger.books[gate.gate_id]
+            if book.last_event_wall_ms is None:
+                continue
+            sig = gate_signals(gate, book, now_ms)
+            keeps = float(gate.perishable_max_wait_seconds
+                          or self.settings.perishable_max_wait_seconds)
+            both: ForecastView | None = None  # one forecast of both directions serves each
+            for direction in gate.accepts_directions:
+                perishable = gate.accepts("perishable", direction)
+                fc = both or self.forecast_for(gate.gate_id, now_ms, direction)
+                if fc is not None and fc.direction is None:
+                    both = fc
+                fig = figures_of(sig, direction, fc,
+                                 keeps if perishable else keeps * GENERAL_KEEP_FACTOR,
+                                 perishable, now_ms)
+                change = self.advisories[gate.gate_id].evaluate(direction, sig, fig, now_ms)
+                if change is not None:
+                    out.append(change)
+        return out
+
+    def forecast_for(self, gate_id: str, now_ms: int, direction: str | None
+                     ) -> ForecastView | None:
+        """The gate's forecast for ``direction`` (``Processor.forecast`` of
+        :mod:`gatewatch.core.forecast`), None while there is none."""
+        get = getattr(self, "forecast", None)
+        if get is None:
+            return None
+        fc: ForecastView | None = get(gate_id, now_ms, direction=direction)
+        return fc
 
     def evaluate(self, now_ms: int, gate_ids: Iterable[str] | None = None
                  ) -> list[AlertChange]:
@@ -348,6 +471,9 @@ class Processor:
         for book in self.ledger:
             if book.last_event_ms is None and book.gate_id not in held:
                 self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
+                ga = self.advisories[book.gate_id]
+                self.advisories[book.gate_id] = GateAdvisories(
+                    ga.gate_id, ga.raise_hold_ms, ga.clear_hold_ms)
         self.gates_held = held
         return Effects(windows=[replace(w, republished=True)
                                 for w in self._windows_closed(windows)])
@@ -389,3 +515,8 @@ class Processor:
     def vehicles_waiting(self) -> int:
         return sum(sum(b.waiting_count) for b in self.ledger)
 
+
+def _record(fx: Effects, gate_id: str, paired: list[Pairing], unpaired: list[Pairing]
+            ) -> None:
+    fx.reconciliations.extend((gate_id, "unpaired", p) for p in unpaired)
+    fx.reconciliations.extend((gate_id, "paired", p) for p in paired)

@@ -251,7 +251,7 @@ class GateCollector(Collector):
                    labels=["gate", "kind", "severity"])
         est_wait = g("gate_estimated_wait_seconds",
                      "Estimated wait for a vehicle joining now: the forecast's calibrated "
-                     "expected wait once the gate has a few hours of windows, before that "
+                     "expected wait once the gate has a day of windows, before that "
                      "backlog ÷ crossings per hour (absent when unknown)", labels=["gate"])
         fc_waiting = g("gate_forecast_vehicles_waiting",
                        "Forecast backlog this far ahead (docs/forecasting.md)",

@@ -18,10 +18,10 @@ GATE = "huu-nghi"
 
 
 def history(now: int) -> list[tuple[bytes, bytes]]:
-    """Eight past hours at Hữu Nghị (9 to 1 hours ago): six trucks an hour join and cross
+    """27 past hours at Hữu Nghị (28 to 2 hours ago): six trucks an hour join and cross
     20 minutes later; ten more joined in the last hours and still wait."""
     out = []
-    for h in range(9, 1, -1):
+    for h in range(28, 1, -1):
         for i in range(6):
             t = now - h * HOUR + i * 600_000
             out.append(message(ev(f"H{h}-{i}", "queued", t, GATE)))
@@ -45,11 +45,11 @@ def test_forecast_endpoint_gauges_and_estimate_scoring(bootstrap, worker_factory
 
     def forecast() -> dict | None:
         status, doc = get_json(w, f"/api/v1/gates/{GATE}/forecast?hours=30")
-        return doc if status == 200 and doc.get("basis") == "recent" else None
+        return doc if status == 200 and doc.get("basis") == "profile" else None
 
-    doc = poll(forecast, 30, "a forecast from the recent rates", alive=w.check_alive)
+    doc = poll(forecast, 30, "a forecast from profiles", alive=w.check_alive)
     assert doc["owned"] is True and doc["backlog_now"] == 10 and len(doc["hours"]) == 30
-    assert doc["history_hours"] >= 6
+    assert doc["history_hours"] >= 24
     assert doc["expected_wait_seconds"] is not None and doc["expected_wait_seconds"] > 0
     for h in doc["hours"]:
         assert h["backlog_low"] <= h["backlog"] <= h["backlog_high"]
