@@ -20,16 +20,19 @@ import yaml
 
 from gatewatch.errors import ConfigError
 
-__all__ = ["DEFAULT_GATES_FILE", "GateConfig", "GateSet", "SimulationProfile", "load_gates"]
+__all__ = ["DEFAULT_GATES_FILE", "DEFAULT_WAIT_THRESHOLDS", "GateConfig", "GateSet",
+           "SimulationProfile", "load_gates"]
 
 DEFAULT_GATES_FILE = "langson-gates.yaml"
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # fullmatch: "$" would let "id\n" pass
 _GATE_KEYS = {"id", "name", "name_en", "kind", "yard_capacity", "thresholds",
               "no_data_seconds", "perishable_max_wait_seconds", "simulation", "lat", "lon",
-              "accepts", "lanes", "open_hours"}
+              "accepts", "lanes", "open_hours", "wait_thresholds"}
 _ACCEPT_KEYS = {"cargo", "directions"}
 _CARGOS = ("perishable", "general", "empty")
 _DIRECTIONS = ("export", "import")
+#: expected wait (seconds) that raises a level by default: 12 h warning, 2 days critical
+DEFAULT_WAIT_THRESHOLDS = (43_200, 172_800)
 _THRESHOLD_KEYS = {"warning", "critical", "warning_clear", "critical_clear"}
 _SIM_KEYS = {"arrivals_per_hour", "clearance_per_hour", "export_share", "perishable_share",
              "open_hours", "perishable_share_by_month"}
@@ -76,6 +79,10 @@ class GateConfig:
     lanes: int | None = None
     #: local hours [from, to) when the gate clears vehicles (the public feed, forecasts)
     open_hours: tuple[int, int] = (0, 24)
+
+    #: expected wait (seconds) for a truck joining now that raises warning / critical
+    wait_warning_seconds: int = DEFAULT_WAIT_THRESHOLDS[0]
+    wait_critical_seconds: int = DEFAULT_WAIT_THRESHOLDS[1]
 
     def accepts(self, cargo: str | None, direction: str | None) -> bool:
         """Whether the gate handles ``cargo`` going ``direction`` (None: any)."""
@@ -155,6 +162,21 @@ def _accepts(raw: Any, source: str, key: str) -> tuple[tuple[str, ...], tuple[st
                      f"{key}.directions"))
 
 
+def _wait_thresholds(raw: Any, source: str, key: str) -> tuple[int, int]:
+    if raw is None:
+        return DEFAULT_WAIT_THRESHOLDS
+    _require(isinstance(raw, Mapping), source, key,
+             "must be a mapping with warning and critical (seconds)")
+    unknown = sorted(set(raw) - {"warning", "critical"})
+    _require(not unknown, source, f"{key}.{unknown[0] if unknown else ''}", "unknown key")
+    warning = _int(raw.get("warning", DEFAULT_WAIT_THRESHOLDS[0]), source, f"{key}.warning")
+    critical = _int(raw.get("critical", max(warning + 1, DEFAULT_WAIT_THRESHOLDS[1])), source,
+                    f"{key}.critical")
+    _require(critical > warning, source, f"{key}.critical",
+             f"must be greater than warning ({warning}), got {critical}")
+    return warning, critical
+
+
 def _simulation(raw: Any, source: str, key: str) -> SimulationProfile:
     if raw is None:
         return SimulationProfile()
@@ -222,6 +244,8 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
              f" got {critical_clear}")
     no_data = raw.get("no_data_seconds")
     perishable = raw.get("perishable_max_wait_seconds")
+    wait_warning, wait_critical = _wait_thresholds(raw.get("wait_thresholds"), source,
+                                                   f"{key}.wait_thresholds")
     _require(("lat" in raw) == ("lon" in raw), source, f"{key}.{'lon' if 'lat' in raw else 'lat'}",
              "is required with lat/lon (give both or neither)")
     lat = _number(raw["lat"], source, f"{key}.lat", -90, 90) if "lat" in raw else None
@@ -247,6 +271,8 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
         accepts_cargo=cargo, accepts_directions=directions,
         lanes=None if lanes is None else _int(lanes, source, f"{key}.lanes"),
         open_hours=_hours(raw.get("open_hours", [0, 24]), source, f"{key}.open_hours"),
+        wait_warning_seconds=wait_warning,
+        wait_critical_seconds=wait_critical,
     )
 
 
