@@ -388,6 +388,60 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Walk forward through scenarios or a gate log, forecasting every hour, and print
+    the model's errors beside the baselines' (docs/forecasting.md)."""
+    import orjson
+
+    from gatewatch.tools import backtest
+    from gatewatch.tools.scenarios import available
+
+    settings, gates = _load()
+    names = available() if args.target == "all" else [args.target]
+    progress = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress \
+        else None
+    results = []
+    for name in names:
+        target = backtest.load(name)
+        print(f"backtest: {name} ...", file=sys.stderr, flush=True)
+        if isinstance(target, Path):
+            from gatewatch.tools.replay import ColumnMap, check_encoding
+
+            cmap = ColumnMap.parse(args.map, args.types, args.directions,
+                                   assume_offset=args.assume_offset)
+            try:
+                res = backtest.run_log(target, gates, lead_in_days=args.lead_in_days or 7.0,
+                                       settings=settings, cmap=cmap,
+                                       encoding=check_encoding(args.encoding),
+                                       progress=progress)
+            except ValueError as exc:
+                raise ConfigError(str(target), "(file)", str(exc)) from None
+        else:
+            if args.seed is not None:
+                from dataclasses import replace
+
+                target = replace(target, seed=args.seed)
+            res = backtest.run_scenario(target, gates, lead_in_days=args.lead_in_days or 21.0,
+                                        settings=settings, progress=progress)
+        results.append(res)
+    if args.json:
+        doc = {"command": "gatewatch backtest " + " ".join(sys.argv[2:]),
+               "results": [r.to_json() for r in results],
+               "passed": all(r.passed for r in results)}
+        out = orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+        if args.json == "-":
+            sys.stdout.write(out.decode())
+        else:
+            Path(args.json).write_bytes(out)
+            _say(f"wrote {args.json}")
+    if args.json != "-":
+        _say(backtest.render(results))
+        for r in results:
+            for note in r.notes:
+                _say(f"{r.name}: {note}")
+    return 0 if all(r.passed for r in results) else 1
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     from gatewatch.tools.scenarios import available, load_scenario, run_offline
 
@@ -733,6 +787,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --live: simulated seconds per real second (default 600)")
     p.add_argument("--verbose", action="store_true", help="also print no-data changes")
     p.set_defaults(func=cmd_scenario)
+
+    p = sub.add_parser("backtest", help="score the forecast against what happened, beside "
+                       "two baselines (docs/forecasting.md)")
+    p.add_argument("target", help="a bundled scenario, a scenario YAML, `all` (every bundled "
+                   "scenario) or a gate log as `gatewatch replay` reads it")
+    p.add_argument("--lead-in-days", type=float, default=None,
+                   help="ordinary days simulated before a scenario (default 21), or the days "
+                        "of a log used as history only (default 7)")
+    p.add_argument("--seed", type=int, default=None, help="a scenario's seed instead of its own")
+    p.add_argument("--json", default="", metavar="FILE",
+                   help="also write the results as JSON to FILE (`-`: only JSON, to stdout)")
+    p.add_argument("--progress", action="store_true", help="progress lines on stderr")
+    p.add_argument("--map", default="", help="as for replay: field=Column,...")
+    p.add_argument("--types", default="", help="as for replay")
+    p.add_argument("--directions", default="", help="as for replay")
+    p.add_argument("--assume-offset", default="+07:00", help="as for replay")
+    p.add_argument("--encoding", default="utf-8", help="as for replay")
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("dashboards", help="generate the Grafana dashboards or push them")
     p.add_argument("action", choices=["generate", "push"])

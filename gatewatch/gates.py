@@ -20,12 +20,16 @@ import yaml
 
 from gatewatch.errors import ConfigError
 
-__all__ = ["DEFAULT_GATES_FILE", "GateConfig", "GateSet", "SimulationProfile", "load_gates"]
+__all__ = ["DEFAULT_GATES_FILE", "DEFAULT_WAIT_THRESHOLDS", "GateConfig", "GateSet",
+           "SimulationProfile", "load_gates"]
 
 DEFAULT_GATES_FILE = "langson-gates.yaml"
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # fullmatch: "$" would let "id\n" pass
 _GATE_KEYS = {"id", "name", "name_en", "kind", "yard_capacity", "thresholds",
-              "no_data_seconds", "perishable_max_wait_seconds", "simulation", "lat", "lon"}
+              "no_data_seconds", "perishable_max_wait_seconds", "simulation", "lat", "lon",
+              "open_hours", "wait_thresholds"}
+#: expected wait (seconds) that raises a level by default: 12 h warning, 2 days critical
+DEFAULT_WAIT_THRESHOLDS = (43_200, 172_800)
 _THRESHOLD_KEYS = {"warning", "critical", "warning_clear", "critical_clear"}
 _SIM_KEYS = {"arrivals_per_hour", "clearance_per_hour", "export_share", "perishable_share",
              "open_hours", "perishable_share_by_month"}
@@ -65,6 +69,12 @@ class GateConfig:
     #: WGS 84 position (decimal degrees) for the CAP feed's ``area``; both or neither
     lat: float | None = None
     lon: float | None = None
+    #: local (+07:00) hours [from, to) when the gate clears vehicles (the forecast's
+    #: opening hours); (0, 24): always open
+    open_hours: tuple[int, int] = (0, 24)
+    #: expected wait (seconds) for a truck joining now that raises warning / critical
+    wait_warning_seconds: int = DEFAULT_WAIT_THRESHOLDS[0]
+    wait_critical_seconds: int = DEFAULT_WAIT_THRESHOLDS[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,29 @@ def _text(value: Any, source: str, key: str) -> str:
     return str(value).strip()
 
 
+def _hours(hours: Any, source: str, key: str) -> tuple[int, int]:
+    _require(isinstance(hours, list) and len(hours) == 2 and all(
+        isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 24 for h in hours)
+        and hours[0] < hours[1], source, key,
+        f"must be [from, to] local hours with from < to, got {hours!r}")
+    return int(hours[0]), int(hours[1])
+
+
+def _wait_thresholds(raw: Any, source: str, key: str) -> tuple[int, int]:
+    if raw is None:
+        return DEFAULT_WAIT_THRESHOLDS
+    _require(isinstance(raw, Mapping), source, key,
+             "must be a mapping with warning and critical (seconds)")
+    unknown = sorted(set(raw) - {"warning", "critical"})
+    _require(not unknown, source, f"{key}.{unknown[0] if unknown else ''}", "unknown key")
+    warning = _int(raw.get("warning", DEFAULT_WAIT_THRESHOLDS[0]), source, f"{key}.warning")
+    critical = _int(raw.get("critical", max(warning + 1, DEFAULT_WAIT_THRESHOLDS[1])), source,
+                    f"{key}.critical")
+    _require(critical > warning, source, f"{key}.critical",
+             f"must be greater than warning ({warning}), got {critical}")
+    return warning, critical
+
+
 def _simulation(raw: Any, source: str, key: str) -> SimulationProfile:
     if raw is None:
         return SimulationProfile()
@@ -117,11 +150,7 @@ def _simulation(raw: Any, source: str, key: str) -> SimulationProfile:
     unknown = sorted(set(raw) - _SIM_KEYS)
     _require(not unknown, source, f"{key}.{unknown[0] if unknown else ''}", "unknown key")
     d = SimulationProfile()
-    hours = raw.get("open_hours", [0, 24])
-    _require(isinstance(hours, list) and len(hours) == 2 and all(
-        isinstance(h, int) and 0 <= h <= 24 for h in hours) and hours[0] < hours[1],
-        source, f"{key}.open_hours", f"must be [from, to] local hours with from < to, got "
-        f"{hours!r}")
+    hours = _hours(raw.get("open_hours", [0, 24]), source, f"{key}.open_hours")
     months = raw.get("perishable_share_by_month", {}) or {}
     _require(isinstance(months, Mapping), source, f"{key}.perishable_share_by_month",
              "must map month numbers (1-12) to shares")
@@ -132,7 +161,7 @@ def _simulation(raw: Any, source: str, key: str) -> SimulationProfile:
         by_month.append((int(m), _number(share, source,
                                          f"{key}.perishable_share_by_month.{m}", 0, 1)))
     return SimulationProfile(
-        open_hours=(int(hours[0]), int(hours[1])),
+        open_hours=hours,
         perishable_share_by_month=tuple(sorted(by_month)),
         arrivals_per_hour=_number(raw.get("arrivals_per_hour", d.arrivals_per_hour), source,
                                   f"{key}.arrivals_per_hour", 0, None),
@@ -185,6 +214,8 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
              "is required with lat/lon (give both or neither)")
     lat = _number(raw["lat"], source, f"{key}.lat", -90, 90) if "lat" in raw else None
     lon = _number(raw["lon"], source, f"{key}.lon", -180, 180) if "lon" in raw else None
+    wait_warning, wait_critical = _wait_thresholds(raw.get("wait_thresholds"), source,
+                                                   f"{key}.wait_thresholds")
     return GateConfig(
         gate_id=gate_id,
         name=_text(raw["name"], source, f"{key}.name"),
@@ -201,6 +232,9 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
         perishable_max_wait_seconds=None if perishable is None else _int(
             perishable, source, f"{key}.perishable_max_wait_seconds"),
         lat=lat, lon=lon,
+        open_hours=_hours(raw.get("open_hours", [0, 24]), source, f"{key}.open_hours"),
+        wait_warning_seconds=wait_warning,
+        wait_critical_seconds=wait_critical,
     )
 
 

@@ -29,7 +29,7 @@ from gatewatch import __version__
 from gatewatch.agents import compat
 from gatewatch.agents.delivery import BatchConsumer, RewindingConsumer
 from gatewatch.agents.health import BrokerWatch, quiet_repeats
-from gatewatch.agents.worker import Worker, wall_ms
+from gatewatch.agents.worker import ProfileSource, Worker, wall_ms
 from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet
 from gatewatch.history.store import HistoryStore
@@ -50,10 +50,12 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, gates: GateSet, *,
                registry: CollectorRegistry | None = None,
                wall_ms: Callable[[], int] = wall_ms,
-               partitions: int | None = None) -> Worker:
+               partitions: int | None = None,
+               profile_source: ProfileSource | None = None) -> Worker:
     """Build a worker for ``settings`` and ``gates``; ``partitions`` is the input topic's
     partition count (the state table is co-partitioned with it; default
-    ``settings.partitions``)."""
+    ``settings.partitions``); ``profile_source`` gives the forecasts past windows (a
+    history store's ``windows``)."""
     quiet_repeats()  # aiokafka repeats connection errors every 100 ms while a broker is down
     if settings.broker_compat == "tansu":
         compat.patch_highwaters()
@@ -97,7 +99,7 @@ def create_app(settings: Settings, gates: GateSet, *,
                     windows_topic=raw_topic(topics.windows),
                     alerts_topic=raw_topic(topics.alerts),
                     consumer_factory=plain_consumer, input_partitions=n_partitions,
-                    wall_ms=wall_ms)
+                    wall_ms=wall_ms, profile_source=profile_source)
     registry.register(GateCollector(worker.processor, wall_ms, worker.lag_samples))
 
     app.gatewatch_source_topics = {topics.events}  # type: ignore[attr-defined]

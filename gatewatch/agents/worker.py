@@ -34,7 +34,8 @@ from gatewatch.streams.records import WindowRecord
 from gatewatch.streams.topics import Topics, alert_key
 from gatewatch.web.metrics import GatewatchMetrics, LagSample
 
-__all__ = ["SWEEP_EVERY_TICKS", "Worker", "partition_of", "source_record", "wall_ms"]
+__all__ = ["SWEEP_EVERY_TICKS", "ProfileSource", "Worker", "partition_of", "source_record",
+           "wall_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ REBUILD_CHUNK = 5_000
 
 #: the expiry sweep runs every this many 1 s ticks
 SWEEP_EVERY_TICKS = 30
+
+#: (gate_id, from_ms, to_ms) → the gate's closed windows in that range, e.g. a history
+#: store's ``windows``; read after every rebuild so the forecasts start from the past
+ProfileSource = Callable[[str, int, int], Sequence[WindowRecord]]
 
 
 def wall_ms() -> int:
@@ -118,6 +123,8 @@ class Worker:
     #: the latest alert record per alert id this worker read or wrote (the CAP feed's source)
     alert_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     broker: BrokerWatch | None = None
+    #: closed windows of the past for the forecasts' profiles (None: only this worker's)
+    profile_source: ProfileSource | None = None
     ticks: int = 0
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -156,6 +163,8 @@ class Worker:
                 ("gatewatch-reason", rej.reason.encode()),
                 ("gatewatch-detail", rej.detail.encode()[:500]),
                 ("gatewatch-source", f"{src.topic}/{src.partition}/{src.offset}".encode())])
+        for gate_id, err in fx.wait_estimate_errors:
+            m.wait_estimate_error.labels(gate_id).observe(err)
         if fx.processed:
             m.events_processed.inc(fx.processed)
         if fx.unchanged:
@@ -273,10 +282,34 @@ class Worker:
                 log.exception("could not restore alert state from %s", self.topics.alerts)
         for rec in fx.windows:
             await self.publish_window(rec, republished=True)
+        await self.load_history()
         self.ready = True
         self.metrics.ready.set(1)
         log.info("state rebuilt: %d vehicles, %d waiting, %d recent windows republished",
                  proc.vehicles_tracked(), proc.vehicles_waiting(), len(fx.windows))
+
+    async def load_history(self) -> int:
+        """Give the forecasts the past windows of every gate from ``profile_source``
+        (in a thread: it may read a database); a failure only leaves them to this
+        worker's own windows. Returns how many windows were added."""
+        source = self.profile_source
+        if source is None:
+            return 0
+        from gatewatch.core.estimates import MEMORY_HOURS
+
+        now = self.wall_ms()
+        added = 0
+        for gate in self.gates.gates:
+            try:
+                records = await asyncio.to_thread(source, gate.gate_id,
+                                                  now - MEMORY_HOURS * 3_600_000, now)
+            except Exception:  # noqa: BLE001 - the forecasts then learn from this worker
+                log.exception("could not read past windows of %s for the forecast",
+                              gate.gate_id)
+                continue
+            added += self.processor.estimates.add_windows(records)
+        log.info("forecast profiles: %d past windows from the history store", added)
+        return added
 
     def gates_held(self) -> set[str] | None:
         """The gates whose input partition this worker holds now (Kafka's default

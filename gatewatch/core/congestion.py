@@ -1,11 +1,14 @@
 """Congestion model and alert lifecycle per gate (pure: every function takes ``now_ms``).
 
 Levels and hysteresis
-    A gate's level is ``normal``, ``warning`` or ``critical`` from its backlog. A level
-    is *raised* when the backlog reaches its raise threshold and stays there for
-    ``raise_hold_ms``; it is *cleared* only when the backlog falls below the lower clear
-    threshold and stays there for ``clear_hold_ms``. A backlog oscillating around one
-    threshold therefore never flaps.
+    A gate's level is ``normal``, ``warning`` or ``critical`` from its backlog, or from
+    the calibrated expected wait of a truck joining now when that is higher
+    (``wait_warning_seconds``/``wait_critical_seconds``: a gate is never ``normal`` with
+    a multi-day wait; an unknown wait raises nothing). A level is *raised* when the
+    backlog (or the wait) reaches its raise threshold and stays there for
+    ``raise_hold_ms``; it is *cleared* only when both fall below their lower clear
+    thresholds (for the wait :data:`WAIT_CLEAR_RATIO` of its threshold) and stay there
+    for ``clear_hold_ms``. A value oscillating around one threshold therefore never flaps.
 
 Alerts
     Each alert has a stable id ``<gate>:<kind>``; kinds are ``congestion`` (severity
@@ -47,8 +50,9 @@ from typing import Final, Literal
 
 from gatewatch.core.signals import GateSignals
 
-__all__ = ["ALERT_KINDS", "LEVELS", "PERISHABLE_CLEAR_RATIO", "AlertChange", "AlertKind",
-           "AlertState", "ChangeKind", "GateAlerts", "HoldState", "Level", "LevelState",
+__all__ = ["ALERT_KINDS", "LEVELS", "PERISHABLE_CLEAR_RATIO", "WAIT_CLEAR_RATIO", "AlertChange",
+           "AlertKind", "AlertState", "ChangeKind", "GateAlerts", "HoldState", "Level",
+           "LevelState",
            "Severity", "Thresholds", "next_hold", "next_level"]
 
 Level = Literal["normal", "warning", "critical"]
@@ -69,6 +73,8 @@ _RANK: Final = {name: i for i, name in enumerate(LEVELS)}
 #: a firing ``perishable_wait`` resolves below this share of the limit (like a level's
 #: default clear level, 90 % of its threshold)
 PERISHABLE_CLEAR_RATIO: Final = 0.9
+#: a level raised by the expected wait clears below this share of the wait threshold
+WAIT_CLEAR_RATIO: Final = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,9 @@ class Thresholds:
     critical_clear: int
     raise_hold_ms: int = 60_000
     clear_hold_ms: int = 300_000
+    #: expected wait (seconds) that raises warning / critical (None: backlog only)
+    wait_warning_seconds: float | None = None
+    wait_critical_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +108,26 @@ def _target(level: Level, backlog: int, t: Thresholds) -> Level:
     return "normal"
 
 
-def next_level(state: LevelState, backlog: int, t: Thresholds, now_ms: int) -> LevelState:
-    """Advance the level state machine by one observation at ``now_ms``."""
-    target = _target(state.level, backlog, t)
+def _wait_target(level: Level, wait: float | None, t: Thresholds) -> Level:
+    """Where the expected wait points (hysteresis as for the backlog); unknown: normal."""
+    if wait is None:
+        return "normal"
+    crit, warn = t.wait_critical_seconds, t.wait_warning_seconds
+    if crit is not None and (wait >= crit or (
+            level == "critical" and wait >= crit * WAIT_CLEAR_RATIO)):
+        return "critical"
+    if warn is not None and (wait >= warn or (
+            level in ("warning", "critical") and wait >= warn * WAIT_CLEAR_RATIO)):
+        return "warning"
+    return "normal"
+
+
+def next_level(state: LevelState, backlog: int, t: Thresholds, now_ms: int,
+               wait_seconds: float | None = None) -> LevelState:
+    """Advance the level state machine by one observation at ``now_ms``: the higher of
+    where the backlog and the expected wait (``wait_seconds``, None: unknown) point."""
+    target = max(_target(state.level, backlog, t), _wait_target(state.level, wait_seconds, t),
+                 key=_RANK.__getitem__)
     if target == state.level:
         return LevelState(state.level)
     if state.pending != target:
@@ -198,7 +224,8 @@ class GateAlerts:
         limit = self.perishable_limit_seconds
         oldest_perishable = s.oldest_perishable_wait_seconds or 0.0
         if s.has_data:
-            self.level = next_level(self.level, s.backlog, t, now_ms)
+            self.level = next_level(self.level, s.backlog, t, now_ms,
+                                    s.expected_wait_seconds)
             self.perishable = next_hold(self.perishable, oldest_perishable, limit,
                                         limit * self.perishable_clear_ratio,
                                         t.raise_hold_ms, t.clear_hold_ms, now_ms)

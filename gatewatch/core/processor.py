@@ -13,6 +13,9 @@ call                          effects
                               measured, and the alert changes of the gates touched
 ``tick(now)``                 advance watermarks: closed windows; evaluate every gate's
                               alerts
+``forecast(gate, now)``        the gate's forecast (:mod:`gatewatch.core.forecast`) from
+                              the windows it has closed (and those given to
+                              ``estimates.add_windows``, e.g. from a history store)
 ``sweep()``                   expire old vehicle states, one chunk per step:
                               tombstones and how many expired
 ``rebuild(items, now)``       reset from the state table after a recovery (also in
@@ -35,6 +38,8 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
+from gatewatch.core.estimates import Estimates
+from gatewatch.core.forecast import GateForecast
 from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
 from gatewatch.core.reconcile import Pairing
 from gatewatch.core.signals import GateSignals, gate_signals
@@ -96,6 +101,8 @@ class Effects:
     unchanged: int = 0
     #: measured waits (gate_id, wait_ms) of vehicles that crossed
     waits: list[tuple[str, int]] = field(default_factory=list)
+    #: (gate_id, seconds) estimate shown when a crossed vehicle joined − its real wait
+    wait_estimate_errors: list[tuple[str, float]] = field(default_factory=list)
     expired_waiting: int = 0
     expired_finished: int = 0
     #: processing errors (a gatewatch bug): the record (None: the batch) and the exception
@@ -130,6 +137,8 @@ class Processor:
         self.gate_partition: dict[str, int] = {}
         #: gates whose input partition the worker said it holds at the last rebuild
         self.gates_held: set[str] = set()
+        #: forecasts and the wait estimates shown, with their scores
+        self.estimates = Estimates(gates)
 
     def _fresh_alerts(self, gate_id: str) -> GateAlerts:
         g = self._gate[gate_id]
@@ -138,7 +147,9 @@ class Processor:
             gate_id,
             Thresholds(g.warning_threshold, g.critical_threshold, g.warning_clear,
                        g.critical_clear, s.alert_raise_hold_seconds * 1000,
-                       s.alert_clear_hold_seconds * 1000),
+                       s.alert_clear_hold_seconds * 1000,
+                       wait_warning_seconds=g.wait_warning_seconds,
+                       wait_critical_seconds=g.wait_critical_seconds),
             perishable_limit_seconds=float(g.perishable_max_wait_seconds
                                            or s.perishable_max_wait_seconds),
             no_data_seconds=self.ledger.books[gate_id].no_data_ms / 1000,
@@ -184,6 +195,14 @@ class Processor:
         for book in ledger:
             if book.waits_observed:
                 fx.waits.extend((book.gate_id, w) for w in book.waits_observed)
+                # the crossing's time is taken as the gate's watermark (late events: off
+                # by their lateness, under the minute the estimates are kept by)
+                crossed = book.windows.watermark_ms
+                if crossed is not None:
+                    for w in book.waits_observed:
+                        err = self.estimates.score(book.gate_id, crossed, w)
+                        if err is not None:
+                            fx.wait_estimate_errors.append((book.gate_id, err))
                 book.waits_observed.clear()
         touched = {gate for gate, _v in changed} | counted
         if touched:
@@ -253,10 +272,15 @@ class Processor:
 
     def tick(self, now_ms: int) -> Effects:
         """Advance every gate's watermark to ``now_ms``: reconciliation, closed windows
-        and alert changes."""
+        (remembered for the forecasts), the expected waits shown (one per minute), alert
+        changes."""
         fx = Effects()
         self._reconcile(now_ms, fx)
-        fx.windows = self.ledger.advance(now_ms)
+        fx.windows = self._windows_closed(self.ledger.advance(now_ms))
+        for book in self.ledger:
+            wm = book.windows.watermark_ms
+            if wm is not None and book.last_event_wall_ms is not None:
+                self.estimates.note(book.gate_id, wm, self._expected_wait(book.gate_id, wm))
         fx.alerts = self.evaluate(now_ms)
         return fx
 
@@ -270,6 +294,35 @@ class Processor:
             self._reconciled_ms[book.gate_id] = now_ms
         return fx
 
+    def _windows_closed(self, windows: list[WindowRecord]) -> list[WindowRecord]:
+        """Remember closed windows for the forecasts (with the backlog when they closed,
+        if the window layer did not set it)."""
+        out = []
+        for w in windows:
+            if w.waiting_export is None:
+                book = self.ledger.books[w.gate_id]
+                w = replace(w, waiting_export=book.waiting_count[0],
+                            waiting_import=book.waiting_count[1])
+            out.append(w)
+        self.estimates.add_windows(out)
+        return out
+
+    def _expected_wait(self, gate_id: str, at_ms: int) -> float | None:
+        return self.estimates.expected_wait(
+            gate_id, at_ms, sum(self.ledger.books[gate_id].waiting_count))
+
+    def forecast(self, gate_id: str, now_ms: int, hours: int = 48,
+                 direction: str | None = None) -> GateForecast | None:
+        """The gate's forecast, made at its watermark (event time; ``now_ms`` when it has
+        none); None for a gate without any event. ``direction`` is accepted for the
+        interface: the projection is of both directions together."""
+        book = self.ledger.books.get(gate_id)
+        if book is None or book.last_event_ms is None:
+            return None
+        made_at = book.windows.watermark_ms if book.windows.watermark_ms is not None \
+            else now_ms
+        return self.estimates.forecast(gate_id, made_at, sum(book.waiting_count), hours)
+
     def evaluate(self, now_ms: int, gate_ids: Iterable[str] | None = None
                  ) -> list[AlertChange]:
         """Alert changes of every gate this worker has seen (or of those named)."""
@@ -281,7 +334,7 @@ class Processor:
             book = self.ledger.books[gate.gate_id]
             if book.last_event_wall_ms is None:
                 continue
-            sig = gate_signals(gate, book, now_ms)
+            sig = self.signals(gate.gate_id, now_ms)
             out.extend(self.alerts[gate.gate_id].evaluate(sig, now_ms))
         return out
 
@@ -365,7 +418,8 @@ class Processor:
             if book.last_event_ms is None and book.gate_id not in held:
                 self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
         self.gates_held = held
-        return Effects(windows=[replace(w, republished=True) for w in windows])
+        return Effects(windows=[replace(w, republished=True)
+                                for w in self._windows_closed(windows)])
 
     def restore_alerts(self, states: Iterable[AlertState]) -> int:
         """Re-establish firing alerts published before a restart, for the gates this
@@ -389,8 +443,14 @@ class Processor:
         return {b.gate_id for b in self.ledger if b.last_event_ms is not None} | self.gates_held
 
     def signals(self, gate_id: str, now_ms: int) -> GateSignals:
-        """The gate's :class:`GateSignals` at wall time ``now_ms``."""
-        return gate_signals(self._gate[gate_id], self.ledger.books[gate_id], now_ms)
+        """The gate's :class:`GateSignals` at wall time ``now_ms`` (with the calibrated
+        expected wait at the gate's watermark)."""
+        book = self.ledger.books[gate_id]
+        sig = gate_signals(self._gate[gate_id], book, now_ms)
+        wm = book.windows.watermark_ms
+        if wm is None:
+            return sig
+        return replace(sig, expected_wait_seconds=self._expected_wait(gate_id, wm))
 
     def vehicles_tracked(self) -> int:
         return sum(len(b.vehicles) for b in self.ledger)

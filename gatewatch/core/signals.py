@@ -12,7 +12,9 @@ Definitions
     - *net inflow*: arrivals − crossings − withdrawals over that hour (vehicles/hour).
     - *oldest waits*: event-time age, at the watermark, of the longest-waiting vehicle
       (overall, per direction, of perishable cargo); ``None`` when nobody waits.
-    - *estimated wait* for a vehicle joining now: backlog ÷ crossings per hour, ``None``
+    - *estimated wait* for a vehicle joining now: the calibrated *expected wait* of the
+      forecast (``expected_wait_seconds``, :mod:`gatewatch.core.estimates`) once the gate
+      has a few hours of windows; before that backlog ÷ crossings per hour, ``None``
       ("unknown") when the gate cleared nothing in that hour.
     - *time until the yard is full* at the current net inflow; ``None`` when not filling.
     - *has data*: an event reached the worker within the gate's no-data silence;
@@ -176,6 +178,9 @@ class GateSignals:
     paired_import: int = 0
     cameras: tuple[CameraQuality, ...] = ()
     count_checks: tuple[CountCheck, ...] = ()
+    #: calibrated wait (s) of a truck joining now, from the forecast (core/estimates.py);
+    #: filled by the processor, None when unknown
+    expected_wait_seconds: float | None = None
 
     @property
     def backlog(self) -> int:
@@ -212,6 +217,9 @@ class GateSignals:
 
     @property
     def estimated_wait_seconds(self) -> float | None:
+        """The calibrated expected wait when known, else backlog ÷ last-hour crossings."""
+        if self.expected_wait_seconds is not None:
+            return self.expected_wait_seconds
         return estimate_wait_seconds(self.backlog, self.crossings_last_hour)
 
     @property

@@ -1,9 +1,9 @@
 """The versioned JSON API (read-only) on the worker's web server.
 
 ``GET /api/v1/gates``, ``/api/v1/gates/{gate_id}``, ``/api/v1/gates/{gate_id}/windows``,
-``/api/v1/alerts``, the CAP feed ``/api/v1/cap.atom`` with its messages
-``/api/v1/cap/{identifier}.xml`` (:mod:`gatewatch.alerts.cap`) and ``/openapi.json``; from
-the history store (``GATEWATCH_HISTORY_URL``, opened read-only):
+``/api/v1/gates/{gate_id}/forecast``, ``/api/v1/alerts``, the CAP feed ``/api/v1/cap.atom``
+with its messages ``/api/v1/cap/{identifier}.xml`` (:mod:`gatewatch.alerts.cap`) and
+``/openapi.json``; from the history store (``GATEWATCH_HISTORY_URL``, opened read-only):
 ``/api/v1/gates/{gate_id}/history`` (JSON or CSV) and ``/api/v1/gates/{gate_id}/patterns``.
 Pure builders turn the ledger and the alert evaluator into documents; :func:`install`
 adds the views to a Faust app.
@@ -31,6 +31,8 @@ from faust.web import View
 
 from gatewatch.alerts.cap import CAP_TYPE, atom_feed, cap_entries, cap_message, etag
 from gatewatch.core.congestion import LEVELS, GateAlerts
+from gatewatch.core.estimates import ErrorSummary
+from gatewatch.core.forecast import GateForecast
 from gatewatch.core.processor import Processor
 from gatewatch.core.signals import GateSignals
 from gatewatch.errors import HistoryError
@@ -42,14 +44,16 @@ from gatewatch.streams.records import WindowRecord
 if TYPE_CHECKING:
     from gatewatch.history.store import HistoryStore
 
-__all__ = ["ALLOW", "CSV_COLUMNS", "MAX_PAGE", "PREFLIGHT_MAX_AGE", "ApiError", "authorized",
-           "cors_headers", "gate_doc", "history_csv", "history_query", "install", "is_self",
-           "openapi", "parse_range", "pattern_doc", "patterns_query", "peer_urls",
-           "point_doc", "window_doc"]
+__all__ = ["ALLOW", "CSV_COLUMNS", "MAX_FORECAST_HOURS", "MAX_PAGE", "PREFLIGHT_MAX_AGE",
+           "ApiError", "authorized", "cors_headers", "forecast_doc", "gate_doc", "history_csv",
+           "history_query", "install", "is_self", "openapi", "parse_hours", "parse_range",
+           "pattern_doc", "patterns_query", "peer_urls", "point_doc", "window_doc"]
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+#: the forecast endpoint's ``hours``: 1 … this (default 48)
+MAX_FORECAST_HOURS = 168
 FORWARDED = "X-Gatewatch-Forwarded"
 #: the methods every API path answers; anything else is a 405 naming these
 ALLOW = "GET, HEAD, OPTIONS"
@@ -90,8 +94,49 @@ def window_doc(r: WindowRecord) -> dict[str, Any]:
             "closed_by": r.closed_by}
 
 
-def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts) -> dict[str, Any]:
-    """One gate's state; ``owned`` says whether this worker holds the gate's state."""
+def _r(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def forecast_doc(gate_id: str, fc: GateForecast | None, owned: bool) -> dict[str, Any]:
+    """The forecast document (docs/forecasting.md); ``fc`` None: no data for the gate."""
+    if fc is None:
+        return {"gate_id": gate_id, "owned": owned, "basis": "none", "made_at": None,
+                "history_hours": 0, "backlog_now": None, "expected_wait_seconds": None,
+                "hours": []}
+    return {
+        "gate_id": gate_id, "owned": owned, "basis": fc.basis,
+        "made_at": format_ms(fc.made_at_ms), "history_hours": fc.history_hours,
+        "backlog_now": fc.backlog_now,
+        "expected_wait_seconds": _r(fc.wait_now_seconds),
+        "expected_wait_interval_seconds": [_r(fc.wait_now_low_seconds),
+                                           _r(fc.wait_now_high_seconds)],
+        "arrivals_per_day": _r(fc.arrivals_per_day), "clearances_per_day":
+        _r(fc.clearances_per_day),
+        "level": {"arrivals": _r(fc.arrivals_level, 3), "capacity": _r(fc.capacity_level, 3)},
+        "interval": 0.8,
+        "hours": [{"start": format_ms(h.start_ms), "arrivals": _r(h.arrivals, 2),
+                   "capacity": _r(h.capacity, 2), "clearances": _r(h.clearances, 2),
+                   "backlog": _r(h.backlog), "backlog_low": _r(h.backlog_low),
+                   "backlog_high": _r(h.backlog_high), "wait_seconds": _r(h.wait_seconds),
+                   "wait_low_seconds": _r(h.wait_low_seconds),
+                   "wait_high_seconds": _r(h.wait_high_seconds), "p_full": round(h.p_full, 4)}
+                  for h in fc.hours]}
+
+
+def parse_hours(query: Any) -> int:
+    """The forecast's ``hours`` (1 … MAX_FORECAST_HOURS, default 48); 400 otherwise."""
+    raw = query.get("hours", "48")
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_FORECAST_HOURS:
+        raise ApiError(400, "bad_hours",
+                       f"hours must be an integer between 1 and {MAX_FORECAST_HOURS}")
+    return int(raw)
+
+
+def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts,
+             errors: ErrorSummary | None = None) -> dict[str, Any]:
+    """One gate's state; ``owned`` says whether this worker holds the gate's state;
+    ``errors``: how the expected waits shown so far scored against the real waits."""
     fresh = s.has_data
     backlog = s.backlog
     hour = s.last_hour
@@ -106,6 +151,12 @@ def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts) -> dict[str, 
         "thresholds": {"warning": gate.warning_threshold, "critical": gate.critical_threshold},
         "estimated_wait_seconds": s.estimated_wait_seconds if fresh else None,
         "estimated": True,
+        "wait_estimate": {
+            "basis": "forecast" if s.expected_wait_seconds is not None else "last_hour_ratio",
+            "scored": errors.scored if errors else 0,
+            "mean_absolute_error_seconds": _r(errors.mean_absolute_error_seconds)
+            if errors else None,
+            "bias_seconds": _r(errors.bias_seconds) if errors else None},
         "oldest_wait_seconds": s.oldest_wait_seconds if fresh else None,
         "oldest_perishable_wait_seconds": s.oldest_perishable_wait_seconds if fresh else None,
         "last_hour": {"arrivals": hour.arrivals, "crossings": hour.crossings,
@@ -356,6 +407,11 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
         "bad_size": ("size is not an integer from 1 to 500",
                      f"size must be between 1 and {MAX_PAGE}")})
     bad_request["content"] |= oversized["content"]
+    bad_hours = err("bad query parameters (JSON), or a request over the HTTP server's "
+                    "limits (plain text)", {"bad_hours": (
+                        f"hours is not an integer from 1 to {MAX_FORECAST_HOURS}",
+                        f"hours must be an integer between 1 and {MAX_FORECAST_HOURS}")})
+    bad_hours["content"] |= oversized["content"]
     unauthorized = err("a token is configured and the request has no valid "
                        "`Authorization: Bearer <token>` (scheme case-insensitive)",
                        {"unauthorized": ("missing or wrong token",
@@ -402,6 +458,17 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
         "thresholds": {"type": "object", "properties": {
             "warning": {"type": "integer"}, "critical": {"type": "integer"}}},
         "estimated_wait_seconds": nullable_num, "estimated": {"type": "boolean"},
+        "wait_estimate": {"type": "object", "description": "how the estimated wait is made "
+                          "(`forecast`: the calibrated expected wait, docs/forecasting.md; "
+                          "`last_hour_ratio`: backlog ÷ last-hour crossings, while the gate "
+                          "has under 6 h of windows) and how the estimates shown scored "
+                          "against the real waits of the trucks that then crossed (estimate "
+                          "− real; since this worker started)", "properties": {
+                              "basis": {"type": "string",
+                                        "enum": ["forecast", "last_hour_ratio"]},
+                              "scored": {"type": "integer"},
+                              "mean_absolute_error_seconds": nullable_num,
+                              "bias_seconds": nullable_num}},
         "oldest_wait_seconds": nullable_num, "oldest_perishable_wait_seconds": nullable_num,
         "last_hour": {"type": "object", "properties": {
             k: {"type": "integer"} for k in ("arrivals", "crossings", "withdrawals")}},
@@ -419,6 +486,25 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
             "count": {"type": "integer"}, "sum_seconds": {"type": "number"},
             "max_seconds": {"type": "number"}}},
         "closed_by": {"type": "string", "enum": ["event_time", "idle"]}}}
+    forecast_hour = {"type": "object", "properties": {
+        "start": {"type": "string", "format": "date-time"},
+        **{k: {"type": "number"} for k in ("arrivals", "capacity", "clearances", "backlog",
+                                            "backlog_low", "backlog_high", "p_full")},
+        **{k: nullable_num for k in ("wait_seconds", "wait_low_seconds",
+                                     "wait_high_seconds")}}}
+    forecast = {"type": "object", "properties": {
+        "gate_id": {"type": "string"}, "owned": {"type": "boolean"},
+        "basis": {"type": "string", "enum": ["profile", "recent", "none"]},
+        "made_at": {"type": "string", "format": "date-time", "nullable": True},
+        "history_hours": {"type": "number"},
+        "backlog_now": {"type": "integer", "nullable": True},
+        "expected_wait_seconds": nullable_num,
+        "expected_wait_interval_seconds": {"type": "array", "items": nullable_num},
+        "arrivals_per_day": nullable_num, "clearances_per_day": nullable_num,
+        "level": {"type": "object", "properties": {"arrivals": nullable_num,
+                                                   "capacity": nullable_num}},
+        "interval": {"type": "number", "example": 0.8},
+        "hours": {"type": "array", "items": forecast_hour}}}
     alert = {"type": "object", "properties": {
         k: {"type": "string"} for k in ("alert_id", "gate_id", "kind", "state", "severity",
                                         "started_at", "updated_at")} | {
@@ -483,6 +569,21 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
                         "400": bad_request, "401": unauthorized, "404": not_found}}},
             **_history_paths(also, gate_id, preflight, err, oversized, unauthorized,
                              not_found),
+            "/api/v1/gates/{gate_id}/forecast": {
+                "description": also, "parameters": [gate_id], "options": preflight,
+                "get": {
+                    "summary": "Hour-by-hour forecast of a gate: backlog, expected wait, "
+                               "chance the yard is full, each with an 80 % interval",
+                    "description": "The model and its backtest: docs/forecasting.md. "
+                                   "`basis` is `profile` (hour-of-week profiles blended "
+                                   "with the recent rates), `recent` (under 24 h of "
+                                   "history: the recent rates) or `none` (no data).",
+                    "parameters": [{"name": "hours", "in": "query", "schema": {
+                        "type": "integer", "minimum": 1, "maximum": MAX_FORECAST_HOURS,
+                        "default": 48}}],
+                    "responses": {"200": ok({"$ref": "#/components/schemas/Forecast"}),
+                                  "400": bad_hours, "401": unauthorized,
+                                  "404": not_found}}},
             "/api/v1/alerts": {"description": also, "options": preflight, "get": {
                 "summary": "Active alerts", "responses": {
                     "200": ok({"type": "object", "properties": {"alerts": {
@@ -509,7 +610,7 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
         },
         "components": {
             "schemas": {
-                "Gate": gate, "Window": window, "Alert": alert,
+                "Gate": gate, "Window": window, "Alert": alert, "Forecast": forecast,
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["code", "message"], "properties": {
                         "code": {"type": "string"}, "message": {"type": "string"}}}}}},
@@ -636,7 +737,8 @@ def install(app: Any, *, processor: Processor,
 
     def doc_of(gate: GateConfig, now_ms: int) -> dict[str, Any]:
         return gate_doc(gate, processor.signals(gate.gate_id, now_ms),
-                        processor.alerts[gate.gate_id])
+                        processor.alerts[gate.gate_id],
+                        processor.estimates.errors(gate.gate_id))
 
     def headers_for(request: Any) -> dict[str, str]:
         return {"Cache-Control": "no-store"} | cors_headers(request.headers.get("Origin"),
@@ -816,6 +918,22 @@ def install(app: Any, *, processor: Processor,
                     "from": format_ms(now - weeks * 7 * DAY_MS), "to": format_ms(now),
                     "utc_offset": _offset_text(utc_offset_minutes),
                     "hours": [pattern_doc(h) for h in hours]}
+        return await respond(web, request, body)
+
+    @page("/api/v1/gates/{gate_id}/forecast")
+    async def _forecast(web: Any, request: Any, gate_id: str) -> Any:
+        async def body() -> dict[str, Any]:
+            known(gate_id)
+            hours = parse_hours(request.query)
+            book = processor.ledger.books[gate_id]
+            if book.last_event_ms is None:
+                qs = request.query_string
+                for peer in await ask_peers(
+                        request, f"/api/v1/gates/{gate_id}/forecast" + (f"?{qs}" if qs else "")):
+                    if peer.get("owned"):
+                        return peer
+            fc = processor.forecast(gate_id, wall_ms(), hours=hours)
+            return forecast_doc(gate_id, fc, book.last_event_ms is not None)
         return await respond(web, request, body)
 
     @page("/api/v1/alerts")

@@ -58,11 +58,18 @@ from gatewatch.streams.records import REJECT_REASONS
 from gatewatch.streams.vocabulary import DIR_NAME
 from gatewatch.web.exposition import render
 
-__all__ = ["SCRAPE_BUCKETS_SECONDS", "WAIT_BUCKETS_SECONDS", "GateCollector", "GatewatchMetrics",
-           "LagSample", "scrape"]
+__all__ = ["ERROR_BUCKETS_SECONDS", "FORECAST_HORIZONS", "SCRAPE_BUCKETS_SECONDS",
+           "WAIT_BUCKETS_SECONDS", "GateCollector", "GatewatchMetrics", "LagSample", "scrape"]
 
 #: Wait-time histogram buckets: 5 min … 16 days (Dec 2021 waits were 15-17 days).
 WAIT_BUCKETS_SECONDS = tuple(ms / 1000 for ms in WAIT_BUCKETS_MS)
+
+#: Wait-estimate error buckets (estimate − realised): ± 5 min … ± 16 days.
+_ERR = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0,
+        345600.0, 691200.0, 1382400.0)
+ERROR_BUCKETS_SECONDS = (*(-b for b in reversed(_ERR)), 0.0, *_ERR)
+#: forecast gauges' horizons (label value, hours ahead)
+FORECAST_HORIZONS = (("1h", 1), ("6h", 6), ("24h", 24))
 
 #: /metrics render-time buckets: 1 ms … 5 s.
 SCRAPE_BUCKETS_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -126,6 +133,13 @@ class GatewatchMetrics:
         self.broker_up = Gauge(
             "gatewatch_broker_up", "1 while the Kafka broker answers metadata requests "
             "(checked every second)", registry=registry)
+        self.wait_estimate_error = Histogram(
+            "gate_wait_estimate_error_seconds",
+            "Expected wait shown when a crossed vehicle joined minus its measured wait "
+            "(> 0: the estimate was too long), one observation per scored crossing",
+            ["gate"], buckets=ERROR_BUCKETS_SECONDS, registry=registry)
+        for gate in gates.gates:
+            self.wait_estimate_error.labels(gate.gate_id)
         self.scrape_duration = Histogram(
             "gatewatch_scrape_duration_seconds",
             "Time to render /metrics (observed after the render: a scrape shows the ones "
@@ -169,7 +183,8 @@ class GateCollector(Collector):
                   *(f"gate_{n}_last_window" for n in names),
                   *(f"gate_{n}_last_hour" for n in names), "gatewatch_vehicles_tracked",
                   "gate_congestion_level", "gate_alert_active", "gate_estimated_wait_seconds",
-                  "gate_yard_full_in_seconds"]
+                  "gate_yard_full_in_seconds", "gate_forecast_vehicles_waiting",
+                  "gate_forecast_wait_seconds"]
         if self.lag is not None:
             gauges += ["gatewatch_consumer_lag_messages", "gatewatch_consumer_lag_seconds"]
         for name in gauges:
@@ -235,8 +250,15 @@ class GateCollector(Collector):
         active = g("gate_alert_active", "1 while the alert fires (with or without data)",
                    labels=["gate", "kind", "severity"])
         est_wait = g("gate_estimated_wait_seconds",
-                     "Estimated wait for a vehicle joining now: backlog ÷ crossings per hour "
-                     "(absent when unknown: nothing crossed in the last hour)", labels=["gate"])
+                     "Estimated wait for a vehicle joining now: the forecast's calibrated "
+                     "expected wait once the gate has a few hours of windows, before that "
+                     "backlog ÷ crossings per hour (absent when unknown)", labels=["gate"])
+        fc_waiting = g("gate_forecast_vehicles_waiting",
+                       "Forecast backlog this far ahead (docs/forecasting.md)",
+                       labels=["gate", "horizon"])
+        fc_wait = g("gate_forecast_wait_seconds",
+                    "Forecast expected wait of a vehicle joining this far ahead (absent when "
+                    "it would not clear)", labels=["gate", "horizon"])
         full = g("gate_yard_full_in_seconds",
                  "Predicted time until the yard is full at the last hour's net inflow "
                  "(absent when not filling)", labels=["gate"])
@@ -293,9 +315,19 @@ class GateCollector(Collector):
                 est_wait.add_metric([gid], s.estimated_wait_seconds)
             if s.seconds_until_full is not None:
                 full.add_metric([gid], s.seconds_until_full)
+            fc = proc.forecast(gid, now, hours=25)
+            if fc is not None and fc.basis != "none":
+                for label, h in FORECAST_HORIZONS:
+                    at = fc.made_at_ms + h * 3_600_000
+                    backlog = fc.backlog_at(at)
+                    hf = fc.at(at)
+                    if backlog is not None:
+                        fc_waiting.add_metric([gid, label], backlog)
+                    if hf is not None and hf.wait_seconds is not None:
+                        fc_wait.add_metric([gid, label], hf.wait_seconds)
         yield from (waiting, has_data, occupancy, capacity, thresholds, oldest, oldest_p,
                     since, last_ts, wm, *last_win, *hour, *totals, waits, tracked, late,
-                    level, active, est_wait, full)
+                    level, active, est_wait, full, fc_waiting, fc_wait)
         if self.lag is not None:
             lag_m = g("gatewatch_consumer_lag_messages",
                       "Messages behind the fetch high watermark", labels=["topic", "partition"])

@@ -37,6 +37,7 @@ def _busy_collectors(lag: bool) -> list[GateCollector]:
     fx = proc.apply_batch([SourceRecord("gate.events", 0, i, NOW, out.key, out.value)
                            for i, out in enumerate(model.advance(NOW))], NOW)
     assert fx.processed and not fx.dead_letters
+    proc.tick(NOW)  # closes the windows the forecast gauges are made from
     proc.evaluate(NOW)
     return [GateCollector(proc, lambda: NOW,
                           (lambda: [LagSample("gate.events", 0, 5, 1.0)]) if lag else None)]
