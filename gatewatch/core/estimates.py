@@ -32,10 +32,9 @@ from gatewatch.core.forecast import (
     HourSample,
     Level,
     Profile,
+    fit,
     hour_samples,
-    learn_profile,
     project,
-    recent_level,
 )
 from gatewatch.gates import GateConfig, GateSet
 from gatewatch.streams.records import WindowRecord
@@ -120,10 +119,7 @@ class Estimates:
             p = self.params
             cfg = self._cfg[gate_id]
             g.samples = hour_samples(g.windows.values(), None, at_ms)
-            prof = learn_profile(g.samples, cfg.open_hours, p) if g.samples else None
-            g.profile = prof
-            g.level = recent_level(g.samples, prof if prof is not None
-                                   and prof.history_hours >= p.min_history_hours else None, p)
+            g.profile, g.level = fit(g.samples, cfg.open_hours, p)
             g.model_key = key
         return g
 

@@ -50,9 +50,8 @@ from gatewatch.streams.records import WindowRecord
 
 __all__ = ["HOUR_MS", "LOCAL_OFFSET_HOURS", "MAX_WAIT_HOURS", "Basis", "CapacityWalk",
            "ForecastParams", "GateForecast", "HourForecast", "HourSample", "Level", "Profile",
-           "SlotRates",
-           "forecast", "hour_samples", "is_open", "learn_profile", "project", "recent_level",
-           "wait_seconds"]
+           "SlotRates", "fit", "forecast", "hour_samples", "is_open", "learn_profile", "project",
+           "recent_level", "wait_seconds"]
 
 HOUR_MS: Final = 3_600_000
 WEEK_HOURS: Final = 168
@@ -398,18 +397,42 @@ def _shrunk_ratio(observed: float, expected: float, dispersion: float,
     return math.exp(w * log_raw), math.sqrt(dispersion / max(observed, 1.0))
 
 
+def _latest(rows: list[HourSample], profile: Profile | None, capacity: bool,
+            params: ForecastParams, short: int = 2, z: float = 3.0) -> list[HourSample]:
+    """The hours to measure a level from: the last ``short`` of ``rows`` when they depart
+    from all of them by more than ``z`` chance deviations (a change has just happened:
+    a surge, a collapse), else all of them."""
+    if profile is None or len(rows) <= short:
+        return rows
+
+    def ratio(part: list[HourSample]) -> tuple[float, float]:
+        expected = sum(profile.slots[hour_of_week(r.start_ms)].capacity if capacity else
+                       profile.slots[hour_of_week(r.start_ms)].arrivals for r in part)
+        observed = sum(r.crossings if capacity else r.arrivals for r in part)
+        return max(observed, 0.5) / expected if expected > 0 else 0.0, expected
+
+    r_short, e_short = ratio(rows[-short:])
+    r_all, _ = ratio(rows)
+    if r_short <= 0 or r_all <= 0:
+        return rows
+    sd = math.sqrt(params.dispersion / max(e_short, 1.0))
+    return rows[-short:] if abs(math.log(r_short / r_all)) > z * sd else rows
+
+
 def recent_level(samples: Sequence[HourSample], profile: Profile | None,
                  params: ForecastParams = ForecastParams()) -> Level:
     """The level of the last ``params.recent_hours`` hourly samples against ``profile``
-    (or, without one, just the recent rates)."""
+    (or, without one, just the recent rates); the last two hours alone when they show a
+    change (:func:`_latest`)."""
     recent = list(samples[-params.recent_hours:])
     if not recent:
         return Level()
     n = len(recent)
-    arr = sum(s.arrivals for s in recent)
     cross = sum(s.crossings for s in recent)
     wd = sum(s.withdrawals for s in recent)
-    queued = [s for s in recent if s.queue]
+    arr_rows = _latest(recent, profile, False, params)
+    arr = sum(s.arrivals for s in arr_rows)
+    queued = _latest([s for s in recent if s.queue], profile, True, params)
     cap_obs = sum(s.crossings for s in queued)
     cap_rate = cap_obs / len(queued) if queued else None
     if profile is not None and queued:
@@ -432,11 +455,11 @@ def recent_level(samples: Sequence[HourSample], profile: Profile | None,
                 cap_rate = cap_obs / len(run)
     a_sd = math.sqrt(params.dispersion / max(arr, 1))
     c_sd = math.sqrt(params.dispersion / max(cap_obs, 1)) if queued else 0.5
-    base = Level(1.0, a_sd, 1.0, c_sd, arr / n, cap_rate, cross / n, wd / n, n)
+    base = Level(1.0, a_sd, 1.0, c_sd, arr / len(arr_rows), cap_rate, cross / n, wd / n, n)
     if profile is None:
         return base
     slots = profile.slots
-    exp_arr = sum(slots[hour_of_week(s.start_ms)].arrivals for s in recent)
+    exp_arr = sum(slots[hour_of_week(s.start_ms)].arrivals for s in arr_rows)
     a, a_sd = _shrunk_ratio(float(arr), exp_arr, params.dispersion)
     c, c_sd = 1.0, 0.0
     exp_cap = sum(slots[hour_of_week(s.start_ms)].capacity for s in queued)
@@ -618,16 +641,30 @@ def project(*, gate_id: str, direction: str | None, made_at_ms: int, backlog_now
         arrivals_level=level.arrivals, capacity_level=level.capacity, walk=walk)
 
 
+def fit(samples: Sequence[HourSample], open_hours: tuple[int, int] = (0, 24),
+        params: ForecastParams = ForecastParams()) -> tuple[Profile | None, Level]:
+    """Profile and recent level from hourly samples. The profile is learned from the hours
+    *before* the recent ones (``params.recent_hours``) once there is a day of them, so the
+    level compares the recent hours with a past they are not part of (learned with them,
+    a surge would raise its own yardstick and be under-read); its ``history_hours`` counts
+    every sample."""
+    if not samples:
+        return None, Level()
+    past = samples[:-params.recent_hours] if len(samples) - params.recent_hours >= \
+        params.min_history_hours else samples
+    profile = learn_profile(past, open_hours, params)
+    profile = Profile(profile.slots, float(len(samples)), profile.capacity_hours)
+    usable = profile.history_hours >= params.min_history_hours
+    return profile, recent_level(samples, profile if usable else None, params)
+
+
 def forecast(windows: Iterable[WindowRecord], *, gate_id: str, made_at_ms: int,
              backlog_now: int, yard_capacity: int, direction: str | None = None,
              open_hours: tuple[int, int] = (0, 24), hours: int = 48,
              params: ForecastParams = ForecastParams()) -> GateForecast:
     """The whole model in one call, from a gate's closed windows (any order) up to
     ``made_at_ms``."""
-    samples = hour_samples(windows, direction, made_at_ms)
-    profile = learn_profile(samples, open_hours, params) if samples else None
-    level = recent_level(samples, profile if profile is not None and
-                         profile.history_hours >= params.min_history_hours else None, params)
+    profile, level = fit(hour_samples(windows, direction, made_at_ms), open_hours, params)
     return project(gate_id=gate_id, direction=direction, made_at_ms=made_at_ms,
                    backlog_now=backlog_now, profile=profile, level=level,
                    yard_capacity=yard_capacity, open_hours=open_hours, hours=hours,

@@ -139,11 +139,16 @@ class HistoryStore:
         self.readonly = readonly
         self.key = key
         connect: URL = self.url
+        args: dict[str, Any] = {}
         if readonly and self.url.get_backend_name() == "sqlite":
             # open the existing file read-only: never create an empty database
             path = Path(str(self.url.database)).resolve()
             connect = self.url.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
-        self.engine: Engine = create_engine(connect, pool_pre_ping=True)
+        elif readonly:  # PostgreSQL refuses writes in read-only transactions
+            args["options"] = "-c default_transaction_read_only=on"
+        if self.url.get_backend_name() != "sqlite":
+            args["connect_timeout"] = 10
+        self.engine: Engine = create_engine(connect, pool_pre_ping=True, connect_args=args)
 
     @property
     def dialect(self) -> str:

@@ -21,6 +21,7 @@ import orjson
 import pytest
 from sqlalchemy import inspect
 
+from gatewatch.errors import HistoryError
 from gatewatch.history.schema import metadata
 from gatewatch.history.store import HistoryStore
 from gatewatch.streams.codec import format_ms
@@ -149,11 +150,21 @@ def test_worker_and_history_fill_sqlite_and_postgresql_and_the_api_reads_them(
             "waits": {"count": 1, "sum_seconds": 199.0, "max_seconds": 199.0},
             "closed_by": "idle", "republished": True}))
         produce(bootstrap, f"{test_id}-gate.windows", [(b"huu-nghi", orjson.dumps(first))])
+        # an alert record (as the worker publishes it), twice: stored once
+        alert = {"alert_id": "huu-nghi:congestion", "gate_id": "huu-nghi",
+                 "kind": "congestion", "state": "firing", "change": "fired",
+                 "severity": "warning", "value": 640, "threshold": 600, "waiting": 640,
+                 "started_at": format_ms(t0), "updated_at": format_ms(t0),
+                 "resolved_at": None, "message": "Hữu Nghị: 640 xe đang chờ"}
+        produce(bootstrap, f"{test_id}-gate.alerts",
+                [(b"huu-nghi:congestion", orjson.dumps(alert))] * 2)
         for store in stores:
             poll(lambda s=store: s.windows("huu-nghi", t0, t0 + 1)[0].arrivals == 4, 30,
                  f"the republished window in {store.describe()}")
             assert stored(store) == 6
             assert store.windows("huu-nghi", t0, t0 + 1)[0].republished
+            poll(lambda s=store: s.count("alerts") == 1, 30, "the alert record stored")
+            assert store.alerts("huu-nghi") == [alert]
 
         # a second group re-reads both topics from their start: the same rows, none added
         again, again_port = history_proc(test_id, "again", base | {
@@ -165,7 +176,7 @@ def test_worker_and_history_fill_sqlite_and_postgresql_and_the_api_reads_them(
                             topic="gate.windows") == 0, 30, "the replay's lag 0")
         assert (metric(again_port, "gatewatch_history_rows_written_total", table="windows")
                 or 0) >= 6  # the original and the republished record of a window: one row
-        assert stored(stores[0]) == 6
+        assert stored(stores[0]) == 6 and stores[0].count("alerts") == 1
         assert stores[0].windows("huu-nghi", t0, t0 + 3_600_000)[0].arrivals == 4
 
         # the worker's API reads the SQLite store
@@ -236,3 +247,5 @@ def test_a_gate_log_imported_offline_twice_into_postgresql_counts_once(postgres,
     assert sum(r.arrivals for r in rows) == 3 and sum(r.crossings for r in rows) == 1
     assert [p.arrivals for p in store.series("huu-nghi", day, day + 86_400_000, "1d",
                                              7 * 3_600_000)] == [3]
+    with pytest.raises(HistoryError, match="read-only transaction"):  # as the worker opens it
+        store.put_windows(rows[:1], 0)

@@ -10,6 +10,7 @@ from gatewatch.core.forecast import (
     HOUR_MS,
     HourSample,
     Level,
+    fit,
     forecast,
     hour_samples,
     is_open,
@@ -216,3 +217,19 @@ def test_a_republished_window_replaces_the_earlier_one():
     est.add_windows(ws)
     est.add_windows(ws[:3])
     assert est.window_count("huu-nghi") == 12
+
+
+def test_a_surge_is_read_at_its_size_and_a_change_two_hours_old_is_seen():
+    """The profile is learned from the hours before the recent ones, so a surge does not
+    raise its own yardstick; a change in the last two hours replaces the six-hour level."""
+    week = [HourSample(T0 + h * HOUR_MS, 48, 45, 0, True) for h in range(7 * 24)]
+    after = T0 + 7 * 24 * HOUR_MS
+    surge = [HourSample(after + h * HOUR_MS, 82, 45, 0, True) for h in range(6)]
+    profile, level = fit(week + surge)
+    assert profile is not None and profile.history_hours == 7 * 24 + 6
+    # (shrunk a little towards 1 by what chance could do: about 5 % here)
+    assert level.arrivals == pytest.approx(82 / 48, rel=0.06)
+    collapse = [HourSample(after + h * HOUR_MS, 48, 45 if h < 4 else 1, 0, True)
+                for h in range(6)]
+    _profile, level = fit(week + collapse)
+    assert level.capacity_regime and level.capacity_per_hour == pytest.approx(1)

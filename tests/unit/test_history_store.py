@@ -182,3 +182,39 @@ def test_gate_windows_records_decode_back_to_the_window_the_worker_published():
     for raw in (b"", b"{}", b"[1]", b"not json",
                 encode_window(win(T0)).replace(b'"export":1', b'"export":-1')):
         assert decode_window(raw) is None
+
+
+def test_an_offline_import_closes_windows_in_event_time_and_twice_counts_once(store):
+    from gatewatch.history.offline import import_events
+    from gatewatch.settings import Settings
+    from tests.support import ev, gates, message
+
+    evs = [ev("29C-1", "queued", T0 + 1000), ev("29C-2", "queued", T0 + 2000),
+           ev("29C-1", "crossed", T0 + FIVE + 180_000 + 1000),  # after the first closed
+           ev("29C-3", "queued", T0 + 3 * H, gate="tan-thanh")]  # after a long silence
+    events = [(*message(e), e.occurred_at_ms) for e in reversed(evs)]  # any order
+    for _ in range(2):
+        done = import_events(store, events, gates(), Settings(), updated_ms=T0)
+        assert done.events == 4 and (done.first_ms, done.last_ms) == (T0 + 1000, T0 + 3 * H)
+        assert store.count("windows") == 3
+    rows = store.windows("huu-nghi", T0, T0 + H)
+    assert [(r.start_ms, r.arrivals, r.crossings, r.waits_count) for r in rows] == \
+        [(T0, 2, 0, 0), (T0 + FIVE, 0, 1, 1)]
+    assert (rows[0].waiting_export, rows[1].waiting_export) == (2, 1)  # backlog at close
+    assert rows[1].waits_sum_seconds == 480.0
+    assert store.windows("tan-thanh", T0, T0 + 4 * H)[0].start_ms == T0 + 3 * H
+
+
+def test_seeding_simulated_weeks_fills_every_gate_and_repeats_identically(store):
+    from gatewatch.gates import load_gates
+    from gatewatch.history.offline import seed
+    from gatewatch.settings import Settings
+
+    bundled = load_gates()
+    first = seed(store, bundled, Settings(), weeks=0.05, now_ms=T0)  # 8.4 hours
+    rows = store.count("windows")
+    assert first.events > 100 and rows == first.windows
+    assert all(store.count("windows", g.gate_id) > 0 for g in bundled.gates
+               if g.gate_id != "dong-dang-rail")
+    seed(store, bundled, Settings(), weeks=0.05, now_ms=T0)
+    assert store.count("windows") == rows
