@@ -22,7 +22,13 @@ from gatewatch import __version__
 from gatewatch.errors import ConfigError, GatewatchError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gatewatch.agents.worker import ProfileSource
+    from gatewatch.gates import GateSet
+    from gatewatch.history.store import HistoryStore
     from gatewatch.settings import Settings
+    from gatewatch.streams.records import WindowRecord
     from gatewatch.tools.replay import ReplayReport
 
 __all__ = ["main"]
@@ -77,6 +83,21 @@ def _say_clock(settings: Settings) -> None:
              "(GATEWATCH_CLOCK_SPEED: for drills and demos only)")
 
 
+def _profile_source(settings: Settings) -> ProfileSource:
+    """The forecasts' past windows: the history store's, read-only (none when it cannot
+    be read: the forecasts then learn from the worker's own windows)."""
+    from gatewatch.history.store import HistoryStore
+
+    store = HistoryStore(settings.history_url, readonly=True)
+
+    def windows(gate_id: str, from_ms: int, to_ms: int) -> Sequence[WindowRecord]:
+        try:
+            return store.windows(gate_id, from_ms, to_ms)
+        except GatewatchError:
+            return []
+    return windows
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     if args.web_port is not None:
@@ -89,7 +110,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from gatewatch.kafka import ensure_topics
 
     partitions = ensure_topics(settings, progress=_say)
-    gw = create_app(settings, gates, partitions=partitions, wall_ms=clock_for(settings))
+    gw = create_app(settings, gates, partitions=partitions, wall_ms=clock_for(settings),
+                    profile_source=_profile_source(settings))
     _say_clock(settings)
     _say(f"gatewatch worker: {len(gates.gates)} gates from {gates.source}; "
          f"Kafka {settings.bootstrap}; topic {gw.topics.events} ({partitions} partitions); "
@@ -489,6 +511,35 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed_run(store: HistoryStore, gates: GateSet, settings: Settings,
+              args: argparse.Namespace, say: Callable[[str], None],
+              shown: Callable[[Path], str]) -> None:
+    """``gatewatch run``: simulated weeks into an empty history store before the start
+    (:mod:`gatewatch.tools.seed`), so patterns and forecasts show something at once."""
+    from gatewatch.clock import clock_for
+    from gatewatch.tools.seed import seed_history
+
+    if args.scenario:
+        say("gatewatch run: no history seeding with --scenario (its own event time)")
+        return
+    where = shown(store.sqlite_path) if store.sqlite_path else store.describe()
+    try:
+        store.migrate()
+    except GatewatchError as exc:
+        from gatewatch.history.store import URL_VARIABLE
+
+        raise ConfigError("environment", URL_VARIABLE, str(exc)) from None
+    if store.count("windows"):
+        say(f"gatewatch run: history store {where} has rows: not seeded")
+        return
+    say(f"gatewatch run: seeding {args.seed_weeks:g} weeks of simulated history into {where} "
+        "(once; --no-seed skips it) ...")
+    res = seed_history(store, gates, settings, weeks=args.seed_weeks,
+                       now_ms=clock_for(settings)(), progress=lambda m: say(f"  {m}"))
+    say(f"gatewatch run: seeded {res.windows} windows and {res.alerts} alert records of "
+        f"{len(gates.gates)} gates ({res.events} events) in {res.seconds:.1f} s")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import json
     import shutil
@@ -572,6 +623,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    if not args.no_seed:
+        _seed_run(history_store, gates, settings, args, say, shown)
     say(f"gatewatch run: starting the embedded broker on {broker.bootstrap} ...")
     broker.start()
     try:
@@ -843,6 +896,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stream the worker's and simulator's logs to the terminal instead")
     p.add_argument("--scenario", default="", help="play a scenario (x600) instead of the "
                    "default simulation; `gatewatch scenario list` names them")
+    p.add_argument("--no-seed", action="store_true",
+                   help="do not seed an empty history store with simulated weeks")
+    p.add_argument("--seed-weeks", type=float, default=2.0, metavar="WEEKS",
+                   help="weeks of simulated history seeded into an empty store (default 2)")
     p.set_defaults(func=cmd_run)
     return parser
 

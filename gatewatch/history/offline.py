@@ -45,15 +45,15 @@ class ImportResult:
 def import_events(store: HistoryStore, events: Sequence[tuple[bytes, bytes, int]],
                   gates: GateSet, settings: Settings, *, updated_ms: int,
                   progress: Callable[[str], None] | None = None,
-                  step_ms: int = STEP_MS) -> ImportResult:
+                  step_ms: int = STEP_MS, processor: Processor | None = None) -> ImportResult:
     """Play ``events`` ((key, value, occurred_at_ms), any order) through a fresh
-    processor in event time, its clock stepped by ``step_ms``, and store its windows and
-    alert records."""
+    processor (or ``processor``, fresh and set up by the caller) in event time, its clock
+    stepped by ``step_ms``, and store its windows and alert records."""
     out = ImportResult()
     if not events:
         return out
     good = sorted(events, key=lambda e: e[2])
-    proc = Processor(gates, settings)
+    proc = Processor(gates, settings) if processor is None else processor
     runbook = settings.runbook()
     windows: list[WindowRecord] = []
     alerts: list[dict[str, object]] = []

@@ -8,17 +8,25 @@ and fails on any difference):
   crossings, estimated wait, oldest perishable wait, active alerts;
 - ``gatewatch-gate``: one gate in detail, chosen with the ``gate`` template variable.
 
-Every panel's PromQL is run against a real Prometheus in the test suite.
+Both gain forecast panels (``gate_forecast_*`` at +1 h/+6 h/+24 h beside the backlog, the
+wait-estimate error); the gate dashboard also history panels that read the history store
+through a PostgreSQL data source (``deploy/grafana/provisioning/datasources``).
+
+Every panel's PromQL is run against a real Prometheus in the test suite, every panel's SQL
+against a real PostgreSQL holding the history schema.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from grafana_foundation_sdk.builders import barchart, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as bd
-from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as md
@@ -26,7 +34,8 @@ from grafana_foundation_sdk.models import prometheus as mp
 
 from gatewatch.errors import GatewatchError
 
-__all__ = ["DATASOURCE_UID", "build_all", "panel_queries", "push", "write_all"]
+__all__ = ["DATASOURCE_UID", "HISTORY_DATASOURCE_UID", "SQL_MACROS", "build_all", "expand_sql",
+           "panel_queries", "push", "sql_queries", "write_all"]
 
 DATASOURCE_UID = "gatewatch-prometheus"
 _DS = md.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
@@ -47,8 +56,9 @@ def _thresholds(*steps: tuple[float | None, str]) -> bd.ThresholdsConfig:
         [md.Threshold(value=v, color=c) for v, c in steps])
 
 
-def _stat(title: str, expr: str, unit: str = "none") -> stat.Panel:
-    return (stat.Panel().title(title).datasource(_DS).with_target(_q(expr, instant=True))
+def _stat(title: str, expr: str, unit: str = "none", legend: str = "{{gate}}") -> stat.Panel:
+    return (stat.Panel().title(title).datasource(_DS)
+            .with_target(_q(expr, legend, instant=True))
             .unit(unit).color_mode(common.BigValueColorMode.BACKGROUND)
             .graph_mode(common.BigValueGraphMode.NONE)
             .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
@@ -88,7 +98,9 @@ def wall() -> bd.Dashboard:
             .tags(["gatewatch", "wall"]).refresh("10s").time("now-6h", "now")
             .timezone("browser").readonly()
             .with_panel(level).with_panel(waiting).with_panel(trend).with_panel(flow)
-            .with_panel(est).with_panel(perishable).with_panel(alerts))
+            .with_panel(forecast_wall_panels()[0]).with_panel(forecast_wall_panels()[1])
+            .with_panel(est).with_panel(perishable).with_panel(forecast_wall_panels()[2])
+            .with_panel(alerts))
 
 
 def gate_detail() -> bd.Dashboard:
@@ -138,9 +150,159 @@ def gate_detail() -> bd.Dashboard:
     d = (bd.Dashboard("gatewatch · Chi tiết cửa khẩu / Gate detail").uid("gatewatch-gate")
          .tags(["gatewatch"]).refresh("30s").time("now-24h", "now").timezone("browser")
          .readonly().with_variable(gate))
-    for p in panels:
+    for p in [*panels[:4], *forecast_gate_panels(sel), *panels[4:], *history_gate_panels()]:
         d = d.with_panel(p)
     return d
+
+
+# -- forecast panels (Prometheus: gate_forecast_*, gate_wait_estimate_error_seconds) --------
+
+def forecast_wall_panels() -> list[Any]:
+    """The wall's forecast backlog and wait at +1 h/+6 h/+24 h (beside the backlog) and
+    how far off the expected waits shown were over the last 24 h."""
+    by_horizon = "{{gate}} +{{horizon}}"
+    backlog = (_stat("Dự báo xe chờ / Forecast vehicles waiting (+1 h, +6 h, +24 h)",
+                     "max by (gate, horizon) (gate_forecast_vehicles_waiting)",
+                     legend=by_horizon)
+               .thresholds(_thresholds((None, "green"), (300, "orange"), (800, "red")))
+               .height(7).span(12))
+    wait = (_stat("Dự báo thời gian chờ / Forecast wait (+1 h, +6 h, +24 h)",
+                  "max by (gate, horizon) (gate_forecast_wait_seconds)", "s",
+                  legend=by_horizon)
+            .thresholds(_thresholds((None, "green"), (4 * 3600, "orange"), (12 * 3600, "red")))
+            .height(7).span(12))
+    error = (_stat("Sai số chờ ước tính, 24 giờ / Wait-estimate error, mean of 24 h "
+                   "(> 0: too long)",
+                   "sum by (gate) (increase(gate_wait_estimate_error_seconds_sum[24h])) / "
+                   "sum by (gate) (increase(gate_wait_estimate_error_seconds_count[24h]))",
+                   "s")
+             .thresholds(_thresholds((None, "orange"), (-3600, "green"), (3600, "orange")))
+             .height(6).span(24))
+    return [backlog, wait, error]
+
+
+def forecast_gate_panels(sel: str) -> list[Any]:
+    """One gate's backlog and expected wait now beside their forecasts, and the error of
+    the expected waits shown (mean and 10th/90th percentiles)."""
+    err = "gate_wait_estimate_error_seconds"
+    return [
+        timeseries.Panel().title("Xe chờ và dự báo / Backlog now and forecast "
+                                 "(+1 h, +6 h, +24 h)").datasource(_DS).height(8).span(12)
+        .with_target(_q(f"sum(gate_vehicles_waiting{sel})", "now"))
+        .with_target(_q(f"gate_forecast_vehicles_waiting{sel}", "+{{horizon}}").ref_id("B")),
+        timeseries.Panel().title("Chờ dự kiến và dự báo / Expected wait now and forecast")
+        .datasource(_DS).unit("s").height(8).span(12)
+        .with_target(_q(f"gate_estimated_wait_seconds{sel}", "joining now"))
+        .with_target(_q(f"gate_forecast_wait_seconds{sel}", "joining at +{{horizon}}")
+                     .ref_id("B")),
+        timeseries.Panel().title("Sai số chờ ước tính / Wait-estimate error (shown − "
+                                 "measured)").datasource(_DS).unit("s").height(8).span(24)
+        .with_target(_q(f"sum(rate({err}_sum{sel}[1h])) / sum(rate({err}_count{sel}[1h]))",
+                        "mean"))
+        .with_target(_q(f"histogram_quantile(0.1, sum by (le) (rate({err}_bucket{sel}[1h])))",
+                        "p10").ref_id("B"))
+        .with_target(_q(f"histogram_quantile(0.9, sum by (le) (rate({err}_bucket{sel}[1h])))",
+                        "p90").ref_id("C")),
+    ]
+
+
+# -- history panels (PostgreSQL data source over the history store's tables) ---------------
+
+HISTORY_DATASOURCE_UID = "gatewatch-history"
+_PG = md.DataSourceRef(type_val="grafana-postgresql-datasource", uid=HISTORY_DATASOURCE_UID)
+#: the Grafana macros and variables the SQL uses (and nothing else: tests expand exactly
+#: these, then run the SQL on a real PostgreSQL with the history schema)
+SQL_MACROS = ("$__unixEpochFrom()", "$__unixEpochTo()", "'$gate'")
+
+
+class _Sql(cogvariants.Dataquery):
+    def __init__(self, ref_id: str, sql: str, fmt: str) -> None:
+        self.ref_id, self.sql, self.fmt = ref_id, sql, fmt
+
+    def to_json(self) -> dict[str, Any]:
+        return {"refId": self.ref_id, "datasource": _PG.to_json(), "editorMode": "code",
+                "rawQuery": True, "rawSql": self.sql, "format": self.fmt}
+
+
+class _SqlQuery(cogbuilder.Builder[cogvariants.Dataquery]):
+    """A raw-SQL target of Grafana's PostgreSQL data source (the SDK has no builder)."""
+
+    def __init__(self, sql: str, fmt: str = "time_series", ref_id: str = "A") -> None:
+        self._q = _Sql(ref_id, " ".join(sql.split()), fmt)
+
+    def build(self) -> cogvariants.Dataquery:
+        return self._q
+
+
+def history_gate_panels() -> list[Any]:
+    """The gate's past from the history store: hourly backlog and flows (7 days), the
+    hour-of-day pattern of the last 4 weeks, crossings per day (30 days), past alerts."""
+    # times are ms since the epoch; local time (hour of day, days) is +07:00 = 25200000 ms
+    hourly = _SqlQuery("""
+        SELECT to_timestamp((end_ms / 3600000) * 3600) AS "time",
+               max(waiting_export + waiting_import) AS "backlog (max)",
+               sum(arrivals_export + arrivals_import) AS "arrivals",
+               sum(crossings_export + crossings_import) AS "crossings"
+        FROM windows WHERE gate_id = '$gate'
+          AND end_ms >= $__unixEpochFrom()::bigint * 1000
+          AND end_ms < $__unixEpochTo()::bigint * 1000
+        GROUP BY 1 ORDER BY 1""")
+    pattern = _SqlQuery("""
+        SELECT lpad((((end_ms + 25200000) / 3600000) % 24)::text, 2, '0') || ':00'
+                 AS "hour (+07:00)",
+               round(avg(waiting_export + waiting_import)::numeric, 1) AS "mean backlog",
+               round(percentile_cont(0.9) WITHIN GROUP
+                     (ORDER BY waiting_export + waiting_import)::numeric, 1) AS "p90 backlog"
+        FROM windows WHERE gate_id = '$gate' AND waiting_export IS NOT NULL
+          AND end_ms >= ($__unixEpochTo()::bigint - 28 * 86400) * 1000
+          AND end_ms < $__unixEpochTo()::bigint * 1000
+        GROUP BY 1 ORDER BY 1""", fmt="table")
+    daily = _SqlQuery("""
+        SELECT to_timestamp(((end_ms + 25200000) / 86400000) * 86400 - 25200) AS "time",
+               sum(arrivals_export + arrivals_import) AS "arrivals",
+               sum(crossings_export + crossings_import) AS "crossings",
+               round((sum(waits_sum_seconds) / NULLIF(sum(waits_count), 0) / 3600)::numeric,
+                     2) AS "mean wait (h)"
+        FROM windows WHERE gate_id = '$gate'
+          AND end_ms >= $__unixEpochFrom()::bigint * 1000
+          AND end_ms < $__unixEpochTo()::bigint * 1000
+        GROUP BY 1 ORDER BY 1""")
+    alerts = _SqlQuery("""
+        SELECT to_timestamp(updated_ms / 1000.0) AS "time", kind, severity, change, state,
+               waiting, message
+        FROM alerts WHERE gate_id = '$gate'
+          AND updated_ms >= $__unixEpochFrom()::bigint * 1000
+          AND updated_ms < $__unixEpochTo()::bigint * 1000
+        ORDER BY updated_ms DESC LIMIT 200""", fmt="table")
+    return [
+        timeseries.Panel().title("Lịch sử theo giờ, 7 ngày / Hourly history, 7 days "
+                                 "(history store)").datasource(_PG).time_from("7d")
+        .with_target(hourly).height(8).span(24),
+        barchart.Panel().title("Xe chờ theo giờ trong ngày, 4 tuần / Backlog by hour of "
+                               "day, 4 weeks (mean, p90)").datasource(_PG)
+        .with_target(pattern).height(8).span(12),
+        timeseries.Panel().title("Mỗi ngày, 30 ngày / Per day, 30 days (history store)")
+        .datasource(_PG).time_from("30d").interval("1d").with_target(daily).height(8)
+        .span(12),
+        table.Panel().title("Cảnh báo đã qua, 7 ngày / Past alerts, 7 days (history store)")
+        .datasource(_PG).time_from("7d").with_target(alerts).height(8).span(24),
+    ]
+
+
+def sql_queries(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, SQL) for every raw-SQL target of every panel."""
+    return [(panel.get("title", ""), target["rawSql"])
+            for panel in doc.get("panels", []) for target in panel.get("targets", [])
+            if target.get("rawSql")]
+
+
+def expand_sql(sql: str, gate: str, from_s: int, to_s: int) -> str:
+    """``sql`` with :data:`SQL_MACROS` replaced as Grafana does (gate ids are
+    ``[a-z0-9-]``, so quoting is plain)."""
+    if not re.fullmatch(r"[a-z0-9-]+", gate):
+        raise ValueError(f"not a gate id: {gate!r}")
+    return (sql.replace("$__unixEpochFrom()", str(from_s))
+            .replace("$__unixEpochTo()", str(to_s)).replace("'$gate'", f"'{gate}'"))
 
 
 def build_all() -> dict[str, dict[str, Any]]:

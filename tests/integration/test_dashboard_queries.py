@@ -6,6 +6,13 @@ alert firing *now*; the simulator's Tân Thanh backlog is a near-critical random
 reaches the lowered warning threshold after anything from seconds to minutes (and may drop
 back below it), so the test itself parks vehicles there that never cross: the warning
 fires deterministically and stays firing.
+
+The forecast panels need a forecast (a few hours of windows: eight past hours at Tân
+Thanh are produced first). The wait-estimate error panels need crossings that score an
+expected wait shown when the truck joined; under this test's mix (parked trucks, the
+simulator's backlog) none reliably happens within the deadline, so their queries must be
+accepted by Prometheus but need not return data here (tests/integration/test_forecast.py
+observes the histogram through a real worker).
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ WARNING, CRITICAL, PARKED = 20, 400, 25
 #: seconds for every panel to show data once Prometheus is ready (typically ~10 s; the
 #: margin is for a loaded 2-core CI machine)
 DEADLINE = 180
+#: the panels of this metric only have to parse here (see the module docstring)
+SCORED = "gate_wait_estimate_error_seconds"
 
 
 def query(prom: str, expr: str) -> tuple[str, list]:
@@ -61,6 +70,19 @@ def query(prom: str, expr: str) -> tuple[str, list]:
     return doc["status"], doc["data"]["result"]
 
 
+def past_hours(now: int, gate: str = "tan-thanh") -> list[tuple[bytes, bytes]]:
+    """Eight past hours (9 to 1 hours ago) of six trucks an hour joining and crossing 20
+    minutes later: enough windows for the gate's forecast."""
+    out = []
+    for h in range(9, 1, -1):
+        for i in range(6):
+            t = now - h * 3_600_000 + i * 600_000
+            out.append(message(ev(f"12C-8{h}{i:03d}", "queued", t, gate, event_id=f"past-{h}-{i}")))
+            out.append(message(ev(f"12C-8{h}{i:03d}", "crossed", t + 1_200_000, gate,
+                                  event_id=f"past-{h}-{i}-x")))
+    return out
+
+
 def has_numbers(result: list) -> bool:
     return any(not math.isnan(float(s["value"][1])) for s in result)
 
@@ -77,8 +99,9 @@ def test_every_panel_query_returns_data(bootstrap, worker_factory, test_id, tmp_
     # queued before the simulator's own Tân Thanh backlog (from 10 min ago), so event time
     # stays in order and no window closes early
     since = int(time.time() * 1000) - 20 * 60_000
-    # vehicles the simulator does not know, so they never clear
-    produce(bootstrap, f"{test_id}-gate.events",
+    # vehicles the simulator does not know, so they never clear (after past hours for the
+    # forecast, in event time order)
+    produce(bootstrap, f"{test_id}-gate.events", past_hours(since - 3_600_000) +
             [message(ev(f"12C-9{i:04d}", "queued", since + i, "tan-thanh",
                         event_id=f"parked-{i}")) for i in range(PARKED)])
     sim = Service([sys.executable, "-m", "gatewatch", "simulate", "--rate", "200",
@@ -105,7 +128,7 @@ def test_every_panel_query_returns_data(bootstrap, worker_factory, test_id, tmp_
                 # a query Prometheus rejects is broken now; only transport errors are retried
                 assert status == "success" or status.startswith("transport:"), \
                     f"{uid} / {title}: {expr}: {status}"
-                if status == "success" and has_numbers(result):
+                if status == "success" and (has_numbers(result) or SCORED in expr):
                     del pending[uid, title, expr]
                 else:
                     pending[uid, title, expr] = f"{status}, result {result!r:.200}"

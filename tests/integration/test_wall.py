@@ -1,7 +1,8 @@
 """The built-in wall page in a real headless browser (Debian's chromium via Playwright):
 tiles show what the API says, "no data" is not zero, a gate turning critical turns red
 without a reload, its shipment advisory shows as a badge, and the Vietnamese/English toggle
-works. Saves a screenshot."""
+works; each tile's 24 h sparkline of the backlog (history store, or the worker's windows
+without one) with the forecast dashed. Saves screenshots."""
 
 from __future__ import annotations
 
@@ -53,8 +54,14 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 900})
-            page.goto(f"{w.url}/wall?refresh_ms=300")
+            page.goto(f"{w.url}/wall?refresh_ms=300&trend_ms=500")
             page.wait_for_selector('#gate-huu-nghi .waiting[data-waiting="3"]', timeout=30000)
+            # no history store here (the API answers 503) and no forecast yet (basis
+            # "none"): no sparkline, nothing broken, the page keeps refreshing
+            poll(lambda: page.evaluate("Object.keys(trends).length") == 1, 30,
+                 "the wall asked for Hữu Nghị's history and forecast")
+            assert page.locator("#gate-huu-nghi .trend-block").count() == 0
+            assert page.locator("#status").get_attribute("class") != "stale"
             page.evaluate("window.__noReload = 1")
             # every tile shows what the API returns
             with urllib.request.urlopen(f"{w.url}/api/v1/gates", timeout=5) as r:
@@ -94,3 +101,92 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
             assert page.locator(badge).inner_text() == "HOLD SHIPMENTS · export"
         finally:
             browser.close()
+
+
+def _history_day(now: int) -> list[tuple[bytes, bytes, int]]:
+    """24 h at Hữu Nghị: a truck every 10 min; those of the first 12 h wait 3 h, the
+    others 20 min (a backlog of ~18 that drains to ~2), as (key, value, time) rows."""
+    rows = []
+    for i in range(144):
+        t = now - 24 * 3_600_000 + i * 600_000
+        crossed = t + (10_800_000 if i < 72 else 1_200_000)
+        rows.append((*message(ev(f"29H-{i:05d}", "queued", t, event_id=f"h{i}q")), t))
+        if crossed < now - 120_000:
+            rows.append((*message(ev(f"29H-{i:05d}", "crossed", crossed, event_id=f"h{i}c")),
+                         crossed))
+    return rows
+
+
+def test_wall_sparkline_from_the_history_store_and_the_forecast(bootstrap, worker_factory,
+                                                                 test_id, tmp_path):
+    """A gate with a day in the history store shows its solid 24 h line and the dashed
+    forecast; a gate with only live events shows no broken element; a gate without data
+    shows no sparkline at all."""
+    exe = chromium()
+    from playwright.sync_api import sync_playwright
+
+    from gatewatch.gates import load_gates
+    from gatewatch.history.offline import import_events
+    from gatewatch.history.store import HistoryStore
+    from gatewatch.settings import Settings
+
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(gates_yaml({"huu-nghi": "{warning: 30, critical: 60}",
+                                 "tan-thanh": "{warning: 30, critical: 60}"})
+                     + '  - id: coc-nam\n    name: "Cửa khẩu Cốc Nam"\n    yard_capacity: 100\n'
+                       "    thresholds: {warning: 30, critical: 60}\n")
+    url = f"sqlite:///{tmp_path}/history.sqlite3"
+    now = int(time.time() * 1000)
+    store = HistoryStore(url)
+    store.migrate()
+    day = _history_day(now)
+    assert import_events(store, day, load_gates(gates), Settings(),
+                         updated_ms=now).windows >= 140  # 10-minute windows
+    store.close()
+    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_HISTORY_URL=url)
+    w.wait_ready()
+    # the worker sees the last 6 h live (its own backlog now), Cốc Nam two trucks
+    live = [(k, v) for k, v, t in day if t >= now - 6 * 3_600_000]
+    live += [message(ev(f"12C-{i}", "queued", now - 300_000 + i, "coc-nam")) for i in range(2)]
+    produce(bootstrap, f"{test_id}-gate.events", live)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(f"{w.url}/wall?refresh_ms=500&trend_ms=1000")
+            page.wait_for_selector('#gate-coc-nam .waiting[data-waiting="2"]', timeout=30000)
+            spark = page.wait_for_selector('#gate-huu-nghi .spark[data-source="history"]',
+                                           timeout=30000)
+            assert spark is not None
+            past = page.locator("#gate-huu-nghi .spark-history")
+            # a point per window over the day (144 windows of 10 min)
+            assert int(past.get_attribute("data-points") or 0) >= 130
+            assert (past.get_attribute("d") or "").startswith("M")
+            dashed = page.locator("#gate-huu-nghi .spark-forecast")
+            assert int(dashed.get_attribute("data-points") or 0) >= 2
+            assert dashed.evaluate("e => getComputedStyle(e).strokeDasharray") != "none"
+            wait = page.locator("#gate-huu-nghi .spark-wait")
+            assert wait.inner_text().startswith("Xe vào bây giờ: chờ ~")
+            assert float(wait.get_attribute("data-seconds") or "nan") >= 0
+            # the first half of the day (the long queue) is the taller part of the solid
+            # line (SVG's y grows downwards)
+            ys = [float(pt.split(" ")[1]) for pt in
+                  (past.get_attribute("d") or "").replace("M", "L").split("L") if pt]
+            assert min(ys[: len(ys) // 2]) < min(ys[len(ys) // 2:])
+            # nothing broken anywhere: no NaN/undefined in any drawn path, no sparkline for
+            # the gate without data
+            for d in page.locator(".spark path").evaluate_all(
+                    "els => els.map(e => e.getAttribute('d'))"):
+                assert d and "NaN" not in d and "undefined" not in d and "Infinity" not in d
+            assert page.locator("#gate-tan-thanh .trend-block").count() == 0
+            assert page.locator("#gate-tan-thanh svg").count() == 0
+            assert "NaN" not in page.locator("main").inner_text()
+            assert "undefined" not in page.locator("main").inner_text()
+            OUTPUT.mkdir(exist_ok=True)
+            page.screenshot(path=str(OUTPUT / "wall-trend.png"))
+            page.click("#lang")
+            assert page.locator("#gate-huu-nghi .spark-wait").inner_text().startswith(
+                "Joining now: wait ~")
+        finally:
+            browser.close()
+    w.check_alive()

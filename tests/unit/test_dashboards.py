@@ -10,7 +10,16 @@ from pathlib import Path
 
 import yaml
 
-from gatewatch.tools.dashboards import DATASOURCE_UID, build_all, panel_queries, push
+from gatewatch.tools.dashboards import (
+    DATASOURCE_UID,
+    HISTORY_DATASOURCE_UID,
+    SQL_MACROS,
+    build_all,
+    expand_sql,
+    panel_queries,
+    push,
+    sql_queries,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,10 +46,34 @@ def test_wall_dashboard_has_what_the_operations_center_needs():
     assert all("$gate" in q or "gatewatch_" in q for _, q in panel_queries(gate))
 
 
+def test_forecast_and_history_panels():
+    wall, gate = build_all()["gatewatch-wall"], build_all()["gatewatch-gate"]
+    wall_q = " ".join(q for _, q in panel_queries(wall))
+    for metric in ("gate_forecast_vehicles_waiting", "gate_forecast_wait_seconds",
+                   "gate_wait_estimate_error_seconds"):
+        assert metric in wall_q
+        assert metric in " ".join(q for _, q in panel_queries(gate))
+    sql = sql_queries(gate)
+    assert len(sql) == 4 and sql_queries(wall) == []
+    for panel in gate["panels"]:
+        uids = {t["datasource"]["uid"] for t in panel["targets"]}
+        assert uids == ({HISTORY_DATASOURCE_UID} if any("rawSql" in t for t in panel["targets"])
+                        else {DATASOURCE_UID}), panel["title"]
+    for _title, q in sql:
+        # only the macros the tests expand (and the PostgreSQL check runs) appear
+        rest = q
+        for m in SQL_MACROS:
+            rest = rest.replace(m, "")
+        assert "$" not in rest, q
+        assert "'$gate'" in q and "$" not in expand_sql(q, "huu-nghi", 0, 86_400)
+
+
 def test_provisioning_points_at_the_same_datasource():
     ds = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/gatewatch.yml")
                         .read_text())
     assert ds["datasources"][0]["uid"] == DATASOURCE_UID
+    pg = ds["datasources"][1]
+    assert (pg["uid"], pg["type"]) == (HISTORY_DATASOURCE_UID, "grafana-postgresql-datasource")
     prov = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/gatewatch.yml")
                           .read_text())
     assert prov["providers"][0]["type"] == "file"
