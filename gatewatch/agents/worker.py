@@ -14,7 +14,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,12 +109,14 @@ class Worker:
     input_partitions: int = 1
     wall_ms: Callable[[], int] = wall_ms
     ready: bool = False
-    #: last processed (offset, kafka timestamp ms) per input partition
-    positions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: last processed (offset, kafka timestamp ms) per input (topic, partition)
+    positions: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     windows_published: list[WindowRecord] = field(default_factory=list)
     #: alert records (key, value) evaluated but not yet accepted by the broker
     pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     broker: BrokerWatch | None = None
+    #: reconciliation audit records (``gate.reconciliations``); None: not published
+    reconciliations_topic: Any = None
     ticks: int = 0
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -127,7 +129,7 @@ class Worker:
         batch = [source_record(m) for m in records]
         fx = self.processor.apply_batch(batch, self.wall_ms(), evaluate_alerts=self.ready)
         last = batch[-1]
-        self.positions[last.partition] = (last.offset, last.timestamp_ms)
+        self.positions[last.topic, last.partition] = (last.offset, last.timestamp_ms)
         for rec, exc in fx.errors:
             if rec is None:
                 log.error("batch of %d records failed; retrying one by one", len(batch),
@@ -162,6 +164,7 @@ class Worker:
             m.vehicles_expired.labels("finished").inc(fx.expired_finished)
         for rec in fx.windows:
             await self.publish_window(rec)
+        await self.publish_reconciliations(getattr(fx, "reconciliations", None) or ())
         for change in fx.alerts:
             gate = self.gates.get(change.alert.gate_id)
             assert gate is not None  # alerts exist only for configured gates
@@ -204,6 +207,16 @@ class Worker:
             self.metrics.windows_closed.labels(rec.closed_by).inc()
         self.windows_published.append(rec)
         del self.windows_published[:-100]
+
+    async def publish_reconciliations(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Reconciliation audit records (pairings, set-asides) to ``gate.reconciliations``,
+        key = gate_id. They name plates: published for audit, never logged at INFO."""
+        if self.reconciliations_topic is None:
+            return
+        for rec in records:
+            await self.reconciliations_topic.send(key=str(rec["gate_id"]).encode(),
+                                                  value=orjson.dumps(rec))
+            self.metrics.reconciliations_published.inc()
 
     async def send_pending_alerts(self) -> None:
         async with self._send_lock:  # the batch path and the timer both send: keep order
@@ -298,12 +311,14 @@ class Worker:
         return "rebalancing or recovering state"
 
     def lag_samples(self) -> list[LagSample]:
-        """Consumer lag per assigned input partition (fetch high watermark based)."""
+        """Consumer lag per assigned input partition (``gate.events``, ``gate.counts``;
+        fetch high watermark based)."""
         out: list[LagSample] = []
         now = self.wall_ms()
+        inputs = (self.topics.events, self.topics.counts)
         try:
             consumer = self.app.consumer
-            assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.events]
+            assigned = [tp for tp in consumer.assignment() if tp.topic in inputs]
         except Exception:  # noqa: BLE001 - not started yet
             return out
         for tp in sorted(assigned):
@@ -313,7 +328,7 @@ class Worker:
                 hw = None
             if hw is None:
                 continue
-            pos = self.positions.get(tp.partition)
+            pos = self.positions.get((tp.topic, tp.partition))
             next_offset = pos[0] + 1 if pos else 0
             behind = max(0, int(hw) - next_offset)
             age = max(0.0, (now - pos[1]) / 1000) if behind and pos else 0.0
