@@ -173,3 +173,15 @@ def test_count_messages_are_read_and_bad_ones_dead_lettered_with_their_reason():
     assert [d["value"] for d in worker.rejected_topic.sent] == [bad, b"{not json"]
     checks = worker.processor.signals("huu-nghi", T0 + MIN).count_checks
     assert [(c.direction, c.observed, c.source) for c in checks] == [("export", 5, "manual")]
+
+
+def test_both_dashboards_show_data_quality():
+    from gatewatch.tools.dashboards import build_all, panel_queries
+
+    built = build_all()
+    wall = " ".join(q for _t, q in panel_queries(built["gatewatch-wall"]))
+    gate = " ".join(q for _t, q in panel_queries(built["gatewatch-gate"]))
+    for name in ("gate_camera_unmatched_ratio", "gate_vehicles_unconfirmed"):
+        assert name in wall and name in gate
+    for name in ("gate_vehicles_paired", "gate_count_discrepancy"):
+        assert name in gate
