@@ -35,6 +35,9 @@ from gatewatch.agents.worker import REBUILD_CHUNK  # noqa: E402
 from gatewatch.core.processor import Processor, SourceRecord  # noqa: E402
 from gatewatch.gates import load_gates  # noqa: E402
 from gatewatch.settings import Settings  # noqa: E402
+
+#: the settings every Processor here runs with (``--reconcile`` changes it)
+SETTINGS = Settings()
 from gatewatch.streams.codec import encode_event  # noqa: E402
 from gatewatch.streams.records import CrossingEvent  # noqa: E402
 from gatewatch.tools.simulate import Faults, TrafficModel  # noqa: E402
@@ -56,7 +59,7 @@ def records(n: int) -> list[SourceRecord]:
 
 
 def run(recs: list[SourceRecord], batch: int, tick_every: int) -> dict[str, float]:
-    proc = Processor(load_gates(None), Settings())
+    proc = Processor(load_gates(None), SETTINGS)
     now = recs[-1].timestamp_ms + 1000
     biggest = 0
     start = time.perf_counter()
@@ -85,7 +88,7 @@ def decode_only(recs: list[SourceRecord]) -> dict[str, float]:
 
 def rereads(minutes: int) -> dict[str, float]:
     """One truck read every minute for ``minutes``: per-event cost and state size."""
-    proc = Processor(load_gates(None), Settings())
+    proc = Processor(load_gates(None), SETTINGS)
     recs = [SourceRecord("gate.events", 0, i, START_MS, b"huu-nghi", encode_event(
         CrossingEvent(f"r{i}", "huu-nghi", "29C-12345", "queued", "export",
                       START_MS + i * 60_000))) for i in range(minutes)]
@@ -102,13 +105,13 @@ def rereads(minutes: int) -> dict[str, float]:
 def rebuild_steps(vehicles: int) -> dict[str, float]:
     """A worker taking over ``vehicles`` waiting vehicles: the longest step of the
     rebuild (the event loop serves between steps) and the whole rebuild."""
-    proc = Processor(load_gates(None), Settings())
+    proc = Processor(load_gates(None), SETTINGS)
     recs = [SourceRecord("gate.events", 0, i, START_MS, b"huu-nghi", encode_event(
         CrossingEvent(f"q{i}", "huu-nghi", f"V{i}", "queued", "export", START_MS + i)))
         for i in range(vehicles)]
     fx = proc.apply_batch(recs, START_MS + vehicles)
     items = [(w.key, w.value, w.partition) for w in fx.writes]
-    fresh = Processor(load_gates(None), Settings())
+    fresh = Processor(load_gates(None), SETTINGS)
     longest = 0.0
     gc.disable()  # as the worker does during a rebuild (agents/worker.py)
     start = last = time.perf_counter()
@@ -132,13 +135,19 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--tick-every", type=int, default=20)
     p.add_argument("--json", type=Path)
+    p.add_argument("--reconcile", type=int, choices=(0, 1), default=1,
+                   help="1: with reconciliation (the default); 0: the exact ledger alone")
+    p.add_argument("--skip-extras", action="store_true",
+                   help="only the throughput (no re-read chain, no rebuild)")
     args = p.parse_args()
+    global SETTINGS
+    SETTINGS = Settings(reconcile=bool(args.reconcile))
     print(f"generating {args.events:,} simulated records ...", flush=True)
     recs = records(args.events)
     base = decode_only(recs)
     core = run(recs, args.batch, args.tick_every)
-    chain = rereads(17 * 24 * 60)  # 17 days, a read every minute
-    takeover = rebuild_steps(200_000)
+    chain = rereads(17 * 24 * 60 if not args.skip_extras else 60)  # 17 days, read every min
+    takeover = rebuild_steps(200_000 if not args.skip_extras else 1000)
     ratio = round(core["events_per_s"] / base["events_per_s"], 3)
     print(f"\n{'what':<34} {'events/s':>12} {'seconds':>9}")
     print(f"{'orjson.loads only (baseline)':<34} {base['events_per_s']:>12,} "

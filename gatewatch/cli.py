@@ -177,6 +177,28 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alertmanager_config(args: argparse.Namespace) -> int:
+    from gatewatch.alerts.subscriptions import (
+        alertmanager_config,
+        load_subscriptions,
+        render_yaml,
+    )
+
+    _settings, gates = _load()
+    subs = load_subscriptions(Path(args.subscribers), gates)
+    major, _, minor = args.alertmanager_version.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise ConfigError("command line", "--alertmanager-version",
+                          f"{args.alertmanager_version!r} must be MAJOR.MINOR, e.g. 0.27")
+    text = render_yaml(alertmanager_config(subs, (int(major), int(minor))), args.subscribers)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+        _say(f"wrote {args.out}: {len(subs.subscribers)} subscriber route(s)")
+    return 0
+
+
 def cmd_dashboards(args: argparse.Namespace) -> int:
     from gatewatch.settings import Settings
     from gatewatch.tools.dashboards import push, write_all
@@ -551,6 +573,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "before it is parked on gate.alerts.undelivered (default 3); "
                         "5xx, 408, 429 and network errors are retried until delivered")
     p.set_defaults(func=cmd_notify)
+
+    p = sub.add_parser("alertmanager-config",
+                       help="turn deploy/subscribers.yaml into an Alertmanager configuration")
+    p.add_argument("--subscribers", default="deploy/subscribers.yaml")
+    p.add_argument("--out", default="-", help="file to write (default: standard output)")
+    p.add_argument("--alertmanager-version", default="0.27",
+                   help="the Alertmanager that reads it (default 0.27; 0.25 cannot read "
+                        "bot_token_file or url_file)")
+    p.set_defaults(func=cmd_alertmanager_config)
 
     p = sub.add_parser("replay", help="import a gate log (CSV / JSON Lines) into gate.events")
     p.add_argument("file")

@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_GATES_FILE", "GateConfig", "GateSet", "SimulationProfile", "
 DEFAULT_GATES_FILE = "langson-gates.yaml"
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # fullmatch: "$" would let "id\n" pass
 _GATE_KEYS = {"id", "name", "name_en", "kind", "yard_capacity", "thresholds",
-              "no_data_seconds", "perishable_max_wait_seconds", "simulation"}
+              "no_data_seconds", "perishable_max_wait_seconds", "simulation", "lat", "lon"}
 _THRESHOLD_KEYS = {"warning", "critical", "warning_clear", "critical_clear"}
 _SIM_KEYS = {"arrivals_per_hour", "clearance_per_hour", "export_share", "perishable_share",
              "open_hours", "perishable_share_by_month"}
@@ -62,6 +62,9 @@ class GateConfig:
     warning_clear: int = 0
     critical_clear: int = 0
     perishable_max_wait_seconds: int | None = None
+    #: WGS 84 position (decimal degrees) for the CAP feed's ``area``; both or neither
+    lat: float | None = None
+    lon: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,10 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
              f" got {critical_clear}")
     no_data = raw.get("no_data_seconds")
     perishable = raw.get("perishable_max_wait_seconds")
+    _require(("lat" in raw) == ("lon" in raw), source, f"{key}.{'lon' if 'lat' in raw else 'lat'}",
+             "is required with lat/lon (give both or neither)")
+    lat = _number(raw["lat"], source, f"{key}.lat", -90, 90) if "lat" in raw else None
+    lon = _number(raw["lon"], source, f"{key}.lon", -180, 180) if "lon" in raw else None
     return GateConfig(
         gate_id=gate_id,
         name=_text(raw["name"], source, f"{key}.name"),
@@ -193,6 +200,7 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
         critical_clear=critical_clear,
         perishable_max_wait_seconds=None if perishable is None else _int(
             perishable, source, f"{key}.perishable_max_wait_seconds"),
+        lat=lat, lon=lon,
     )
 
 

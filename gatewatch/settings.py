@@ -83,6 +83,13 @@ def _path(raw: str) -> Path | None:
     return Path(raw.strip()) if raw.strip() else None
 
 
+def _cap_sender(raw: str) -> str:
+    value = _required(raw)
+    if any(c in value for c in " ,<&\t\n"):
+        raise ValueError(f"{value!r} must have no spaces, commas, '<' or '&' (CAP sender)")
+    return value
+
+
 _POSITIVE = _number(int, lambda v: v > 0, "a positive integer")
 _NON_NEGATIVE = _number(int, lambda v: v >= 0, "a non-negative integer")
 _ZERO_ONE = _number(int, lambda v: v in (0, 1), "0 or 1")
@@ -210,6 +217,9 @@ SETTINGS: tuple[Setting, ...] = (
             "`perishable_max_wait_seconds`)"),
     Setting("GATEWATCH_RUNBOOK_URL", "runbook_url", "", _URL,
             "runbook link put in alert messages", shown_default="the worker's `/runbook`"),
+    Setting("GATEWATCH_CAP_SENDER", "cap_sender", "gatewatch@localhost",
+            Parser("a CAP sender id", _cap_sender), "`sender` of the CAP feed's messages "
+            "(`/api/v1/cap.atom`): a unique id of the publisher, e.g. an address"),
     Setting("GATEWATCH_MAX_MESSAGE_BYTES", "max_message_bytes", "65536", _POSITIVE,
             "larger messages are rejected as `too_large`"),
     Setting("GATEWATCH_MAX_FUTURE_SKEW_SECONDS", "max_future_skew_seconds", "300",
@@ -337,6 +347,7 @@ class Settings:
     reconcile: bool = _field("reconcile")
     unconfirmed_min_overtakes: int = _field("unconfirmed_min_overtakes")
     count_discrepancy_vehicles: int = _field("count_discrepancy_vehicles")
+    cap_sender: str = _field("cap_sender")
     batch_size: int = _field("batch_size")
     batch_within_seconds: float = _field("batch_within_seconds")
     batch_delivery: bool = _field("batch_delivery")

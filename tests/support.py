@@ -579,8 +579,10 @@ def gates() -> GateSet:
 
 
 def ledger(window_seconds: int = 300, grace_seconds: int = 60, idle_seconds: int = 30,
-           no_data_seconds: int = 900) -> Ledger:
-    return Ledger(gates(), window_seconds, grace_seconds, idle_seconds, no_data_seconds)
+           no_data_seconds: int = 900, *, reconciling: bool = False,
+           min_overtakes: int = 50) -> Ledger:
+    return Ledger(gates(), window_seconds, grace_seconds, idle_seconds, no_data_seconds,
+                  None, reconciling, min_overtakes)
 
 
 def ev(vehicle: str, etype: str, t_ms: int, gate: str = "huu-nghi", direction: str = "export",
@@ -604,6 +606,26 @@ def event_json(e: CrossingEvent) -> dict[str, str]:
 def message(e: CrossingEvent) -> tuple[bytes, bytes]:
     """``e`` as a (key, value) message for ``gate.events``, keyed by its gate."""
     return e.gate_id.encode(), orjson.dumps(event_json(e))
+
+
+# --- CAP --------------------------------------------------------------------------------
+
+#: the official OASIS CAP 1.2 schema (vendored; see tests/data/CAP-v1.2.NOTICE)
+CAP_XSD = Path(__file__).resolve().parent / "data" / "CAP-v1.2.xsd"
+
+
+def cap_errors(document: bytes) -> list[str]:
+    """What the OASIS CAP 1.2 XML schema finds wrong with ``document`` (empty: valid)."""
+    from lxml import etree
+
+    schema = _CAP_SCHEMA.get("schema")
+    if schema is None:
+        schema = _CAP_SCHEMA["schema"] = etree.XMLSchema(etree.parse(str(CAP_XSD)))
+    doc = etree.fromstring(document)
+    return [] if schema.validate(doc) else [str(e) for e in schema.error_log]
+
+
+_CAP_SCHEMA: dict[str, Any] = {}
 
 
 # --- figures --------------------------------------------------------------------------------

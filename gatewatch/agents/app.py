@@ -148,6 +148,8 @@ def create_app(settings: Settings, gates: GateSet, *,
                 kafka_status=lambda: {"reachable": worker.broker is None or worker.broker.up,
                                       "unreachable_seconds": round(
                                           worker.broker.down_seconds(), 1)
-                                      if worker.broker else 0.0})
+                                      if worker.broker else 0.0},
+                alert_records=lambda: worker.alert_records.values(),
+                cap_sender=settings.cap_sender)
     install_pages(app, registry=registry, metrics=worker.metrics, not_ready=worker.not_ready)
     return worker

@@ -24,6 +24,7 @@ from aiokafka.partitioner import murmur2
 
 from gatewatch.agents import compat
 from gatewatch.agents.health import BrokerWatch
+from gatewatch.alerts.cap import latest_records
 from gatewatch.alerts.evaluator import encode_alert, firing_states
 from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
 from gatewatch.gates import GateSet
@@ -114,6 +115,8 @@ class Worker:
     windows_published: list[WindowRecord] = field(default_factory=list)
     #: alert records (key, value) evaluated but not yet accepted by the broker
     pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: the latest alert record per alert id this worker read or wrote (the CAP feed's source)
+    alert_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     broker: BrokerWatch | None = None
     #: reconciliation audit records (``gate.reconciliations``); None: not published
     reconciliations_topic: Any = None
@@ -168,8 +171,9 @@ class Worker:
         for change in fx.alerts:
             gate = self.gates.get(change.alert.gate_id)
             assert gate is not None  # alerts exist only for configured gates
-            self.pending_alerts.append((alert_key(change.alert.alert_id),
-                                        encode_alert(change, gate, self.settings.runbook())))
+            record = encode_alert(change, gate, self.settings.runbook())
+            self.pending_alerts.append((alert_key(change.alert.alert_id), record))
+            self.alert_records[change.alert.alert_id] = orjson.loads(record)
         if self.pending_alerts:
             await self.send_pending_alerts()
 
@@ -272,8 +276,10 @@ class Worker:
         if proc.owned_gates():
             try:
                 old = await compat.read_to_end(self.consumer_factory, self.topics.alerts)
-                n = proc.restore_alerts(firing_states(
-                    [orjson.loads(r.value) for r in old if r.value]))
+                docs = [orjson.loads(r.value) for r in old if r.value]
+                n = proc.restore_alerts(firing_states(docs))
+                self.alert_records = {str(d["alert_id"]): dict(d) for d in latest_records(
+                    [*self.alert_records.values(), *docs])}
                 if n:
                     log.info("restored %d firing alert(s) from %s", n, self.topics.alerts)
             except Exception:  # noqa: BLE001 - alerts may then be notified once more

@@ -59,7 +59,12 @@ def to_alertmanager(record: dict[str, Any], now_ms: int, resend_seconds: float,
     alert: dict[str, Any] = {
         "labels": {"alertname": _ALERTNAMES.get(record["kind"], "GateAlert"),
                    "gate": record["gate_id"], "kind": record["kind"],
-                   "severity": record["severity"], "source": "gatewatch"},
+                   "severity": record["severity"], "source": "gatewatch",
+                   # what the alert concerns ("all": every cargo / the whole gate); the
+                   # routes `gatewatch alertmanager-config` writes match on them
+                   "cargo": record.get("cargo") or ("perishable" if record["kind"] ==
+                                                    "perishable_wait" else "all"),
+                   "direction": record.get("direction") or "all"},
         "annotations": {"summary": msg.get("en", ""), "summary_vi": msg.get("vi", ""),
                         "gate_name": record.get("gate_name", ""),
                         "waiting": str(record.get("waiting", "")),

@@ -12,7 +12,7 @@ from typing import Final
 from gatewatch.core.congestion import AlertChange
 from gatewatch.gates import GateConfig
 
-__all__ = ["TEMPLATES", "format_duration", "render"]
+__all__ = ["EVENT_NAMES", "HEADLINE", "TEMPLATES", "format_duration", "render"]
 
 _LEVEL: Final = {
     "vi": {"warning": "CẢNH BÁO", "critical": "NGHIÊM TRỌNG"},
@@ -21,6 +21,20 @@ _LEVEL: Final = {
 _TREND: Final = {
     "vi": {"up": "đang tăng", "down": "đang giảm", "flat": "ổn định"},
     "en": {"up": "rising", "down": "falling", "flat": "steady"},
+}
+
+#: alert kind -> language -> event name (the CAP feed's ``event``)
+EVENT_NAMES: Final[dict[str, dict[str, str]]] = {
+    "congestion": {"vi": "Ùn tắc tại cửa khẩu", "en": "Border gate congestion"},
+    "perishable_wait": {"vi": "Xe hàng dễ hư hỏng chờ quá lâu",
+                        "en": "Perishable cargo waiting too long"},
+    "no_data": {"vi": "Mất dữ liệu cửa khẩu", "en": "Border gate data missing"},
+}
+#: severity or "resolved" -> language -> short headline with ``event`` and ``gate``
+HEADLINE: Final[dict[str, dict[str, str]]] = {
+    "warning": {"vi": "[CẢNH BÁO] {event}: {gate}", "en": "[WARNING] {event}: {gate}"},
+    "critical": {"vi": "[NGHIÊM TRỌNG] {event}: {gate}", "en": "[CRITICAL] {event}: {gate}"},
+    "resolved": {"vi": "[ĐÃ HẾT] {event}: {gate}", "en": "[RESOLVED] {event}: {gate}"},
 }
 
 #: (kind, change) -> language -> template
@@ -55,6 +69,18 @@ TEMPLATES: Final[dict[tuple[str, str], dict[str, str]]] = {
         "en": "[{level}] {gate}: no data for {value} (sensor or feed may be down). "
               "Runbook: {runbook}",
     },
+    ("data_quality", "firing"): {
+        "vi": "[{level}] {gate}: chất lượng dữ liệu giảm: tỷ lệ biển số không khớp của một "
+              "camera tăng vọt, hoặc số xe đếm được lệch so với sổ theo dõi ({value}, ngưỡng "
+              "{threshold}). Số xe chờ có thể kém chính xác. Hướng dẫn: {runbook}",
+        "en": "[{level}] {gate}: data quality dropped: a camera's share of unmatched plates "
+              "jumped, or a head count differs from the ledger ({value}, threshold "
+              "{threshold}). The backlog may be less accurate. Runbook: {runbook}",
+    },
+    ("data_quality", "resolved"): {
+        "vi": "[ĐÃ HẾT] {gate}: chất lượng dữ liệu đã trở lại bình thường.",
+        "en": "[RESOLVED] {gate}: data quality is back to normal.",
+    },
     ("no_data", "resolved"): {
         "vi": "[ĐÃ HẾT] {gate}: đã nhận lại dữ liệu.",
         "en": "[RESOLVED] {gate}: data is flowing again.",
@@ -85,6 +111,9 @@ def render(change: AlertChange, gate: GateConfig, runbook_url: str) -> dict[str,
     for lang in ("vi", "en"):
         if a.kind == "congestion":
             value, threshold = str(int(a.value)), str(int(a.threshold))
+        elif a.kind == "data_quality":
+            value, threshold = (f"{a.value:.0%}", f"{a.threshold:.0%}") if a.threshold < 1 \
+                else (f"{a.value:+.0f}", f"±{a.threshold:.0f}")
         else:
             value = format_duration(a.value, lang)
             threshold = format_duration(a.threshold, lang)

@@ -10,14 +10,23 @@ Levels and hysteresis
 Alerts
     Each alert has a stable id ``<gate>:<kind>``; kinds are ``congestion`` (severity
     follows the level: warning → critical is an *update* of the same incident),
-    ``perishable_wait`` and ``no_data``. An alert goes ``firing`` → ``resolved``; every
-    change yields an :class:`AlertChange` that the worker publishes on ``gate.alerts``.
+    ``perishable_wait``, ``no_data`` and ``data_quality``. An alert goes ``firing`` →
+    ``resolved``; every change yields an :class:`AlertChange` that the worker publishes
+    on ``gate.alerts``.
 
     ``perishable_wait`` has the same hysteresis as a level (:func:`next_hold`): it fires
     once the oldest perishable wait has stayed over the limit for the raise hold, and
     resolves only once it has stayed below the clear level (:data:`PERISHABLE_CLEAR_RATIO`
     of the limit) for the clear hold, so fruit trucks clearing at about the limit make
     one incident, not one per truck.
+
+Data quality
+    ``data_quality`` fires when a camera's unmatched share over the last hour jumps (at
+    least :data:`DQ_MIN_READS` reads, and a share above both :data:`DQ_MIN_SHARE` and
+    3 × its share over the 23 hours before: a dirty lens, a dead reader), or when a ``gate.counts``
+    observation of the last hour differs from the ledger by more than
+    ``count_discrepancy_vehicles`` and 10 % of the count; either must hold for
+    :data:`DQ_HOLD_MS` to raise it, and be gone that long to resolve it.
 
 No data is not a reason to resolve
     Without data (the gate silent past its ``no_data_seconds``) nothing is judged: the
@@ -44,12 +53,18 @@ __all__ = ["ALERT_KINDS", "LEVELS", "PERISHABLE_CLEAR_RATIO", "AlertChange", "Al
 
 Level = Literal["normal", "warning", "critical"]
 Severity = Literal["warning", "critical"]
-AlertKind = Literal["congestion", "perishable_wait", "no_data"]
+AlertKind = Literal["congestion", "perishable_wait", "no_data", "data_quality"]
 ChangeKind = Literal["fired", "escalated", "deescalated", "resolved"]
 AlertStatus = Literal["firing", "resolved"]
 
 LEVELS: Final[tuple[Level, ...]] = ("normal", "warning", "critical")
-ALERT_KINDS: Final[tuple[AlertKind, ...]] = ("congestion", "perishable_wait", "no_data")
+ALERT_KINDS: Final[tuple[AlertKind, ...]] = ("congestion", "perishable_wait", "no_data",
+                                              "data_quality")
+#: data_quality: reads a camera needs in the last hour to be judged, the unmatched share
+#: it must exceed, and how long a problem must hold (and be gone) to raise (resolve) it
+DQ_MIN_READS: Final = 20
+DQ_MIN_SHARE: Final = 0.2
+DQ_HOLD_MS: Final = 1_800_000
 _RANK: Final = {name: i for i, name in enumerate(LEVELS)}
 #: a firing ``perishable_wait`` resolves below this share of the limit (like a level's
 #: default clear level, 90 % of its threshold)
@@ -169,6 +184,9 @@ class GateAlerts:
     perishable: HoldState = field(default_factory=HoldState)
     #: share of ``perishable_limit_seconds`` below which a firing perishable alert clears
     perishable_clear_ratio: float = PERISHABLE_CLEAR_RATIO
+    #: a count observation this far from the ledger (and 10 %) is a data-quality problem
+    count_discrepancy_vehicles: int = 20
+    data_quality: HoldState = field(default_factory=HoldState)
 
     def evaluate(self, s: GateSignals, now_ms: int) -> list[AlertChange]:
         changes: list[AlertChange] = []
@@ -199,7 +217,35 @@ class GateAlerts:
         silent = s.silent_seconds is not None and s.silent_seconds >= self.no_data_seconds
         self._set("no_data", silent, "warning", s.silent_seconds or 0.0, self.no_data_seconds,
                   now_ms, emit)
+        problem, value, threshold = self._quality_problem(s)
+        if s.has_data:
+            self.data_quality = next_hold(self.data_quality, 1.0 if problem else 0.0, 0.5, 0.5,
+                                          DQ_HOLD_MS, DQ_HOLD_MS, now_ms)
+        else:
+            self.data_quality = HoldState(self.data_quality.on)
+        self._set("data_quality", self.data_quality.on, "warning",
+                  value if s.has_data else None, threshold, now_ms, emit)
         return changes
+
+    def _quality_problem(self, s: GateSignals) -> tuple[bool, float, float]:
+        """(a problem now, its value, its threshold): the worst camera share jump, else
+        the largest recent count discrepancy; (False, 0, 0) if neither."""
+        for cam in s.cameras:
+            share = cam.unmatched_share_last_hour
+            if share is not None and cam.reads_last_hour >= DQ_MIN_READS:
+                before = cam.reads_last_day - cam.reads_last_hour  # the day before that hour
+                base = (cam.unmatched_last_day - cam.unmatched_last_hour) / before \
+                    if before > 0 else 0.0
+                limit = max(DQ_MIN_SHARE, 3 * base)
+                if share > limit:
+                    return True, share, limit
+        wm = s.watermark_ms
+        for check in s.count_checks:
+            recent = wm is None or wm - check.observed_at_ms <= 3_600_000
+            limit = max(float(self.count_discrepancy_vehicles), 0.1 * check.observed)
+            if recent and abs(check.discrepancy) > limit:
+                return True, float(check.discrepancy), limit
+        return False, 0.0, 0.0
 
     def restore(self, st: AlertState) -> None:
         """Take back an alert published as firing before a restart: it stays firing (and
@@ -209,6 +255,8 @@ class GateAlerts:
             self.level = LevelState(st.severity)
         elif st.kind == "perishable_wait":
             self.perishable = HoldState(True)
+        elif st.kind == "data_quality":
+            self.data_quality = HoldState(True)
 
     def _set(self, kind: AlertKind, on: bool, severity: Severity, value: float | None,
              threshold: float, now_ms: int,

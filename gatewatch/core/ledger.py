@@ -10,16 +10,24 @@ to them. Everything takes explicit times; nothing reads a clock.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from heapq import heapify, heappop, heappush
 from typing import Final
 
+from gatewatch.core.reconcile import (
+    Pairing,
+    PlateIndex,
+    Reconciliation,
+    overtake_limit,
+    reconcile,
+)
 from gatewatch.core.trips import (
     ARRIVAL,
     CROSSING,
+    UNMATCHED,
     Transition,
     add_event,
     derive_trips,
@@ -28,7 +36,7 @@ from gatewatch.core.trips import (
 from gatewatch.core.windows import GateWindows
 from gatewatch.gates import GateSet
 from gatewatch.streams.changelog import VehicleEvent, decode_value, split_key
-from gatewatch.streams.records import CrossingEvent, WindowRecord
+from gatewatch.streams.records import CountObservation, CrossingEvent, WindowRecord
 from gatewatch.streams.vocabulary import CARGO_CODE, DIR_CODE, PERISHABLE, TYPE_CODE
 
 __all__ = ["APPLIED", "ARRIVAL", "DUPLICATE", "TOO_OLD", "UNCHANGED", "WAIT_BUCKETS_MS",
@@ -69,13 +77,18 @@ def _diff(old: list[Transition], new: list[Transition]
     return removed, added
 
 
+#: width of the data-quality buckets (event time)
+QUALITY_BUCKET_MS: Final = 300_000
+
+
 @dataclass(frozen=True, slots=True)
 class Waiting:
-    """A vehicle waiting now."""
+    """A vehicle waiting now (``last_read_ms``: its latest ``queued`` read)."""
 
     queued_ms: int
     direction: int
     cargo: int
+    last_read_ms: int
 
 
 class GateBook:
@@ -84,11 +97,33 @@ class GateBook:
     __slots__ = ("gate_id", "vehicles", "waiting", "waiting_count", "windows", "totals",
                  "last_event_ms", "last_event_wall_ms", "waits_observed", "_heaps",
                  "no_data_ms", "horizon_ms", "wait_buckets", "wait_sum_ms",
-                 "restored_seen_ms")
+                 "restored_seen_ms", "reconciling", "min_overtakes", "index", "unmatched",
+                 "crossed", "outcome", "hourly", "counts_observed", "limit", "_limit_n",
+                 "dirty", "aside_count")
 
     def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000,
-                 horizon_ms: int | None = None) -> None:
+                 horizon_ms: int | None = None, reconciling: bool = False,
+                 min_overtakes: int = 50) -> None:
         self.gate_id = gate_id
+        #: reconciliation (:mod:`gatewatch.core.reconcile`) on; off: the exact ledger alone
+        self.reconciling = reconciling
+        self.min_overtakes = min_overtakes
+        #: waiting vehicles by plate shape, unmatched trip ends (vehicle, end ms, direction)
+        #: and crossed trips (queued ms, crossed ms) by direction: what reconcile() reads
+        self.index = PlateIndex()
+        self.unmatched: set[tuple[str, int, int]] = set()
+        self.crossed: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
+        #: the latest reconciliation, and how many vehicles it set aside by direction
+        self.outcome = Reconciliation(limit=min_overtakes)
+        self.aside_count = [0, 0]
+        self.limit = min_overtakes
+        self._limit_n = 0
+        #: reconcile() is due: the waiting vehicles, unmatched ends or crossings changed
+        self.dirty = False
+        #: transitions by event-time hour: arrivals, ends, unmatched ends (by direction)
+        self.hourly: dict[int, list[int]] = {}
+        #: the latest count observation of each direction (``gate.counts``)
+        self.counts_observed: dict[int, CountObservation] = {}
         #: events of vehicles without state older than watermark − horizon are refused
         #: (the retention: finished trips older than that are forgotten); None: no check
         self.horizon_ms = horizon_ms
@@ -128,14 +163,103 @@ class GateBook:
         if was is not None:
             self.waiting_count[was.direction] -= 1
         if last is not None and last.waiting and last.queued_ms is not None:
-            self.waiting[vehicle_id] = Waiting(last.queued_ms, last.direction, last.cargo)
+            now = Waiting(last.queued_ms, last.direction, last.cargo,
+                          last.last_read_ms or last.queued_ms)
+            self.waiting[vehicle_id] = now
             self.waiting_count[last.direction] += 1
+            if self.reconciling and now != was:
+                self.dirty = True
             if was is None or was.queued_ms != last.queued_ms:
                 item = (last.queued_ms, vehicle_id)
                 heappush(self._heaps[("d", last.direction)], item)
                 cargo_heap = self._heaps.get(("c", last.cargo))
                 if cargo_heap is not None:
                     heappush(cargo_heap, item)
+        elif was is not None and self.reconciling:
+            self.dirty = True
+
+    def _track(self, vehicle_id: str, tr: Transition, sign: int) -> None:
+        """Keep what reconciliation and the data-quality view read in step with a
+        transition added (+1) or retracted (−1)."""
+        kind, t, direction, wait = tr
+        row = self.hourly.get(t - t % QUALITY_BUCKET_MS)
+        if row is None:
+            row = self.hourly[t - t % QUALITY_BUCKET_MS] = [0] * 6
+        if kind == ARRIVAL:
+            row[direction] += sign
+            return
+        row[2 + direction] += sign
+        if wait == UNMATCHED:
+            row[4 + direction] += sign
+            item = (vehicle_id, t, direction)
+            if sign > 0:
+                self.unmatched.add(item)
+            else:
+                self.unmatched.discard(item)
+            self.dirty = self.reconciling
+        elif kind == CROSSING and wait >= 0:
+            line = self.crossed[direction]
+            qe = (t - wait, t)
+            if sign > 0:
+                insort(line, qe)
+            else:
+                i = bisect_left(line, qe)
+                if i < len(line) and line[i] == qe:
+                    del line[i]
+            self.dirty = self.reconciling
+
+    def reconcile(self, *, relearn: bool = False) -> tuple[list[Pairing], list[Pairing]]:
+        """Re-derive which waiting vehicles are set aside (:func:`reconcile`), if due;
+        returns the pairings made and those undone. ``relearn``: also
+        re-learn the gate's overtaking limit now (it is otherwise re-learned when the
+        crossed trips changed by a tenth)."""
+        if not self.reconciling or not (self.dirty or relearn):
+            return [], []
+        n = len(self.crossed[0]) + len(self.crossed[1])
+        if relearn or abs(n - self._limit_n) > max(50, self._limit_n // 10):
+            self.limit = max(overtake_limit(self.crossed[0], self.min_overtakes),
+                             overtake_limit(self.crossed[1], self.min_overtakes))
+            self._limit_n = n
+        old = self.outcome
+        new = reconcile(self.waiting, self.vehicles, self.unmatched, self.index, self.crossed,
+                        self.limit)
+        self.outcome, self.dirty = new, False
+        aside = [0, 0]
+        for vid in new.set_aside():
+            aside[self.waiting[vid].direction] += 1
+        self.aside_count = aside
+        before = old.set_aside()
+        for vid in before:
+            w = self.waiting.get(vid)
+            if w is not None and new.reason(vid) is None:
+                # back in the backlog: the oldest-wait heaps dropped it while set aside
+                heappush(self._heaps[("d", w.direction)], (w.queued_ms, vid))
+                cargo_heap = self._heaps.get(("c", w.cargo))
+                if cargo_heap is not None:
+                    heappush(cargo_heap, (w.queued_ms, vid))
+        paired = [p for v, p in new.pairs.items() if old.pairs.get(v) != p]
+        unpaired = [p for v, p in old.pairs.items() if new.pairs.get(v) != p]
+        return paired, unpaired
+
+    @property
+    def set_aside(self) -> dict[str, str]:
+        """Waiting vehicles reconciliation set aside → why (``paired``,
+        ``duplicate_read``, ``unconfirmed``)."""
+        return self.outcome.set_aside()
+
+    def confirmed_waiting(self, direction: int) -> int:
+        """Vehicles waiting in ``direction``, less those set aside by reconciliation."""
+        return self.waiting_count[direction] - self.aside_count[direction]
+
+    def observe_count(self, obs: CountObservation) -> bool:
+        """Keep the latest count observation of its direction; False if not newer."""
+        direction = DIR_CODE[obs.direction]
+        have = self.counts_observed.get(direction)
+        if have is not None and (have.occurred_at_ms, have.observation_id) >= (
+                obs.occurred_at_ms, obs.observation_id):
+            return False
+        self.counts_observed[direction] = obs
+        return True
 
     def apply(self, ev: CrossingEvent, wall_ms: int) -> ApplyOutcome:
         """Apply one valid event; returns what it did."""
@@ -156,6 +280,8 @@ class GateBook:
             old = transitions(derive_trips(events))
         if not add_event(events, item):
             return DUPLICATE
+        if self.reconciling and vid not in self.vehicles:
+            self.index.add(vid)
         self.vehicles[vid] = events
         # only a new event is a sign of life: a producer resending the same message is not
         self.windows.observe(t, wall_ms)
@@ -165,13 +291,17 @@ class GateBook:
         trips = derive_trips(events)
         removed, added = _diff(old, transitions(trips))
         if not removed and not added:
+            if self.reconciling and vid in self.waiting:
+                self._set_waiting(vid, events)  # a re-read: its last read moved
             return UNCHANGED
         for tr in removed:
             self.windows.apply(tr, -1)
             self._count(tr, -1)
+            self._track(vid, tr, -1)
         for tr in added:
             self.windows.apply(tr, +1)
             self._count(tr, +1)
+            self._track(vid, tr, +1)
             if tr[3] >= 0:
                 self.waits_observed.append(tr[3])
         self._set_waiting(vid, events)
@@ -189,6 +319,8 @@ class GateBook:
              seen_ms: int | None = None) -> None:
         """Restore one vehicle's events (recovery), last changed at wall time ``seen_ms``;
         windows are filled without lateness."""
+        if self.reconciling and vehicle_id not in self.vehicles:
+            self.index.add(vehicle_id)
         self.vehicles[vehicle_id] = events
         if seen_ms is not None and (self.restored_seen_ms is None
                                     or seen_ms > self.restored_seen_ms):
@@ -196,6 +328,7 @@ class GateBook:
         for tr in transitions(derive_trips(events)):
             self.windows.apply(tr, +1, force=True)
             self._count(tr, +1)
+            self._track(vehicle_id, tr, +1)
         if events:
             last = max(e[0] for e in events)
             if self.last_event_ms is None or last > self.last_event_ms:
@@ -222,17 +355,55 @@ class GateBook:
             items: Iterable[tuple[str, list[VehicleEvent]]] = vehicles.items()
         else:
             items = ((vid, ev) for vid in only if (ev := vehicles.get(vid)) is not None)
+        for start in [s for s in self.hourly if s < wm - 90_000_000]:
+            del self.hourly[start]  # data-quality buckets older than 25 h
+        pairs = self.outcome.pairs
         removed = [vid for vid, events in items
                    if ((w := waiting.get(vid)) is not None and w.queued_ms < wait_cutoff)
-                   or (w is None and (not events or events[-1][0] < done_cutoff))]
+                   or (w is None and (not events or events[-1][0] < done_cutoff))
+                   or (w is not None and (p := pairs.get(vid)) is not None
+                       and p.end_ms < done_cutoff)]
+        if pairs and removed:
+            # a paired vehicle goes with the unmatched end it was paired with
+            partner = {p.unmatched_id: v for v, p in pairs.items()}
+            gone = set(removed)
+            removed += [v for u in list(gone) if (v := partner.get(u)) is not None
+                        and v not in gone and v in vehicles]
         expired_waiting = 0
         for vid in removed:
             w = waiting.pop(vid, None)
+            events = vehicles.pop(vid)
             if w is not None:
-                expired_waiting += 1
                 self.waiting_count[w.direction] -= 1
-            del vehicles[vid]
+                if vid in pairs:
+                    self.aside_count[w.direction] -= 1
+                    del pairs[vid]
+                else:
+                    expired_waiting += 1
+                    reason = self.outcome.reason(vid)
+                    if reason is not None:
+                        self.outcome.duplicates.pop(vid, None)
+                        self.outcome.unconfirmed.discard(vid)
+                        self.aside_count[w.direction] -= 1
+            if self.reconciling:
+                self.index.remove(vid)
+                for tr in transitions(derive_trips(events)):
+                    if tr[0] != ARRIVAL and (tr[3] == UNMATCHED or tr[3] >= 0):
+                        self._untrack_end(vid, tr)
         return removed, expired_waiting
+
+    def _untrack_end(self, vehicle_id: str, tr: Transition) -> None:
+        """Forget an expired trip end in what reconcile() reads (not in the hourly
+        counts: those are history)."""
+        kind, t, direction, wait = tr
+        if wait == UNMATCHED:
+            self.unmatched.discard((vehicle_id, t, direction))
+        elif kind == CROSSING:
+            line = self.crossed[direction]
+            i = bisect_left(line, (t - wait, t))
+            if i < len(line) and line[i] == (t - wait, t):
+                del line[i]
+        self.dirty = True
 
     def oldest_waiting_ms(self, direction: int | None = None, cargo: int | None = None
                           ) -> int | None:
@@ -245,6 +416,7 @@ class GateBook:
         if heap is None:
             return None
         waiting = self.waiting
+        reason = self.outcome.reason
         if len(heap) > 64 and len(heap) > 2 * len(waiting) + 64:
             heap[:] = [(t, v) for t, v in heap if (w := waiting.get(v)) is not None
                        and w.queued_ms == t]
@@ -254,7 +426,7 @@ class GateBook:
             w = waiting.get(vid)
             if w is not None and w.queued_ms == t and (
                     direction is None or w.direction == direction) and (
-                    cargo is None or w.cargo == cargo):
+                    cargo is None or w.cargo == cargo) and reason(vid) is None:
                 return t
             heappop(heap)
         return None
@@ -265,17 +437,19 @@ class Ledger:
 
     def __init__(self, gates: GateSet, window_seconds: int, grace_seconds: int,
                  idle_seconds: int, no_data_seconds: int = 900,
-                 retention_seconds: int | None = None) -> None:
+                 retention_seconds: int | None = None, reconciling: bool = False,
+                 min_overtakes: int = 50) -> None:
         self.gates = gates
         horizon = None if retention_seconds is None else retention_seconds * 1000
         self.books: dict[str, GateBook] = {
             g.gate_id: GateBook(g.gate_id, GateWindows(
                 g.gate_id, window_seconds * 1000, grace_seconds * 1000, idle_seconds * 1000),
-                (g.no_data_seconds or no_data_seconds) * 1000, horizon)
+                (g.no_data_seconds or no_data_seconds) * 1000, horizon, reconciling,
+                min_overtakes)
             for g in gates.gates
         }
         self._settings = (window_seconds, grace_seconds, idle_seconds, no_data_seconds,
-                          retention_seconds)
+                          retention_seconds, reconciling, min_overtakes)
         self.duplicates = 0
 
     def apply(self, ev: CrossingEvent, wall_ms: int) -> ApplyOutcome:
@@ -290,7 +464,8 @@ class Ledger:
     def advance(self, wall_ms: int) -> list[WindowRecord]:
         out: list[WindowRecord] = []
         for book in self.books.values():
-            out.extend(book.windows.advance(wall_ms))
+            out.extend(book.windows.advance(wall_ms, (book.confirmed_waiting(0),
+                                                      book.confirmed_waiting(1))))
         return out
 
     def reset(self) -> None:
@@ -335,7 +510,8 @@ class Ledger:
             book.windows.observe(last, seen)
             book.last_event_wall_ms = seen
             horizon = last - 3_600_000
-            for rec in book.windows.advance(wall_ms):
+            for rec in book.windows.advance(wall_ms, (book.confirmed_waiting(0),
+                                                      book.confirmed_waiting(1))):
                 if rec.end_ms >= horizon:
                     out.append(rec)
         return out

@@ -36,17 +36,20 @@ from typing import NamedTuple
 
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
 from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
+from gatewatch.core.reconcile import Pairing
 from gatewatch.core.signals import GateSignals, gate_signals
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
 from gatewatch.streams.changelog import encode_state, split_key, state_key
 from gatewatch.streams.codec import Decoder
-from gatewatch.streams.records import CrossingEvent, Rejection, WindowRecord
+from gatewatch.streams.records import CountObservation, CrossingEvent, Rejection, WindowRecord
 
 __all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
 
 #: vehicles expired per sweep step (the worker yields to its event loop between steps)
 SWEEP_CHUNK = 10_000
+#: a gate is reconciled at most this often (wall ms) while its events keep coming
+RECONCILE_EVERY_MS = 5_000
 
 
 class SourceRecord(NamedTuple):
@@ -97,18 +100,29 @@ class Effects:
     expired_finished: int = 0
     #: processing errors (a gatewatch bug): the record (None: the batch) and the exception
     errors: list[tuple[SourceRecord | None, Exception]] = field(default_factory=list)
+    #: reconciliation changes to publish for audit: (gate_id, "paired" | "unpaired", the
+    #: pairing); plates belong on the audit topic only, never in metrics or INFO logs
+    reconciliations: list[tuple[str, str, Pairing]] = field(default_factory=list)
+    #: valid count observations applied (``gate.counts``)
+    counts: int = 0
 
 
 class Processor:
     """The state of the gates one worker holds, and the only way to change it."""
 
-    def __init__(self, gates: GateSet, settings: Settings) -> None:
+    def __init__(self, gates: GateSet, settings: Settings, counts_topic: str | None = None
+                 ) -> None:
         self.gates = gates
         self.settings = settings
+        #: records of this topic are count observations (``gate.counts``), not events
+        self.counts_topic = counts_topic
         self._gate = {g.gate_id: g for g in gates.gates}
         s = settings
         self.ledger = Ledger(gates, s.window_seconds, s.grace_seconds, s.idle_seconds,
-                             s.no_data_seconds, s.retention_seconds)
+                             s.no_data_seconds, s.retention_seconds, s.reconcile,
+                             s.unconfirmed_min_overtakes)
+        #: wall time each gate was last reconciled
+        self._reconciled_ms: dict[str, int] = {}
         self.decoder = Decoder(gates.ids(), s.max_message_bytes, s.max_future_skew_seconds * 1000)
         self.alerts: dict[str, GateAlerts] = {g.gate_id: self._fresh_alerts(g.gate_id)
                                               for g in gates.gates}
@@ -127,7 +141,8 @@ class Processor:
                        s.alert_clear_hold_seconds * 1000),
             perishable_limit_seconds=float(g.perishable_max_wait_seconds
                                            or s.perishable_max_wait_seconds),
-            no_data_seconds=self.ledger.books[gate_id].no_data_ms / 1000)
+            no_data_seconds=self.ledger.books[gate_id].no_data_ms / 1000,
+            count_discrepancy_vehicles=s.count_discrepancy_vehicles)
 
     # -- input -------------------------------------------------------------------------
 
@@ -142,6 +157,10 @@ class Processor:
         """
         fx = Effects()
         changed: dict[tuple[str, str], int] = {}
+        counted: set[str] = set()
+        if self.counts_topic is not None and any(r.topic == self.counts_topic
+                                                 for r in records):
+            records = self._apply_counts(records, now_ms, fx, counted)
         try:
             self._apply(records, now_ms, fx, changed)
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the partition
@@ -166,8 +185,11 @@ class Processor:
             if book.waits_observed:
                 fx.waits.extend((book.gate_id, w) for w in book.waits_observed)
                 book.waits_observed.clear()
-        if evaluate_alerts and changed:
-            fx.alerts.extend(self.evaluate(now_ms, {gate for gate, _v in changed}))
+        touched = {gate for gate, _v in changed} | counted
+        if touched:
+            self._reconcile(now_ms, fx, touched)
+        if evaluate_alerts and touched:
+            fx.alerts.extend(self.evaluate(now_ms, touched))
         return fx
 
     def _apply(self, records: Sequence[SourceRecord], now_ms: int, fx: Effects,
@@ -194,11 +216,59 @@ class Processor:
                 assert isinstance(res, Rejection)
                 fx.dead_letters.append(DeadLetter(res, rec))
 
+    def _apply_counts(self, records: Sequence[SourceRecord], now_ms: int, fx: Effects,
+                      counted: set[str]) -> list[SourceRecord]:
+        """Apply the count observations among ``records``; returns the other records."""
+        rest: list[SourceRecord] = []
+        for rec in records:
+            if rec.topic != self.counts_topic:
+                rest.append(rec)
+                continue
+            res = self.decoder.decode_count(rec.value, rec.key, now_ms)
+            if type(res) is CountObservation:
+                self.ledger.books[res.gate_id].observe_count(res)
+                fx.counts += 1
+                counted.add(res.gate_id)
+            else:
+                assert isinstance(res, Rejection)
+                fx.dead_letters.append(DeadLetter(res, rec))
+        return rest
+
+    def _reconcile(self, now_ms: int, fx: Effects, gate_ids: Iterable[str] | None = None,
+                   *, force: bool = False) -> None:
+        """Reconcile the gates named (all: None) that are due; pairing changes go to
+        ``fx.reconciliations``."""
+        if not self.settings.reconcile:
+            return
+        for gate_id in (self.ledger.books if gate_ids is None else gate_ids):
+            book = self.ledger.books[gate_id]
+            last = self._reconciled_ms.get(gate_id)
+            if not book.dirty or (not force and last is not None
+                                  and now_ms - last < RECONCILE_EVERY_MS):
+                continue
+            self._reconciled_ms[gate_id] = now_ms
+            _record(fx, gate_id, *book.reconcile())
+
     # -- time --------------------------------------------------------------------------
 
     def tick(self, now_ms: int) -> Effects:
-        """Advance every gate's watermark to ``now_ms``: closed windows and alert changes."""
-        return Effects(windows=self.ledger.advance(now_ms), alerts=self.evaluate(now_ms))
+        """Advance every gate's watermark to ``now_ms``: reconciliation, closed windows
+        and alert changes."""
+        fx = Effects()
+        self._reconcile(now_ms, fx)
+        fx.windows = self.ledger.advance(now_ms)
+        fx.alerts = self.evaluate(now_ms)
+        return fx
+
+    def reconcile_now(self, now_ms: int) -> Effects:
+        """Reconcile every gate now (re-learning the overtaking limits): what a
+        straightforward reference expects after the last event."""
+        fx = Effects()
+        for book in self.ledger:
+            book.dirty = book.reconciling
+            _record(fx, book.gate_id, *book.reconcile(relearn=True))
+            self._reconciled_ms[book.gate_id] = now_ms
+        return fx
 
     def evaluate(self, now_ms: int, gate_ids: Iterable[str] | None = None
                  ) -> list[AlertChange]:
@@ -328,3 +398,8 @@ class Processor:
     def vehicles_waiting(self) -> int:
         return sum(sum(b.waiting_count) for b in self.ledger)
 
+
+def _record(fx: Effects, gate_id: str, paired: list[Pairing], unpaired: list[Pairing]
+            ) -> None:
+    fx.reconciliations.extend((gate_id, "unpaired", p) for p in unpaired)
+    fx.reconciliations.extend((gate_id, "paired", p) for p in paired)

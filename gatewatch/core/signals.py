@@ -32,13 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from gatewatch.core.ledger import GateBook
+from gatewatch.core.ledger import QUALITY_BUCKET_MS, GateBook
 from gatewatch.gates import GateConfig
 from gatewatch.streams.records import DirectionTotals
-from gatewatch.streams.vocabulary import PERISHABLE
+from gatewatch.streams.vocabulary import DIR_NAME, PERISHABLE
 
 __all__ = ["CAMERAS", "CameraQuality", "CountCheck", "Counts", "GateSignals", "Trend",
-           "estimate_wait_seconds", "gate_signals", "seconds_until_full"]
+           "camera_quality", "estimate_wait_seconds", "gate_signals", "seconds_until_full"]
 
 Trend = Literal["up", "down", "flat"]
 
@@ -232,12 +232,19 @@ def gate_signals(gate: GateConfig, book: GateBook, now_ms: int) -> GateSignals:
         return None if first is None or wm is None else max(0.0, (wm - first) / 1000)
 
     last_closed = book.windows.last_closed()
+    outcome = book.outcome
+    unconfirmed, misread = [0, 0], [0, 0]
+    if book.reconciling:
+        for vid in outcome.unconfirmed:
+            unconfirmed[book.waiting[vid].direction] += 1
+        for vid in (*outcome.pairs, *outcome.duplicates):
+            misread[book.waiting[vid].direction] += 1
     return GateSignals(
         gate_id=gate.gate_id,
         has_data=book.has_data(now_ms),
         silent_seconds=None if last_wall is None else (now_ms - last_wall) / 1000,
-        waiting_export=book.waiting_count[0],
-        waiting_import=book.waiting_count[1],
+        waiting_export=book.confirmed_waiting(0),
+        waiting_import=book.confirmed_waiting(1),
         capacity=gate.yard_capacity,
         last_hour=Counts.of(book.windows.rolling_hour()),
         oldest_perishable_wait_seconds=age(book.oldest_waiting_ms(cargo=PERISHABLE)),
@@ -253,4 +260,53 @@ def gate_signals(gate: GateConfig, book: GateBook, now_ms: int) -> GateSignals:
         wait_sum_seconds=book.wait_sum_ms / 1000,
         vehicles_tracked=len(book.vehicles),
         late_transitions=book.windows.late_transitions,
+        unconfirmed_export=unconfirmed[0],
+        unconfirmed_import=unconfirmed[1],
+        paired_export=misread[0],
+        paired_import=misread[1],
+        cameras=camera_quality(book, wm),
+        count_checks=tuple(
+            CountCheck(DIR_NAME[d], obs.count, obs.source, obs.occurred_at_ms,
+                       book.confirmed_waiting(d))
+            for d, obs in sorted(book.counts_observed.items())),
     )
+
+
+def camera_quality(book: GateBook, watermark_ms: int | None) -> tuple[CameraQuality, ...]:
+    """Each camera's reads, unmatched and paired reads over the last hour and day of
+    event time up to ``watermark_ms`` (see :class:`CameraQuality`); empty before any
+    event."""
+    if watermark_ms is None or not book.hourly:
+        return ()
+    hour_from = watermark_ms - 3_600_000
+    day_from = watermark_ms - 86_400_000
+    # rows: arrivals by direction, ends by direction, unmatched ends by direction
+    hour, day = [0] * 6, [0] * 6
+    for start, row in book.hourly.items():
+        if start + QUALITY_BUCKET_MS <= day_from:
+            continue
+        for i, n in enumerate(row):
+            day[i] += n
+            if start + QUALITY_BUCKET_MS > hour_from:
+                hour[i] += n
+    paired_h, paired_d = [0, 0], [0, 0]
+    for p in book.outcome.pairs.values():
+        if p.end_ms > day_from:
+            paired_d[p.direction] += 1
+            if p.end_ms > hour_from:
+                paired_h[p.direction] += 1
+    queue_h, queue_d = [0, 0], [0, 0]
+    for vid in (*book.outcome.unconfirmed, *book.outcome.duplicates):
+        w = book.waiting[vid]
+        if w.queued_ms > day_from:
+            queue_d[w.direction] += 1
+            if w.queued_ms > hour_from:
+                queue_h[w.direction] += 1
+    out: list[CameraQuality] = []
+    for d in (0, 1):
+        name = DIR_NAME[d]
+        out.append(CameraQuality(f"{name}-queue", hour[d], queue_h[d], 0, day[d], queue_d[d],
+                                 0))
+        out.append(CameraQuality(f"{name}-gate", hour[2 + d], hour[4 + d], paired_h[d],
+                                 day[2 + d], day[4 + d], paired_d[d]))
+    return tuple(out)

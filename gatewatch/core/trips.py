@@ -44,9 +44,8 @@ from gatewatch.streams.vocabulary import (
 
 __all__ = [
     "ARRIVAL", "CROSSING", "WITHDRAWAL", "DIR_CODE", "DIR_NAME", "TYPE_CODE", "CARGO_CODE",
-    "CARGO_NAME", "QUEUED", "QUEUED_UNTIL", "REREAD_GAP_MS", "Trip", "VehicleEvent", "add_event",
-    "add_read", "derive_trips",
-    "transitions",
+    "CARGO_NAME", "QUEUED", "QUEUED_UNTIL", "REREAD_GAP_MS", "Trip", "UNMATCHED",
+    "VehicleEvent", "add_event", "add_read", "derive_trips", "transitions",
 ]
 
 QUEUED: Final = TYPE_CODE["queued"]
@@ -71,6 +70,8 @@ class Trip:
     queued_ms: int | None
     end_kind: int | None  # CROSSING or WITHDRAWAL, None while waiting
     end_ms: int | None
+    #: the latest ``queued`` read of the trip (its first read if it was read once)
+    last_read_ms: int | None = None
 
     @property
     def waiting(self) -> bool:
@@ -179,26 +180,32 @@ def derive_trips(events: list[VehicleEvent]) -> list[Trip]:
     trips: list[Trip] = []
     open_dir = open_cargo = 0
     open_q: int | None = None
+    last_read = 0
     last_terminal = False
     for t, code, direction, cargo, _eid in events:
         if code == QUEUED or code == QUEUED_UNTIL:
             if open_q is None:
                 open_q, open_dir, open_cargo = t, direction, cargo
+            last_read = t
             last_terminal = False
         elif open_q is not None:
-            trips.append(Trip(open_dir, open_cargo, open_q, code, t))
+            trips.append(Trip(open_dir, open_cargo, open_q, code, t, last_read))
             open_q = None
             last_terminal = True
         elif not last_terminal:
             trips.append(Trip(direction, cargo, None, code, t))
             last_terminal = True
     if open_q is not None:
-        trips.append(Trip(open_dir, open_cargo, open_q, None, None))
+        trips.append(Trip(open_dir, open_cargo, open_q, None, None, last_read))
     return trips
 
 
-#: A transition: (kind, occurred_at_ms, direction code, wait_ms or -1).
+#: A transition: (kind, occurred_at_ms, direction code, wait_ms or -1, or
+#: :data:`UNMATCHED` for a crossing or withdrawal with no ``queued`` read before it).
 Transition = tuple[int, int, int, int]
+
+#: The wait field of the end of a trip that has no ``queued`` read (an unmatched end).
+UNMATCHED: Final = -2
 
 
 def transitions(trips: list[Trip]) -> list[Transition]:
@@ -209,5 +216,7 @@ def transitions(trips: list[Trip]) -> list[Transition]:
             out.append((ARRIVAL, trip.queued_ms, trip.direction, -1))
         if trip.end_kind is not None and trip.end_ms is not None:
             wait = trip.wait_ms
-            out.append((trip.end_kind, trip.end_ms, trip.direction, -1 if wait is None else wait))
+            out.append((trip.end_kind, trip.end_ms, trip.direction,
+                        wait if wait is not None else
+                        -1 if trip.queued_ms is not None else UNMATCHED))
     return out

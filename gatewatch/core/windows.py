@@ -17,7 +17,7 @@ All times are explicit milliseconds; nothing here reads a clock.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gatewatch.core.trips import CROSSING, Transition
 from gatewatch.streams.records import WindowRecord
@@ -103,8 +103,10 @@ class GateWindows:
         bucket.add(tr, sign)
         return True
 
-    def advance(self, wall_ms: int) -> list[WindowRecord]:
-        """Move the watermark (wall clock if idle) and close due windows, oldest first."""
+    def advance(self, wall_ms: int, waiting: tuple[int, int] | None = None
+                ) -> list[WindowRecord]:
+        """Move the watermark (wall clock if idle) and close due windows, oldest first;
+        ``waiting``: the gate's backlog by direction now, recorded in each closed window."""
         if self.max_event_ms is None or self.last_event_wall_ms is None:
             return []
         closed_by = "event_time"
@@ -125,6 +127,8 @@ class GateWindows:
                 continue
             self.closed.append(bucket)
             rec = self._record(bucket, closed_by)
+            if waiting is not None:
+                rec = replace(rec, waiting_export=waiting[0], waiting_import=waiting[1])
             records.append(rec)
             self.history.append(rec)
         # the latest window whose end + grace the watermark has reached

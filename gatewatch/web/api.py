@@ -1,8 +1,10 @@
 """The versioned JSON API (read-only) on the worker's web server.
 
 ``GET /api/v1/gates``, ``/api/v1/gates/{gate_id}``, ``/api/v1/gates/{gate_id}/windows``,
-``/api/v1/alerts`` and ``/openapi.json``. Pure builders turn the ledger and the alert
-evaluator into documents; :func:`install` adds the views to a Faust app.
+``/api/v1/alerts``, the CAP feed ``/api/v1/cap.atom`` with its messages
+``/api/v1/cap/{identifier}.xml`` (:mod:`gatewatch.alerts.cap`) and ``/openapi.json``.
+Pure builders turn the ledger and the alert evaluator into documents; :func:`install`
+adds the views to a Faust app.
 
 Scale-out: a worker holds state only for the gates on its partitions. For any other
 gate it asks its peers (the workers the Faust assignor knows), so any worker answers
@@ -15,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +26,7 @@ import aiohttp
 from aiohttp import web as aioweb
 from faust.web import View
 
+from gatewatch.alerts.cap import CAP_TYPE, atom_feed, cap_entries, cap_message, etag
 from gatewatch.core.congestion import LEVELS, GateAlerts
 from gatewatch.core.processor import Processor
 from gatewatch.core.signals import CAMERAS, GateSignals
@@ -376,6 +380,12 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
     def ok(schema: dict[str, Any]) -> dict[str, Any]:
         return {"description": "OK", "content": {"application/json": {"schema": schema}}}
 
+    def xml(media: str) -> dict[str, Any]:
+        return {"description": "OK", "headers": {h: {"schema": {"type": "string"}} for h in (
+            "ETag", "Last-Modified")}, "content": {media: {"schema": {"type": "string"}}}}
+
+    not_modified = {"description": "unchanged since the `If-None-Match` ETag"}
+
     doc: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {"title": "gatewatch API", "version": version,
@@ -429,6 +439,24 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
                     "200": ok({"type": "object", "properties": {"alerts": {
                         "type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}),
                     "400": oversized, "401": unauthorized}}},
+            "/api/v1/cap.atom": {"description": also, "options": preflight, "get": {
+                "summary": "CAP feed: an Atom index of the alerts as CAP 1.2 messages",
+                "description": "One entry per message (firing alerts, and resolved ones as "
+                               "`Cancel` for 24 h), each linking to its CAP 1.2 message "
+                               "(`application/cap+xml`). `ETag`/`If-None-Match` give 304.",
+                "responses": {"200": xml("application/atom+xml"), "304": not_modified,
+                              "400": oversized, "401": unauthorized}}},
+            "/api/v1/cap/{identifier}.xml": {
+                "description": also, "options": preflight, "parameters": [{
+                    "name": "identifier", "in": "path", "required": True,
+                    "schema": {"type": "string"},
+                    "example": "gatewatch.huu-nghi.congestion.20211220T080000000Z"}],
+                "get": {"summary": "One CAP 1.2 message of the feed (vi-VN and en-US info)",
+                        "responses": {"200": xml(CAP_TYPE), "304": not_modified,
+                                      "400": oversized, "401": unauthorized,
+                                      "404": err("not (or no longer) in the feed", {
+                                          "unknown_message": ("not in the feed", "no CAP "
+                                                              "message 'x' in the feed")})}}},
         },
         "components": {
             "schemas": {
@@ -451,9 +479,12 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
 def install(app: Any, *, processor: Processor,
             wall_ms: Callable[[], int], token: str,
             cors_origins: tuple[str, ...], state_table: str, version: str,
-            kafka_status: Callable[[], dict[str, Any]] | None = None) -> None:
+            kafka_status: Callable[[], dict[str, Any]] | None = None,
+            alert_records: Callable[[], Iterable[Mapping[str, Any]]] = lambda: (),
+            cap_sender: str = "gatewatch@localhost") -> None:
     """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
-    of the gate list (reachable, unreachable_seconds)."""
+    of the gate list (reachable, unreachable_seconds); ``alert_records`` the latest
+    ``gate.alerts`` record per alert this worker knows (the CAP feed's source)."""
     spec = openapi(version, token_required=bool(token))
     gates: GateSet = processor.gates
 
@@ -605,6 +636,46 @@ def install(app: Any, *, processor: Processor,
                     out.setdefault(a["alert_id"], a)
             return {"alerts": sorted(out.values(), key=lambda d: d["alert_id"])}
         return await respond(web, request, body)
+
+    async def cap(web: Any, request: Any, identifier: str | None) -> Any:
+        """The CAP index feed (``identifier`` None) or one CAP message; a peer's request
+        gets this worker's alert records as JSON, merged by the asking worker."""
+        try:
+            check_token(request)
+            records = list(alert_records())
+            if request.headers.get(FORWARDED):
+                return web.json({"records": records}, headers=headers_for(request))
+            for peer in await ask_peers(request, "/api/v1/cap.atom"):
+                records += peer.get("records", [])
+            now = wall_ms()
+            notices = cap_entries(records, gates=gates, now_ms=now)
+            if identifier is None:
+                body, ctype = atom_feed(notices, base_url=str(request.url.origin()),
+                                        sender=cap_sender, now_ms=now), "application/atom+xml"
+            else:
+                found = [n for n in notices if n.identifier == identifier]
+                if not found:
+                    raise ApiError(404, "unknown_message", f"no CAP message {identifier[:80]!r} "
+                                   "in the feed; see /api/v1/cap.atom")
+                body, ctype, notices = cap_message(found[0], cap_sender), CAP_TYPE, found
+        except ApiError as exc:
+            return web.json(exc.body(), status=exc.status,
+                            headers=headers_for(request) | exc.headers)
+        hdrs = headers_for(request) | {"Cache-Control": "no-cache", "ETag": etag(body)}
+        if notices:
+            hdrs["Last-Modified"] = formatdate(max(n.sent_ms for n in notices) / 1000,
+                                               usegmt=True)
+        if hdrs["ETag"] in request.headers.get("If-None-Match", ""):
+            return web.bytes(b"", status=304, headers=hdrs)
+        return web.bytes(body, content_type=ctype, headers=hdrs)
+
+    @page("/api/v1/cap.atom")
+    async def _cap_feed(web: Any, request: Any) -> Any:
+        return await cap(web, request, None)
+
+    @page("/api/v1/cap/{identifier}.xml")
+    async def _cap_message(web: Any, request: Any, identifier: str) -> Any:
+        return await cap(web, request, identifier)
 
     @app.page("/openapi.json")
     async def _openapi(web: Any, request: Any) -> Any:

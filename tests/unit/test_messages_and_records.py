@@ -49,7 +49,7 @@ def test_resolved_record_and_alertmanager_form():
     am = to_alertmanager(doc, T0 + 200_000, 60)
     assert am["labels"] == {"alertname": "GateCongestion", "gate": "tan-thanh",
                             "kind": "congestion", "severity": "critical",
-                            "source": "gatewatch"}
+                            "source": "gatewatch", "cargo": "all", "direction": "all"}
     assert am["endsAt"] == doc["resolved_at"]
     firing = to_alertmanager(orjson.loads(encode_alert(change(), GATE, "x")), T0, 60)
     assert firing["endsAt"] == "2021-12-01T00:04:00.000Z"  # four resend intervals ahead
