@@ -14,7 +14,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,14 +27,17 @@ from gatewatch.agents.health import BrokerWatch
 from gatewatch.alerts.cap import latest_records
 from gatewatch.alerts.evaluator import encode_alert, firing_states
 from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
+from gatewatch.core.reconcile import Pairing
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
-from gatewatch.streams.codec import encode_window
+from gatewatch.streams.codec import encode_window, format_ms
 from gatewatch.streams.records import WindowRecord
 from gatewatch.streams.topics import Topics, alert_key
+from gatewatch.streams.vocabulary import DIR_NAME
 from gatewatch.web.metrics import GatewatchMetrics, LagSample
 
-__all__ = ["SWEEP_EVERY_TICKS", "Worker", "partition_of", "source_record", "wall_ms"]
+__all__ = ["SWEEP_EVERY_TICKS", "Worker", "encode_reconciliation", "partition_of",
+           "source_record", "wall_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,16 @@ def source_record(msg: Any) -> SourceRecord:
     ts = msg.timestamp or 0
     ts_ms = int(ts) if isinstance(msg.timestamp, int) else int(ts * 1000)
     return SourceRecord(msg.topic, msg.partition, msg.offset, ts_ms, msg.key, msg.value)
+
+
+def encode_reconciliation(gate_id: str, kind: str, p: Pairing) -> bytes:
+    """The ``gate.reconciliations`` record of a pairing made (``paired``) or undone
+    (``unpaired``): the waiting vehicle's plate and the unmatched read's (normalised),
+    the direction, why, and the event time of the unmatched read."""
+    return orjson.dumps({"gate_id": gate_id, "kind": kind, "direction": DIR_NAME[p.direction],
+                         "plates": [p.waiting_id, p.unmatched_id],
+                         "waiting_plate": p.waiting_id, "unmatched_plate": p.unmatched_id,
+                         "reason": p.reason, "at": format_ms(p.end_ms)})
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -167,7 +180,10 @@ class Worker:
             m.vehicles_expired.labels("finished").inc(fx.expired_finished)
         for rec in fx.windows:
             await self.publish_window(rec)
-        await self.publish_reconciliations(getattr(fx, "reconciliations", None) or ())
+        if fx.reconciliations:
+            await self.publish_reconciliations(fx.reconciliations)
+        if fx.counts:
+            m.count_observations.inc(fx.counts)
         for change in fx.alerts:
             gate = self.gates.get(change.alert.gate_id)
             assert gate is not None  # alerts exist only for configured gates
@@ -212,14 +228,15 @@ class Worker:
         self.windows_published.append(rec)
         del self.windows_published[:-100]
 
-    async def publish_reconciliations(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Reconciliation audit records (pairings, set-asides) to ``gate.reconciliations``,
-        key = gate_id. They name plates: published for audit, never logged at INFO."""
+    async def publish_reconciliations(self, changes: Sequence[tuple[str, str, Pairing]]
+                                      ) -> None:
+        """Pairings made or undone, to ``gate.reconciliations`` (key = gate_id) for
+        audit. They name plates: published there, never logged at INFO."""
         if self.reconciliations_topic is None:
             return
-        for rec in records:
-            await self.reconciliations_topic.send(key=str(rec["gate_id"]).encode(),
-                                                  value=orjson.dumps(rec))
+        for gate_id, kind, pairing in changes:
+            await self.reconciliations_topic.send(
+                key=gate_id.encode(), value=encode_reconciliation(gate_id, kind, pairing))
             self.metrics.reconciliations_published.inc()
 
     async def send_pending_alerts(self) -> None:

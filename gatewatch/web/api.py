@@ -164,8 +164,9 @@ def quality_schema() -> dict[str, Any]:
     return {
         "unconfirmed": split | {"description": "waiting vehicles set aside as unconfirmed "
                                 "(not in `waiting`); null when no data"},
-        "paired": split | {"description": "waiting vehicles paired with an unmatched "
-                           "crossing or withdrawal (not in `waiting`); null when no data"},
+        "paired": split | {"description": "waiting vehicles set aside as misread: paired "
+                           "with an unmatched crossing or withdrawal, or a misread re-read "
+                           "(not in `waiting`); null when no data"},
         "data_quality": {"type": "object", "properties": {
             "cameras": {"type": "array", "items": camera},
             "count_checks": {"type": "array", "items": check}}},

@@ -119,6 +119,9 @@ class GatewatchMetrics:
             "gatewatch_state_writes_failed",
             "State-table changelog writes refused for the record itself (e.g. too large); "
             "dead-lettered with reason state_write_failed", registry=registry)
+        self.count_observations = Counter(
+            "gatewatch_count_observations", "Valid count observations read from gate.counts",
+            registry=registry)
         self.reconciliations_published = Counter(
             "gatewatch_reconciliations_published",
             "Reconciliation audit records (pairings, set-asides) published on "
@@ -327,9 +330,10 @@ _QUALITY: tuple[tuple[str, str, list[str]], ...] = (
     ("gate_vehicles_unconfirmed", "Waiting vehicles set aside as unconfirmed (overtaken by "
      "far more vehicles than the gate allows since last read; not in "
      "gate_vehicles_waiting; absent when no data)", _GD),
-    ("gate_vehicles_paired", "Waiting vehicles set aside as paired with an unmatched "
-     "crossing or withdrawal whose plate is one OCR confusion away (not in "
-     "gate_vehicles_waiting; absent when no data)", _GD),
+    ("gate_vehicles_paired", "Waiting vehicles set aside as misread: paired with an "
+     "unmatched crossing or withdrawal whose plate is one OCR confusion away, or a misread "
+     "re-read of another waiting vehicle (not in gate_vehicles_waiting; absent when no "
+     "data)", _GD),
     ("gate_camera_reads", "Reads of a camera in the window (queue end: arrivals; gate "
      "line: crossings and withdrawals)", _CAM),
     ("gate_camera_unmatched", "Reads of a camera with no matching read at the other "

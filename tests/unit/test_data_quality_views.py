@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from gatewatch.agents.app import create_app
 from gatewatch.core.processor import Effects, Processor, SourceRecord
+from gatewatch.core.reconcile import Pairing
 from gatewatch.core.signals import CAMERAS, CameraQuality, CountCheck, GateSignals
 from gatewatch.gates import load_gates
 from gatewatch.settings import Settings
@@ -142,15 +143,19 @@ def _worker() -> Any:
 
 def test_reconciliation_records_are_published_keyed_by_gate():
     worker = _worker()
-    fx = Effects()
-    record = {"gate_id": "huu-nghi", "kind": "paired", "plates": ["12C04567", "12CO4567"],
-              "event_ids": ["q1", "c1"], "reason": "one OCR confusion (0/O)",
-              "at": "2021-12-20T01:00:00.000Z"}
-    fx.reconciliations = [record]  # type: ignore[attr-defined]
+    pairing = Pairing("12C04567", "12CO4567", T0 + MIN, 0, "confusion 0/O")
+    fx = Effects(reconciliations=[("huu-nghi", "paired", pairing),
+                                  ("huu-nghi", "unpaired", pairing)])
     asyncio.run(worker.carry_out(fx))
-    (sent,) = worker.reconciliations_topic.sent
-    assert sent["key"] == b"huu-nghi" and orjson.loads(sent["value"]) == record
-    assert worker.registry.get_sample_value("gatewatch_reconciliations_published_total") == 1
+    sent = worker.reconciliations_topic.sent
+    assert [s["key"] for s in sent] == [b"huu-nghi", b"huu-nghi"]
+    assert orjson.loads(sent[0]["value"]) == {
+        "gate_id": "huu-nghi", "kind": "paired", "direction": "export",
+        "plates": ["12C04567", "12CO4567"], "waiting_plate": "12C04567",
+        "unmatched_plate": "12CO4567", "reason": "confusion 0/O",
+        "at": format_ms(T0 + MIN)}
+    assert orjson.loads(sent[1]["value"])["kind"] == "unpaired"
+    assert worker.registry.get_sample_value("gatewatch_reconciliations_published_total") == 2
 
 
 def test_count_messages_are_read_and_bad_ones_dead_lettered_with_their_reason():
@@ -173,6 +178,9 @@ def test_count_messages_are_read_and_bad_ones_dead_lettered_with_their_reason():
     assert [d["value"] for d in worker.rejected_topic.sent] == [bad, b"{not json"]
     checks = worker.processor.signals("huu-nghi", T0 + MIN).count_checks
     assert [(c.direction, c.observed, c.source) for c in checks] == [("export", 5, "manual")]
+    assert worker.registry.get_sample_value("gatewatch_count_observations_total") == 1
+    assert worker.registry.get_sample_value("gatewatch_events_rejected_total",
+                                            {"reason": "invalid_value"}) == 1
 
 
 def test_both_dashboards_show_data_quality():
