@@ -53,7 +53,8 @@ def worker_factory(bootstrap: str, test_id: str, tmp_path: Path
                    GATEWATCH_LOG_LEVEL="info", PYTHONUNBUFFERED="1")
         env.update(extra_env)
         w = WorkerProc(env=env, port=free_port(),
-                       log_path=OUTPUT / f"{test_id}-worker{len(started)}.log")
+                       log_path=OUTPUT / f"{test_id}-worker{len(started)}.log",
+                       cwd=tmp_path)  # Faust's data dir lands here, not in the checkout
         started.append(w)
         return w.start()
 

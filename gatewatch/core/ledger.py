@@ -27,6 +27,7 @@ from gatewatch.core.reconcile import (
 from gatewatch.core.trips import (
     ARRIVAL,
     CROSSING,
+    QUEUED,
     UNMATCHED,
     Transition,
     add_event,
@@ -108,11 +109,12 @@ class GateBook:
         #: reconciliation (:mod:`gatewatch.core.reconcile`) on; off: the exact ledger alone
         self.reconciling = reconciling
         self.min_overtakes = min_overtakes
-        #: waiting vehicles by plate shape, unmatched trip ends (vehicle, end ms, direction)
-        #: and crossed trips (queued ms, crossed ms) by direction: what reconcile() reads
+        #: vehicles by plate shape, unmatched trip ends (vehicle, end ms, direction) and
+        #: crossed trips (queued ms, crossed ms) by lane (``direction * 4 + cargo``: a
+        #: green lane for fruit overtakes other cargo): what reconcile() reads
         self.index = PlateIndex()
         self.unmatched: set[tuple[str, int, int]] = set()
-        self.crossed: tuple[list[tuple[int, int]], list[tuple[int, int]]] = ([], [])
+        self.crossed: dict[int, list[tuple[int, int]]] = {k: [] for k in range(8)}
         #: the latest reconciliation, and how many vehicles it set aside by direction
         self.outcome = Reconciliation(limit=min_overtakes)
         self.aside_count = [0, 0]
@@ -198,15 +200,28 @@ class GateBook:
                 self.unmatched.discard(item)
             self.dirty = self.reconciling
         elif kind == CROSSING and wait >= 0:
-            line = self.crossed[direction]
             qe = (t - wait, t)
             if sign > 0:
-                insort(line, qe)
+                insort(self.crossed[direction * 4 + self._cargo_at(vehicle_id, t - wait)], qe)
             else:
-                i = bisect_left(line, qe)
-                if i < len(line) and line[i] == qe:
-                    del line[i]
+                self._drop_crossed(direction, qe)
             self.dirty = self.reconciling
+
+    def _cargo_at(self, vehicle_id: str, queued_ms: int) -> int:
+        """Cargo code of the vehicle's ``queued`` read at ``queued_ms`` (0 if not found)."""
+        events = self.vehicles.get(vehicle_id, ())
+        for e in events:
+            if e[0] == queued_ms and e[1] == QUEUED:
+                return e[3]
+        return 0
+
+    def _drop_crossed(self, direction: int, qe: tuple[int, int]) -> None:
+        for cargo in range(4):
+            line = self.crossed[direction * 4 + cargo]
+            i = bisect_left(line, qe)
+            if i < len(line) and line[i] == qe:
+                del line[i]
+                return
 
     def reconcile(self, *, relearn: bool = False) -> tuple[list[Pairing], list[Pairing]]:
         """Re-derive which waiting vehicles are set aside (:func:`reconcile`), if due;
@@ -215,10 +230,10 @@ class GateBook:
         crossed trips changed by a tenth)."""
         if not self.reconciling or not (self.dirty or relearn):
             return [], []
-        n = len(self.crossed[0]) + len(self.crossed[1])
+        n = sum(len(line) for line in self.crossed.values())
         if relearn or abs(n - self._limit_n) > max(50, self._limit_n // 10):
-            self.limit = max(overtake_limit(self.crossed[0], self.min_overtakes),
-                             overtake_limit(self.crossed[1], self.min_overtakes))
+            self.limit = max(overtake_limit(line, self.min_overtakes)
+                             for line in self.crossed.values())
             self._limit_n = n
         old = self.outcome
         new = reconcile(self.waiting, self.vehicles, self.unmatched, self.index, self.crossed,
@@ -399,10 +414,7 @@ class GateBook:
         if wait == UNMATCHED:
             self.unmatched.discard((vehicle_id, t, direction))
         elif kind == CROSSING:
-            line = self.crossed[direction]
-            i = bisect_left(line, (t - wait, t))
-            if i < len(line) and line[i] == (t - wait, t):
-                del line[i]
+            self._drop_crossed(direction, (t - wait, t))
         self.dirty = True
 
     def oldest_waiting_ms(self, direction: int | None = None, cargo: int | None = None

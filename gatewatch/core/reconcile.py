@@ -25,11 +25,12 @@ on the order events arrived in. Three rules, in this order:
    (a confusion, or a longer read; a re-read that dropped a character is left to rule 3:
    looking up every longer plate for every vehicle read once would cost too much).
 3. **Unconfirmed** (``unconfirmed``): a waiting vehicle overtaken, since it was last
-   read, by more vehicles than the gate allows: more crossed vehicles of its direction
+   read, by more vehicles than the gate allows: more crossed vehicles of its lane (its
+   direction and cargo: a green lane for fruit overtakes general cargo by design)
    joined the queue after its last read than ``limit``, where the limit is learned from
-   the gate's own crossed trips (3 × the 99th percentile of how many vehicles overtook
-   each of them) with a floor (``GATEWATCH_UNCONFIRMED_MIN_OVERTAKES``). Read again,
-   it is waiting again.
+   the gate's own crossed trips (3 × the 99th percentile, in any lane, of how many
+   vehicles of the lane overtook each of them) with a floor
+   (``GATEWATCH_UNCONFIRMED_MIN_OVERTAKES``). Read again, it is waiting again.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class WaitingVehicle(Protocol):
     def direction(self) -> int: ...
     @property
     def last_read_ms(self) -> int: ...
+    @property
+    def cargo(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +183,14 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
               vehicles: Mapping[str, list[VehicleEvent]],
               unmatched_ends: Iterable[tuple[str, int, int]],
               index: PlateIndex,
-              crossed: Sequence[Sequence[tuple[int, int]]],
+              crossed: Mapping[int, Sequence[tuple[int, int]]],
               limit: int) -> Reconciliation:
     """Which waiting vehicles to set aside (see the module docstring).
 
     ``vehicles``: every vehicle's events; ``unmatched_ends``: (vehicle id, end ms,
-    direction) of trip ends with no ``queued`` read; ``crossed``: per direction, the
-    sorted (queued_ms, crossed_ms) of crossed trips; ``limit``: overtakers allowed
+    direction) of trip ends with no ``queued`` read; ``crossed``: per lane (``direction *
+    4 + cargo``), the sorted (queued_ms, crossed_ms) of crossed trips; ``limit``:
+    overtakers allowed
     (:func:`overtake_limit`)."""
     out = Reconciliation(limit=limit)
     for vid, end_ms, direction in sorted(unmatched_ends, key=lambda u: (u[1], u[0])):
@@ -216,7 +220,7 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
     for vid, w in waiting.items():
         if vid in out.pairs or vid in out.duplicates:
             continue
-        line = crossed[w.direction]
+        line = crossed[w.direction * 4 + w.cargo]
         overtakers = len(line) - bisect_right(line, (w.last_read_ms, _MAX))
         if overtakers > limit:
             out.unconfirmed.add(vid)

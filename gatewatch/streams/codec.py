@@ -75,7 +75,7 @@ def _date_s(date: str) -> int | None:
     if _DATE(date) is None:
         return None
     y, mo, d = int(date[0:4]), int(date[5:7]), int(date[8:10])
-    if not (1 <= mo <= 12 and 1 <= d):
+    if not (1 <= mo <= 12 and 1 <= d and y >= 1):  # year 0000: no such date in Python
         return None
     if d > _MONTH_DAYS[mo] and not (mo == 2 and d == 29 and y % 4 == 0
                                     and (y % 100 != 0 or y % 400 == 0)):

@@ -121,6 +121,20 @@ def test_a_truck_whose_crossing_was_missed_becomes_unconfirmed_and_comes_back_wh
     assert s.oldest_wait_seconds == 42 * 60
 
 
+def test_a_green_lane_for_fruit_overtaking_general_cargo_sets_nobody_aside():
+    p = processor(unconfirmed_min_overtakes=10)
+    feed(p, [ev(f"29C{i:05d}", "queued", T0 + i * 1000, cargo="general") for i in range(5)])
+    fruit = []
+    for i in range(30):
+        fruit += [ev(f"12F{70000 + 13 * i}", "queued", T0 + (i + 1) * MIN, cargo="perishable"),
+                  ev(f"12F{70000 + 13 * i}", "crossed", T0 + (i + 20) * MIN,
+                     cargo="perishable")]
+    feed(p, fruit)
+    settle(p, T0 + 60 * MIN)
+    s = sig(p, T0 + 60 * MIN)
+    assert (s.backlog, s.unconfirmed) == (5, 0)
+
+
 def test_the_overtaking_limit_is_learned_from_the_gate_with_a_floor():
     fifo = [(T0 + i * MIN, T0 + (i + 60) * MIN) for i in range(100)]
     assert overtake_limit(fifo, floor=30) == 30
