@@ -87,9 +87,9 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
 
 def test_the_wall_shows_unconfirmed_vehicles_and_a_camera_missing_reads(
         bootstrap, worker_factory, test_id, tmp_path):
-    """Tân Thanh: one truck overtaken by 12 others since it was read (its crossing was
-    missed) is set aside as unconfirmed, shown as "+1" beside the backlog; 6 crossings
-    with no queued read make the export gate-line camera's unmatched share 6/18, flagged
+    """Tân Thanh: one truck overtaken by 14 others since it was read (its crossing was
+    missed) is set aside as unconfirmed, shown as "+1" beside the backlog; 7 crossings
+    with no queued read make the export gate-line camera's unmatched share 7/21, flagged
     on the tile."""
     exe = chromium()
     from playwright.sync_api import sync_playwright
@@ -104,11 +104,11 @@ def test_the_wall_shows_unconfirmed_vehicles_and_a_camera_missing_reads(
         return message(ev(vehicle, etype, t, "tan-thanh", event_id=eid))
 
     msgs = [tt("51D-99999", "queued", t0, "missed")]
-    for i in range(12):
+    for i in range(14):
         msgs += [tt(f"20C-2{i:04d}", "queued", t0 + 60_000 + i * 1000, f"q{i}"),
                  tt(f"20C-2{i:04d}", "crossed", t0 + 5 * 60_000 + i * 1000, f"c{i}")]
     msgs += [tt(f"88A-{i}{i}{i}77", "crossed", t0 + 10 * 60_000 + i * 1000, f"u{i}")
-             for i in range(6)]
+             for i in range(7)]
     produce(bootstrap, f"{test_id}-gate.events", msgs)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)

@@ -193,3 +193,16 @@ def test_both_dashboards_show_data_quality():
         assert name in wall and name in gate
     for name in ("gate_vehicles_paired", "gate_count_discrepancy"):
         assert name in gate
+
+
+def test_the_wall_flags_a_camera_at_the_data_quality_alerts_floor():
+    """wall.html's marker thresholds are the data_quality alert's (without its hold)."""
+    import re
+
+    from gatewatch.core.congestion import DQ_MIN_READS, DQ_MIN_SHARE
+    from tests.support import ROOT
+
+    page = (ROOT / "gatewatch/data/wall.html").read_text(encoding="utf-8")
+    found = re.search(r"const DQ_SHARE = ([0-9.]+), DQ_MIN_READS = ([0-9]+);", page)
+    assert found is not None
+    assert (float(found[1]), int(found[2])) == (DQ_MIN_SHARE, DQ_MIN_READS)
