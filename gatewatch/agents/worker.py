@@ -273,7 +273,8 @@ class Worker:
 
     async def rebuild(self) -> None:
         """After every recovery: rebuild the core from the state table, restore firing
-        alerts from ``gate.alerts``, republish the last hour's windows, become ready."""
+        alerts from ``gate.alerts`` and the latest count observations from
+        ``gate.counts``, republish the last hour's windows, become ready."""
         proc = self.processor
         store = self.table.data
         partitions = getattr(store, "_key_partition", None) or {}
@@ -301,12 +302,35 @@ class Worker:
                     log.info("restored %d firing alert(s) from %s", n, self.topics.alerts)
             except Exception:  # noqa: BLE001 - alerts may then be notified once more
                 log.exception("could not restore alert state from %s", self.topics.alerts)
+        await self.restore_counts()
         for rec in fx.windows:
             await self.publish_window(rec, republished=True)
         self.ready = True
         self.metrics.ready.set(1)
         log.info("state rebuilt: %d vehicles, %d waiting, %d recent windows republished",
                  proc.vehicles_tracked(), proc.vehicles_waiting(), len(fx.windows))
+
+    async def restore_counts(self) -> None:
+        """Re-read ``gate.counts`` for the gates this worker holds, so a count check (and a
+        ``data_quality`` alert resting on it) survives a restart or rebalance: observations
+        are sparse (a manual count per shift), and the consumer resumes after the last one.
+        Keeping the latest observation is idempotent; their dead letters went out when they
+        were first read, so they are not sent again."""
+        held = self.gates_held()
+        if not held:
+            return
+        try:
+            old = await compat.read_to_end(self.consumer_factory, self.topics.counts)
+        except Exception:  # noqa: BLE001 - count checks then wait for the next observation
+            log.exception("could not restore count observations from %s", self.topics.counts)
+            return
+        mine = [source_record(r) for r in old if r.key is not None and r.key.decode(
+            "utf-8", "replace") in held]
+        if mine:
+            fx = self.processor.apply_batch(mine, self.wall_ms(), evaluate_alerts=False)
+            fx.dead_letters.clear()
+            fx.counts = 0
+            await self.carry_out(fx)
 
     def gates_held(self) -> set[str] | None:
         """The gates whose input partition this worker holds now (Kafka's default

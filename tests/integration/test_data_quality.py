@@ -8,7 +8,8 @@
   *unconfirmed*: ``gate_vehicles_unconfirmed`` and the API say so; read again, it is
   back in the backlog;
 - a ``gate.counts`` observation gives ``gate_count_discrepancy`` (ledger − observed);
-- a bad count message lands on ``gate.events.rejected`` with its bytes and reason.
+- a bad count message lands on ``gate.events.rejected`` with its bytes and reason;
+- after a restart the count check is still there (read back from ``gate.counts``).
 """
 
 from __future__ import annotations
@@ -131,3 +132,16 @@ def test_misreads_and_missed_reads_are_set_aside_audited_and_checked(
     assert headers["gatewatch-reason"] == b"wrong_type"
     assert headers["gatewatch-source"].startswith(counts.encode() + b"/")
     assert gauge(w, "gatewatch_events_rejected_total", reason="wrong_type") == 1
+
+    # a restart keeps the count check (read back from gate.counts), sends no dead letter
+    # twice, and the set-aside vehicles are set aside again from the restored state
+    w.stop()
+    w2 = worker_factory(GATEWATCH_GATES=str(gates),
+                        GATEWATCH_UNCONFIRMED_MIN_OVERTAKES=str(OVERTAKES))
+    w2.wait_ready(90)
+    poll(lambda: gauge(w2, "gate_count_discrepancy", gate="huu-nghi", direction="export") == 2,
+         30, "the count check back after the restart", alive=w2.check_alive)
+    assert gauge(w2, "gate_vehicles_waiting", gate="huu-nghi", direction="export") == 3
+    assert gauge(w2, "gate_vehicles_paired", gate="huu-nghi", direction="export") == 1
+    assert len(read_all(bootstrap, f"{test_id}-gate.events.rejected", expect=2,
+                        timeout=5)) == 1
