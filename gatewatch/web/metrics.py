@@ -377,7 +377,8 @@ def _quality(signals: Iterable[GateSignals]) -> Iterator[Metric]:
                 labels = [gid, cam.camera, window]
                 fam["gate_camera_reads"].add_metric(labels, float(reads))
                 fam["gate_camera_unmatched"].add_metric(labels, float(unmatched))
-                fam["gate_camera_paired"].add_metric(labels, float(paired))
+                if cam.camera.endswith("-gate"):  # only gate-line reads are paired
+                    fam["gate_camera_paired"].add_metric(labels, float(paired))
                 if share is not None:
                     fam["gate_camera_unmatched_ratio"].add_metric(labels, share)
         for check in s.count_checks:

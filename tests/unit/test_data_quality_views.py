@@ -78,6 +78,7 @@ def test_set_aside_vehicles_cameras_and_count_checks_are_metrics_with_bounded_la
     queue_cam = hn | {"camera": "export-queue", "window": "1h"}
     assert get("gate_camera_unmatched_ratio", queue_cam) is None
     assert get("gate_camera_reads", queue_cam) == 0
+    assert get("gate_camera_paired", queue_cam) is None  # a queue-end read is never paired
     # the count check: ledger 12 − observed 7, and when it was observed
     assert get("gate_count_observed", hn | {"direction": "export"}) == 7
     assert get("gate_count_discrepancy", hn | {"direction": "export"}) == 5
