@@ -78,6 +78,8 @@ def _diff(old: list[Transition], new: list[Transition]
     return removed, added
 
 
+#: crossed trips per lane the overtaking limit is learned from (the latest ones)
+LEARN_TRIPS: Final = 2000
 #: width of the data-quality buckets (event time)
 QUALITY_BUCKET_MS: Final = 300_000
 
@@ -99,7 +101,8 @@ class GateBook:
                  "last_event_ms", "last_event_wall_ms", "waits_observed", "_heaps",
                  "no_data_ms", "horizon_ms", "wait_buckets", "wait_sum_ms",
                  "restored_seen_ms", "reconciling", "min_overtakes", "index", "unmatched",
-                 "crossed", "outcome", "hourly", "counts_observed", "limit", "_limit_n",
+                 "crossed", "outcome", "hourly", "counts_observed", "limit", "_lane_limits",
+                 "_lane_version",
                  "dirty", "aside_count")
 
     def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000,
@@ -119,7 +122,10 @@ class GateBook:
         self.outcome = Reconciliation(limit=min_overtakes)
         self.aside_count = [0, 0]
         self.limit = min_overtakes
-        self._limit_n = 0
+        #: lane -> (its version when learned, the limit learned from it); a lane's version
+        #: changes with every trip added to or dropped from it
+        self._lane_limits: dict[int, tuple[int, int]] = {}
+        self._lane_version = [0] * 8
         #: reconcile() is due: the waiting vehicles, unmatched ends or crossings changed
         self.dirty = False
         #: transitions by event-time hour: arrivals, ends, unmatched ends (by direction)
@@ -202,7 +208,9 @@ class GateBook:
         elif kind == CROSSING and wait >= 0:
             qe = (t - wait, t)
             if sign > 0:
-                insort(self.crossed[direction * 4 + self._cargo_at(vehicle_id, t - wait)], qe)
+                lane = direction * 4 + self._cargo_at(vehicle_id, t - wait)
+                insort(self.crossed[lane], qe)
+                self._lane_version[lane] += 1
             else:
                 self._drop_crossed(direction, qe)
             self.dirty = self.reconciling
@@ -221,20 +229,28 @@ class GateBook:
             i = bisect_left(line, qe)
             if i < len(line) and line[i] == qe:
                 del line[i]
+                self._lane_version[direction * 4 + cargo] += 1
                 return
 
     def reconcile(self, *, relearn: bool = False) -> tuple[list[Pairing], list[Pairing]]:
-        """Re-derive which waiting vehicles are set aside (:func:`reconcile`), if due;
-        returns the pairings made and those undone. ``relearn``: also
-        re-learn the gate's overtaking limit now (it is otherwise re-learned when the
-        crossed trips changed by a tenth)."""
+        """Re-derive which waiting vehicles are set aside (:func:`reconcile`), if due
+        (``relearn``: even if nothing changed); returns the pairings made and those
+        undone. The overtaking limit is learned from each lane's latest
+        :data:`LEARN_TRIPS` crossed trips (a lane's limit is recomputed only when the lane
+        changed), so the outcome is a function of the state, whatever the order events
+        came in."""
         if not self.reconciling or not (self.dirty or relearn):
             return [], []
-        n = sum(len(line) for line in self.crossed.values())
-        if relearn or abs(n - self._limit_n) > max(50, self._limit_n // 10):
-            self.limit = max(overtake_limit(line, self.min_overtakes)
-                             for line in self.crossed.values())
-            self._limit_n = n
+        limits = [self.min_overtakes]
+        for lane, line in self.crossed.items():
+            key = self._lane_version[lane]
+            have = self._lane_limits.get(lane)
+            if have is None or have[0] != key:
+                recent = sorted(line, key=lambda qe: qe[1])[-LEARN_TRIPS:]
+                have = (key, overtake_limit(recent, self.min_overtakes))
+                self._lane_limits[lane] = have
+            limits.append(have[1])
+        self.limit = max(limits)
         old = self.outcome
         new = reconcile(self.waiting, self.vehicles, self.unmatched, self.index, self.crossed,
                         self.limit)
