@@ -94,7 +94,6 @@ def diagnose(bootstrap: str, test_id: str, n_events: int) -> dict[str, object]:
             last[rec.key] = rec.value
     rebuilt_proc = Processor(gates, Settings())
     rebuilt_proc.rebuild([(k, v, None) for k, v in last.items()], now)
-    rebuilt = rebuilt_proc.ledger
     examples = []
     for book in ledger:
         for vid, events in book.vehicles.items():
@@ -105,8 +104,12 @@ def diagnose(bootstrap: str, test_id: str, n_events: int) -> dict[str, object]:
             if missing:
                 examples.append({"key": key.decode(errors="replace"), "missing_at": missing,
                                  "have": len(got), "changelog": history.get(key)})
-    return {"input_topic": {g.gate_id: ledger.waiting_total(g.gate_id) for g in gates.gates},
-            "changelog": {g.gate_id: rebuilt.waiting_total(g.gate_id) for g in gates.gates},
+    proc.reconcile_now(now)
+    rebuilt_proc.reconcile_now(now)
+    return {"input_topic": {g.gate_id: proc.signals(g.gate_id, now).backlog
+                            for g in gates.gates},
+            "changelog": {g.gate_id: rebuilt_proc.signals(g.gate_id, now).backlog
+                          for g in gates.gates},
             "sizes": {"input": len(stored), "changelog": len(changelog), "keys": len(last)},
             "vehicles_missing_events": len(examples), "examples": examples[:8],
             "committed": committed_offsets(bootstrap, f"{test_id}-app", f"{test_id}-gate.events"),
