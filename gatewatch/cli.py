@@ -167,7 +167,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
             tasks.append(AlertmanagerPusher(
                 kafka, topic, am, resend_seconds=args.resend_seconds,
                 wall_ms=clock_for(settings), policy=policy,
-                parking_topic=topics.alerts_undelivered).run(stop))
+                parking_topic=topics.alerts_undelivered,
+                advisories_topic=topics.advisories).run(stop))
         _say(f"gatewatch notify: {topic} -> " + ", ".join(
             [*(f"webhook {u}" for u in webhooks), *([f"alertmanager {am}"] if am else [])]))
         await asyncio.gather(*tasks)
@@ -250,6 +251,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         _replay_report(path, report, args)
     if args.dry_run or not good:
         return 0 if not report.errors else 3
+    if args.to_history:  # offline, in event time, no Kafka (gatewatch.history.offline)
+        from gatewatch.history.offline import import_events
+        from gatewatch.streams.codec import format_ms
+
+        store = _history_store(settings)
+        done = import_events(store, good, gates, settings, updated_ms=int(time.time() * 1000),
+                             progress=_say)
+        _say(f"replay: {done.events} events from {format_ms(done.first_ms or 0)} to "
+             f"{format_ms(done.last_ms or 0)} -> {done.windows} windows, {done.alerts} alert "
+             f"records upserted into {store.describe()}")
+        return 0 if not report.errors else 3
     kafka = KafkaConfig.from_settings(settings)
     ensure_topics(settings, progress=_say, config=kafka)
     topic = Topics(settings.topic_prefix).events
@@ -309,6 +321,74 @@ def _replay_report(path: Path, report: ReplayReport, args: argparse.Namespace) -
     _say(f"{path}: {report.summary()}")
 
 
+def _history_store(settings: Settings):  # type: ignore[no-untyped-def]
+    """The history store of GATEWATCH_HISTORY_URL, migrated to the latest schema; a
+    ConfigError (exit 2) naming the variable when it cannot be opened."""
+    from gatewatch.history.store import URL_VARIABLE, HistoryStore
+
+    store = HistoryStore(settings.history_url)
+    try:
+        revision = store.migrate()
+    except GatewatchError as exc:
+        raise ConfigError("environment", URL_VARIABLE, str(exc)) from None
+    _say(f"gatewatch history: store {store.describe()} (schema {revision})")
+    return store
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """``gatewatch history``: gate.windows + gate.alerts → the history store
+    (:mod:`gatewatch.history.ingest`); ``gatewatch history migrate``: the schema only."""
+    import logging
+    import signal as _signal
+
+    from prometheus_client import CollectorRegistry
+
+    from gatewatch.history.ingest import HistoryMetrics, HistoryWriter, serve_metrics
+    from gatewatch.kafka import KafkaConfig, ensure_topics
+    from gatewatch.streams.topics import Topics
+
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(message)s")
+    settings, _gates = _load()
+    store = _history_store(settings)
+    if args.action == "migrate":
+        return 0
+    kafka = KafkaConfig.from_settings(settings)
+    ensure_topics(settings, progress=_say, config=kafka)
+    topics = Topics(settings.topic_prefix)
+    group = f"{settings.app_id}-history"
+    registry = CollectorRegistry()
+    writer = HistoryWriter(kafka, topics, group, store, HistoryMetrics(registry),
+                           batch_records=args.batch, progress=_say)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (_signal.SIGINT, _signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        runner = None
+        if args.metrics_port:
+            try:
+                runner = await serve_metrics(registry, "127.0.0.1", args.metrics_port)
+            except OSError as exc:
+                raise ConfigError("command line", "--metrics-port",
+                                  f"cannot listen on 127.0.0.1:{args.metrics_port}: "
+                                  f"{exc.strerror or exc}") from None
+        _say(f"gatewatch history: {topics.windows}, {topics.alerts} (group {group}, from the "
+             f"start) -> {store.describe()}" + (
+                 f"; metrics http://127.0.0.1:{args.metrics_port}/metrics"
+                 if args.metrics_port else ""))
+        try:
+            await writer.run(stop)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            store.close()
+        _say("gatewatch history: stopped")
+
+    asyncio.run(main())
+    return 0
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     from gatewatch.tools.scenarios import available, load_scenario, run_offline
 
@@ -318,6 +398,11 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         return 0
     settings, gates = _load()
     sc = load_scenario(args.name)
+    if args.what_if:
+        from gatewatch.tools.whatif import rehearse
+        for line in rehearse(sc, gates, settings, args.what_if).lines:
+            _say(line)
+        return 0
     if not args.live:
         _say(f"scenario {sc.name}: {sc.description} ({sc.duration_hours:g} h in event time)")
         outcome = run_offline(sc, gates, settings)
@@ -360,8 +445,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     host, _, port = settings.bootstrap.rpartition(":")
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    logs = {name: log_dir / f"{name}.log" for name in ("worker", "simulator", "broker")
-            if name == "broker" or not args.verbose}  # --verbose: worker, simulator on stdout
+    logs = {name: log_dir / f"{name}.log" for name in ("worker", "simulator", "history",
+                                                        "broker")
+            if name == "broker" or not args.verbose}  # --verbose: the others on stdout
+    from gatewatch.history.store import HistoryStore
+
+    history_store = HistoryStore(settings.history_url)  # a bad URL stops here
+    history_port = _port_or_free(args.web_port + 1)
     for path in logs.values():
         path.write_bytes(b"")  # one run per file: start empty
     broker = EmbeddedBroker(port=args.broker_port or int(port), host="127.0.0.1",
@@ -426,13 +516,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     say(f"gatewatch run: starting the embedded broker on {broker.bootstrap} ...")
     broker.start()
     try:
-        for name in ("worker", "simulator"):
+        for name in ("worker", "simulator", "history"):
             if args.verbose:
                 out: int | None = None  # inherit: the terminal, as before
             else:
                 files.append(open(logs[name], "ab"))  # noqa: SIM115 - closed below
                 out = files[-1].fileno()
             cmd = [*exe, "worker"]
+            if name == "history":
+                cmd = [*exe, "history", "--metrics-port", str(history_port)]
             if name == "simulator":
                 cmd = [*exe, "simulate", "--rate", str(args.rate), "--speed", str(args.speed)]
                 if args.scenario:
@@ -449,9 +541,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"  metrics   {base}/metrics   (Prometheus text, e.g. gate_vehicles_waiting)",
             f"  health    {base}/healthz   ready: {base}/readyz",
             f"  kafka     {broker.bootstrap}   topic {settings.topic('gate.events')}",
+            f"  history   http://127.0.0.1:{history_port}/metrics   (gatewatch history)",
+            f"  {'':8}  store     " + (shown(history_store.sqlite_path)
+                                       if history_store.sqlite_path else
+                                       history_store.describe()),
             *(f"  {'logs' if i == 0 else '':8}  {name:9} {shown(path)}"
               for i, (name, path) in enumerate(logs.items())),
-            "Ctrl-C stops all three." + ("" if args.verbose else
+            "Ctrl-C stops them all." + ("" if args.verbose else
                                          "  --verbose shows the logs here instead."),
             "",
         ]))
@@ -512,8 +608,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         for f in files:
             f.close()
         drawn["lines"] = 0  # keep the last view on the screen
-        say("gatewatch run: stopped broker, worker and simulator")
+        say("gatewatch run: stopped broker, worker, simulator and history")
     return 1 if stopping["failed"] else 0
+
+
+def _port_or_free(port: int) -> int:
+    """``port`` if it is free on 127.0.0.1 now, else any free port."""
+    import socket
+
+    from gatewatch.tools.broker import free_port
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
 
 
 def _positive_int(text: str) -> int:
@@ -602,9 +712,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=0.0,
                    help="replay at N x the original pace (default 0: as fast as possible)")
     p.add_argument("--dry-run", action="store_true", help="validate and report only")
+    p.add_argument("--to-history", action="store_true",
+                   help="instead of Kafka: run the events through the pipeline offline, in "
+                        "event time, and store the windows in the history store "
+                        "(GATEWATCH_HISTORY_URL)")
     p.add_argument("--report", default="", help="write rejected rows (JSON Lines) here")
     p.add_argument("--show", type=int, default=20, help="print at most N rejected rows")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("history", help="store gate.windows and gate.alerts in the history "
+                       "store (GATEWATCH_HISTORY_URL), backfilling from the topics' start")
+    p.add_argument("action", nargs="?", choices=["run", "migrate"], default="run",
+                   help="run (default): consume and store; migrate: bring the schema to "
+                        "the latest revision and exit")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve /metrics (lag, rows written) on 127.0.0.1:PORT")
+    p.add_argument("--batch", type=_positive_int, default=2000,
+                   help="records per write (default 2000)")
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("scenario", help="run a scenario and check its outcome, or play it live")
     p.add_argument("name", help="a bundled scenario, a YAML file, or `list`")
@@ -613,6 +738,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=600.0,
                    help="with --live: simulated seconds per real second (default 600)")
     p.add_argument("--verbose", action="store_true", help="also print no-data changes")
+    p.add_argument("--what-if", action="append", default=[], metavar="SPEC",
+                   help="rehearse with a change, e.g. huu-nghi.clearance=50%%@+2d, "
+                   "tan-thanh.closed@+1d..+3d, *.arrivals=150%%@+1d (repeatable; "
+                   "docs/decisions.md#what-if-rehearsals)")
     p.set_defaults(func=cmd_scenario)
 
     p = sub.add_parser("dashboards", help="generate the Grafana dashboards or push them")

@@ -4,7 +4,8 @@ Hierarchy::
 
     GatewatchError
     ├── ConfigError        bad configuration: names the file (or variable), key and reason
-    └── BrokerError        the embedded broker could not start or stopped unexpectedly
+    ├── BrokerError        the embedded broker could not start or stopped unexpectedly
+    └── HistoryError       the history store cannot be reached or read (the API: 503)
 
 Bad *data* never raises to the caller of the pipeline: it becomes a
 :class:`gatewatch.streams.records.Rejection` and goes to the dead-letter topic.
@@ -12,7 +13,7 @@ Bad *data* never raises to the caller of the pipeline: it becomes a
 
 from __future__ import annotations
 
-__all__ = ["BrokerError", "ConfigError", "GatewatchError"]
+__all__ = ["BrokerError", "ConfigError", "GatewatchError", "HistoryError"]
 
 
 class GatewatchError(Exception):
@@ -31,3 +32,7 @@ class ConfigError(GatewatchError):
 
 class BrokerError(GatewatchError):
     """The embedded broker could not be started or died."""
+
+
+class HistoryError(GatewatchError):
+    """The history store (``GATEWATCH_HISTORY_URL``) cannot be reached or read."""

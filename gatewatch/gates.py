@@ -25,7 +25,11 @@ __all__ = ["DEFAULT_GATES_FILE", "GateConfig", "GateSet", "SimulationProfile", "
 DEFAULT_GATES_FILE = "langson-gates.yaml"
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # fullmatch: "$" would let "id\n" pass
 _GATE_KEYS = {"id", "name", "name_en", "kind", "yard_capacity", "thresholds",
-              "no_data_seconds", "perishable_max_wait_seconds", "simulation", "lat", "lon"}
+              "no_data_seconds", "perishable_max_wait_seconds", "simulation", "lat", "lon",
+              "accepts", "lanes", "open_hours"}
+_ACCEPT_KEYS = {"cargo", "directions"}
+_CARGOS = ("perishable", "general", "empty")
+_DIRECTIONS = ("export", "import")
 _THRESHOLD_KEYS = {"warning", "critical", "warning_clear", "critical_clear"}
 _SIM_KEYS = {"arrivals_per_hour", "clearance_per_hour", "export_share", "perishable_share",
              "open_hours", "perishable_share_by_month"}
@@ -65,6 +69,18 @@ class GateConfig:
     #: WGS 84 position (decimal degrees) for the CAP feed's ``area``; both or neither
     lat: float | None = None
     lon: float | None = None
+    #: cargo (perishable, general, empty) and directions (export, import) the gate handles
+    accepts_cargo: tuple[str, ...] = _CARGOS
+    accepts_directions: tuple[str, ...] = _DIRECTIONS
+    #: lanes open for trucks (informational: the public feed), None if not configured
+    lanes: int | None = None
+    #: local hours [from, to) when the gate clears vehicles (the public feed, forecasts)
+    open_hours: tuple[int, int] = (0, 24)
+
+    def accepts(self, cargo: str | None, direction: str | None) -> bool:
+        """Whether the gate handles ``cargo`` going ``direction`` (None: any)."""
+        return (cargo is None or cargo in self.accepts_cargo) and \
+            (direction is None or direction in self.accepts_directions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +126,35 @@ def _text(value: Any, source: str, key: str) -> str:
     return str(value).strip()
 
 
+def _hours(raw: Any, source: str, key: str) -> tuple[int, int]:
+    _require(isinstance(raw, list) and len(raw) == 2 and all(
+        isinstance(h, int) and not isinstance(h, bool) and 0 <= h <= 24 for h in raw)
+        and raw[0] < raw[1], source, key,
+        f"must be [from, to] local hours with from < to, got {raw!r}")
+    return int(raw[0]), int(raw[1])
+
+
+def _choices(raw: Any, options: tuple[str, ...], source: str, key: str) -> tuple[str, ...]:
+    _require(isinstance(raw, list) and len(raw) > 0, source, key,
+             f"must be a non-empty list of {', '.join(options)}")
+    for i, item in enumerate(raw):
+        _require(item in options, source, f"{key}[{i}]",
+                 f"{item!r} must be one of {', '.join(options)}")
+    _require(len(set(raw)) == len(raw), source, key, "lists a value twice")
+    return tuple(o for o in options if o in raw)
+
+
+def _accepts(raw: Any, source: str, key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if raw is None:
+        return _CARGOS, _DIRECTIONS
+    _require(isinstance(raw, Mapping), source, key, "must be a mapping with cargo, directions")
+    unknown = sorted(set(raw) - _ACCEPT_KEYS)
+    _require(not unknown, source, f"{key}.{unknown[0] if unknown else ''}", "unknown key")
+    return (_choices(raw.get("cargo", list(_CARGOS)), _CARGOS, source, f"{key}.cargo"),
+            _choices(raw.get("directions", list(_DIRECTIONS)), _DIRECTIONS, source,
+                     f"{key}.directions"))
+
+
 def _simulation(raw: Any, source: str, key: str) -> SimulationProfile:
     if raw is None:
         return SimulationProfile()
@@ -117,11 +162,7 @@ def _simulation(raw: Any, source: str, key: str) -> SimulationProfile:
     unknown = sorted(set(raw) - _SIM_KEYS)
     _require(not unknown, source, f"{key}.{unknown[0] if unknown else ''}", "unknown key")
     d = SimulationProfile()
-    hours = raw.get("open_hours", [0, 24])
-    _require(isinstance(hours, list) and len(hours) == 2 and all(
-        isinstance(h, int) and 0 <= h <= 24 for h in hours) and hours[0] < hours[1],
-        source, f"{key}.open_hours", f"must be [from, to] local hours with from < to, got "
-        f"{hours!r}")
+    hours = _hours(raw.get("open_hours", [0, 24]), source, f"{key}.open_hours")
     months = raw.get("perishable_share_by_month", {}) or {}
     _require(isinstance(months, Mapping), source, f"{key}.perishable_share_by_month",
              "must map month numbers (1-12) to shares")
@@ -132,7 +173,7 @@ def _simulation(raw: Any, source: str, key: str) -> SimulationProfile:
         by_month.append((int(m), _number(share, source,
                                          f"{key}.perishable_share_by_month.{m}", 0, 1)))
     return SimulationProfile(
-        open_hours=(int(hours[0]), int(hours[1])),
+        open_hours=hours,
         perishable_share_by_month=tuple(sorted(by_month)),
         arrivals_per_hour=_number(raw.get("arrivals_per_hour", d.arrivals_per_hour), source,
                                   f"{key}.arrivals_per_hour", 0, None),
@@ -185,6 +226,8 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
              "is required with lat/lon (give both or neither)")
     lat = _number(raw["lat"], source, f"{key}.lat", -90, 90) if "lat" in raw else None
     lon = _number(raw["lon"], source, f"{key}.lon", -180, 180) if "lon" in raw else None
+    cargo, directions = _accepts(raw.get("accepts"), source, f"{key}.accepts")
+    lanes = raw.get("lanes")
     return GateConfig(
         gate_id=gate_id,
         name=_text(raw["name"], source, f"{key}.name"),
@@ -201,6 +244,9 @@ def _gate(raw: Any, source: str, key: str) -> GateConfig:
         perishable_max_wait_seconds=None if perishable is None else _int(
             perishable, source, f"{key}.perishable_max_wait_seconds"),
         lat=lat, lon=lon,
+        accepts_cargo=cargo, accepts_directions=directions,
+        lanes=None if lanes is None else _int(lanes, source, f"{key}.lanes"),
+        open_hours=_hours(raw.get("open_hours", [0, 24]), source, f"{key}.open_hours"),
     )
 
 

@@ -128,6 +128,28 @@ def _optional_ms(raw: str) -> int | None:
         raise ValueError(f"{raw.strip()[:40]!r} is not a whole number of milliseconds") from None
 
 
+def _database_url(raw: str) -> str:
+    """A history-store URL: checked here for its scheme; fully when the store opens."""
+    value = raw.strip()
+    scheme = value.partition(":")[0].lower()
+    if scheme not in ("sqlite", "postgresql", "postgres", "postgresql+psycopg") \
+            or "://" not in value:
+        raise ValueError(f"{scheme[:20]!r} is not a supported database URL: use "
+                         "sqlite:///path or postgresql://user@host/database")
+    return value
+
+
+def _utc_offset(raw: str) -> int:
+    """``±HH:MM`` as minutes east of UTC."""
+    value = raw.strip()
+    if len(value) != 6 or value[0] not in "+-" or value[3] != ":" \
+            or not (value[1:3] + value[4:]).isdigit() or int(value[1:3]) > 14 \
+            or int(value[4:]) > 59:
+        raise ValueError(f"{value[:20]!r} is not an offset like +07:00")
+    minutes = int(value[1:3]) * 60 + int(value[4:])
+    return -minutes if value[0] == "-" else minutes
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One row of the settings table."""
@@ -212,6 +234,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWATCH_ALERT_CLEAR_HOLD_SECONDS", "alert_clear_hold_seconds", "300",
             _NON_NEGATIVE,
             "the backlog must stay below the clear level this long before a level clears"),
+    Setting("GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS", "advisory_raise_hold_seconds", "900",
+            _NON_NEGATIVE, "a shipment advisory is raised once its figures held this long "
+            "(shippers plan in hours: no flapping)"),
+    Setting("GATEWATCH_ADVISORY_CLEAR_HOLD_SECONDS", "advisory_clear_hold_seconds", "1800",
+            _NON_NEGATIVE, "a shipment advisory is lowered or cleared once its figures stayed "
+            "below the clear level this long"),
     Setting("GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS", "perishable_max_wait_seconds", "21600",
             _POSITIVE, "perishable-cargo wait that raises an alert (per gate: "
             "`perishable_max_wait_seconds`)"),
@@ -250,6 +278,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GATEWATCH_API_CORS_ORIGINS", "api_cors_origins", "",
             Parser("origins, comma-separated, or `*`", _comma_list),
             "origins allowed to call the API from a browser"),
+    Setting("GATEWATCH_PUBLIC_RATE_PER_MINUTE", "public_rate_per_minute", "60", _POSITIVE,
+            "requests a minute each client address may make to the public feed "
+            "`/api/v1/public/gates` (bursts of as many; then 429)"),
     Setting("GATEWATCH_BROKER_COMPAT", "broker_compat", "tansu", _choice(("tansu", "kafka")),
             "`tansu`: embedded-broker workarounds; `kafka`: Apache Kafka / Redpanda"),
     Setting("GATEWATCH_KAFKA_SECURITY_PROTOCOL", "security_protocol", "PLAINTEXT",
@@ -277,6 +308,16 @@ SETTINGS: tuple[Setting, ...] = (
             "`--alertmanager-url`)"),
     Setting("GATEWATCH_GRAFANA_TOKEN", "grafana_token", "", _TOKEN,
             "`gatewatch dashboards push`: Grafana API token (or `--token`)", secret=True),
+    Setting("GATEWATCH_HISTORY_URL", "history_url", "sqlite:///gatewatch-history.sqlite3",
+            Parser("sqlite:///path or postgresql://user:password@host:port/database",
+                   _database_url),
+            "the history store `gatewatch history` writes and the worker's history API "
+            "reads: a SQLite file (relative to the working directory; `sqlite:////abs/path` "
+            "for an absolute one) or a PostgreSQL database (docs/history.md)", secret=True,
+            shown_default="`sqlite:///gatewatch-history.sqlite3`"),
+    Setting("GATEWATCH_HISTORY_UTC_OFFSET", "history_utc_offset_minutes", "+07:00",
+            Parser("an offset ±HH:MM", _utc_offset),
+            "the gates' local time for history days and hour-of-week patterns"),
     Setting("GATEWATCH_CLOCK_SPEED", "clock_speed", "1",
             _number(float, lambda v: 0 < v <= 1e7, "a number in (0, 10000000]"),
             "for drills and demos only: simulated seconds per real second of the clock of "
@@ -343,6 +384,8 @@ class Settings:
     alert_raise_hold_seconds: int = _field("alert_raise_hold_seconds")
     alert_clear_hold_seconds: int = _field("alert_clear_hold_seconds")
     perishable_max_wait_seconds: int = _field("perishable_max_wait_seconds")
+    advisory_raise_hold_seconds: int = _field("advisory_raise_hold_seconds")
+    advisory_clear_hold_seconds: int = _field("advisory_clear_hold_seconds")
     runbook_url: str = _field("runbook_url")
     reconcile: bool = _field("reconcile")
     unconfirmed_min_overtakes: int = _field("unconfirmed_min_overtakes")
@@ -355,6 +398,7 @@ class Settings:
     broker_compat: str = _field("broker_compat")
     api_token: str = _field("api_token")
     api_cors_origins: tuple[str, ...] = _field("api_cors_origins")
+    public_rate_per_minute: int = _field("public_rate_per_minute")
     security_protocol: str = _field("security_protocol")
     sasl_mechanism: str = _field("sasl_mechanism")
     sasl_username: str = _field("sasl_username")
@@ -365,6 +409,8 @@ class Settings:
     webhook_urls: tuple[str, ...] = _field("webhook_urls")
     alertmanager_url: str = _field("alertmanager_url")
     grafana_token: str = _field("grafana_token")
+    history_url: str = _field("history_url")
+    history_utc_offset_minutes: int = _field("history_utc_offset_minutes")
     clock_speed: float = _field("clock_speed")
     clock_origin_ms: int | None = _field("clock_origin_ms")
     clock_anchor_ms: int | None = _field("clock_anchor_ms")

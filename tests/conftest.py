@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import FIGURES, OUTPUT, WorkerProc, free_port
+from tests.support import FIGURES, OUTPUT, PostgresServer, WorkerProc, free_port
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +33,21 @@ def bootstrap() -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session (Debian's ``postgresql`` package); the test
+    skips when its binaries are missing (a failure under GATEWATCH_REQUIRE_ALL=1)."""
+    bin_dir = PostgresServer.find_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries missing (/usr/lib/postgresql/*/bin): "
+                    "apt-get install postgresql")
+    server = PostgresServer(bin_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
 
 
 @pytest.fixture

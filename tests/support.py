@@ -13,6 +13,7 @@ helpers that skip a test.
   topic), :func:`read_all`, :func:`read_topic`, :func:`committed_offsets`,
   :func:`committed_total`
 - HTTP: :class:`WebhookReceiver`
+- PostgreSQL: :class:`PostgresServer` (Debian's binaries, a temporary cluster on loopback)
 - data: :data:`T0`, :data:`MIN`, :data:`GATES_YAML`, :func:`gates`, :func:`ledger`,
   :func:`gates_yaml`, :func:`ev` (the one event builder), :func:`event_json`, :func:`message`
 - :func:`report_figure`: a measured figure shown at the end of the test run
@@ -48,7 +49,8 @@ from gatewatch.tools.broker import free_port
 
 __all__ = [
     "BIN", "CHROMIUM_ARGS", "FIGURES", "GATES_YAML", "MIN", "OUTPUT", "ROOT", "T0",
-    "PollTimeout", "Producer", "Service", "TopicTail", "WebhookReceiver", "WorkerProc",
+    "PollTimeout", "PostgresServer", "Producer", "Service", "TopicTail", "WebhookReceiver",
+    "WorkerProc",
     "binary", "chromium",
     "committed_offsets", "committed_total", "ev", "event_json", "free_port", "gates",
     "gates_yaml",
@@ -537,6 +539,109 @@ class WebhookReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+class PostgresServer:
+    """A real PostgreSQL server from Debian's package (``/usr/lib/postgresql/*/bin``): a
+    cluster ``initdb``-ed into a temporary folder, ``postgres`` on a free loopback port with
+    its unix socket in that folder, trust authentication for the ``gatewatch`` role. As
+    root it runs as the ``postgres`` system user (PostgreSQL refuses root). Stopped by its
+    pid (fast shutdown), the folder removed. :meth:`find_bin` is ``None`` when no server
+    binaries are installed (``apt-get install postgresql``)."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        import tempfile
+
+        self.bin_dir = bin_dir
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="gw-pg-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.user: str | None = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError as exc:
+                raise RuntimeError("running as root needs the 'postgres' system user "
+                                   "(Debian's postgresql package creates it)") from exc
+            self.user = "postgres"
+            os.chown(self.dir, pwd.getpwnam("postgres").pw_uid, -1)
+
+    @staticmethod
+    def find_bin() -> Path | None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"),
+                       key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
+                       else 0)
+        return found[-1].parent if found else None
+
+    def _run(self, args: list[str], **kw: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(args, user=self.user, cwd=self.dir, start_new_session=True,
+                                stdin=subprocess.DEVNULL, **kw)
+
+    def start(self, timeout: float = 30) -> PostgresServer:
+        data, log = self.dir / "data", self.dir / "postgres.log"
+        init = self._run([str(self.bin_dir / "initdb"), "-D", str(data), "-U", "gatewatch",
+                          "--auth=trust", "-E", "UTF8", "--no-sync"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out, _ = init.communicate(timeout=120)
+        if init.returncode != 0:
+            raise RuntimeError(f"initdb failed ({init.returncode}):\n{out.decode()[-2000:]}")
+        with open(log, "ab") as f:
+            os.chown(log, os.stat(self.dir).st_uid, -1)
+            self.proc = self._run(
+                [str(self.bin_dir / "postgres"), "-D", str(data), "-p", str(self.port),
+                 "-k", str(self.dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+                stdout=f, stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"postgres exited with {self.proc.returncode}:\n"
+                                     + tail(log))
+            import socket
+
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+            except OSError:
+                return False
+            return self.exec("SELECT 1") is not None
+        poll(up, timeout, f"postgres on 127.0.0.1:{self.port}", interval=0.1)
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://gatewatch@127.0.0.1:{self.port}/{database}"
+
+    def exec(self, sql: str, database: str = "postgres") -> Any:
+        """Run one statement (autocommit); the first row, or None when it fails to connect."""
+        import psycopg
+
+        try:
+            with psycopg.connect(host="127.0.0.1", port=self.port, user="gatewatch",
+                                 dbname=database, autocommit=True, connect_timeout=2) as conn:
+                cur = conn.execute(sql)  # type: ignore[arg-type]
+                return cur.fetchone() if cur.description else ()
+        except psycopg.OperationalError:
+            return None
+
+    def create_database(self, name: str) -> str:
+        """A new empty database ``name``; its URL."""
+        assert self.exec(f'CREATE DATABASE "{name}"') is not None
+        return self.url(name)
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --- data -----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from gatewatch.agents.health import BrokerWatch, quiet_repeats
 from gatewatch.agents.worker import Worker, wall_ms
 from gatewatch.core.processor import Processor
 from gatewatch.gates import GateSet
+from gatewatch.history.store import HistoryStore
 from gatewatch.kafka import KafkaConfig, ensure_topics
 from gatewatch.settings import Settings
 from gatewatch.streams.topics import Topics, changelog_configs, leader_configs
@@ -101,7 +102,7 @@ def create_app(settings: Settings, gates: GateSet, *,
                     alerts_topic=raw_topic(topics.alerts),
                     reconciliations_topic=raw_topic(topics.reconciliations),
                     consumer_factory=plain_consumer, input_partitions=n_partitions,
-                    wall_ms=wall_ms)
+                    wall_ms=wall_ms, advisories_topic=raw_topic(topics.advisories))
     registry.register(GateCollector(worker.processor, wall_ms, worker.lag_samples))
 
     app.gatewatch_source_topics = set(inputs)  # type: ignore[attr-defined]
@@ -144,12 +145,15 @@ def create_app(settings: Settings, gates: GateSet, *,
 
     api.install(app, processor=worker.processor, wall_ms=wall_ms, token=settings.api_token,
                 cors_origins=settings.api_cors_origins, state_table=STATE_TABLE,
-                version=__version__,
+                version=__version__, public_rate_per_minute=settings.public_rate_per_minute,
+                history=HistoryStore(settings.history_url, readonly=True),
+                utc_offset_minutes=settings.history_utc_offset_minutes,
                 kafka_status=lambda: {"reachable": worker.broker is None or worker.broker.up,
                                       "unreachable_seconds": round(
                                           worker.broker.down_seconds(), 1)
                                       if worker.broker else 0.0},
                 alert_records=lambda: worker.alert_records.values(),
+                advisory_records=lambda: worker.advisory_records.values(),
                 cap_sender=settings.cap_sender)
     install_pages(app, registry=registry, metrics=worker.metrics, not_ready=worker.not_ready)
     return worker

@@ -24,6 +24,7 @@ from aiokafka.partitioner import murmur2
 
 from gatewatch.agents import compat
 from gatewatch.agents.health import BrokerWatch
+from gatewatch.alerts.advisories import encode_advisory
 from gatewatch.alerts.cap import latest_records
 from gatewatch.alerts.evaluator import encode_alert, firing_states
 from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
@@ -130,9 +131,13 @@ class Worker:
     pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
     #: the latest alert record per alert id this worker read or wrote (the CAP feed's source)
     alert_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the latest advisory record per advisory id this worker published (the CAP feed)
+    advisory_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     broker: BrokerWatch | None = None
     #: reconciliation audit records (``gate.reconciliations``); None: not published
     reconciliations_topic: Any = None
+    #: ``gate.advisories`` (shipment advisory changes); None: not published
+    advisories_topic: Any = None
     ticks: int = 0
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -192,6 +197,13 @@ class Worker:
             self.alert_records[change.alert.alert_id] = orjson.loads(record)
         if self.pending_alerts:
             await self.send_pending_alerts()
+        for adv in fx.advisories:
+            gate = self.gates.get(adv.advisory.gate_id)
+            if gate is not None and self.advisories_topic is not None:
+                record = encode_advisory(adv, gate)
+                await self.advisories_topic.send(key=adv.advisory.advisory_id.encode(),
+                                                 value=record)
+                self.advisory_records[adv.advisory.advisory_id] = orjson.loads(record)
 
     async def write_changelog(self, writes: Sequence[StateWrite],
                               send: Callable[..., Awaitable[Any]] | None = None) -> None:

@@ -17,6 +17,10 @@ touches the pipeline; the topic is the buffer.
   re-sends the active ones every ``resend_seconds`` (as Prometheus does) with an
   ``endsAt`` a few intervals ahead; resolved alerts are sent with their resolve time.
   Failed pushes back off the same way; an alert Alertmanager rejects is parked too.
+  Given ``advisories_topic``, it also pushes the shipment advisories of
+  ``gate.advisories`` as ``alertname=GateShipmentAdvisory`` (labels ``direction`` and
+  ``advice``; severity warning for ``slow_down``, critical for ``hold_shipments``; back
+  to ``normal`` resolves it).
 
 When to retry and how long to wait: :mod:`gatewatch.alerts.retry`.
 """
@@ -37,6 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import orjson
 
+from gatewatch.alerts.advisories import as_alert_record
 from gatewatch.alerts.retry import Outcome, RetryPolicy, classify, parse_retry_after
 from gatewatch.streams.codec import format_ms
 
@@ -49,7 +54,7 @@ __all__ = ["AlertmanagerPusher", "Parking", "Verdict", "WebhookNotifier", "safe_
 log = logging.getLogger(__name__)
 
 _ALERTNAMES = {"congestion": "GateCongestion", "perishable_wait": "GatePerishableWait",
-               "no_data": "GateNoData"}
+               "no_data": "GateNoData", "shipment_advisory": "GateShipmentAdvisory"}
 
 
 def to_alertmanager(record: dict[str, Any], now_ms: int, resend_seconds: float,
@@ -72,6 +77,8 @@ def to_alertmanager(record: dict[str, Any], now_ms: int, resend_seconds: float,
                         "runbook_url": record.get("runbook_url", "")},
         "startsAt": record["started_at"],
     }
+    if record.get("advice"):  # a shipment advisory
+        alert["labels"]["advice"] = str(record["advice"])
     if record["state"] == "resolved":
         alert["endsAt"] = record["resolved_at"] or format_ms(now_ms)
     else:
@@ -82,10 +89,10 @@ def to_alertmanager(record: dict[str, Any], now_ms: int, resend_seconds: float,
 
 
 def _consumer(kafka: KafkaConfig, topic: str | None, group: str | None,
-              **extra: Any) -> Any:
+              *also: str, **extra: Any) -> Any:
     from aiokafka import AIOKafkaConsumer
 
-    topics = (topic,) if topic else ()
+    topics = tuple(t for t in (topic, *also) if t)
     return AIOKafkaConsumer(*topics, group_id=group, enable_auto_commit=False,
                             auto_offset_reset="earliest", fetch_max_wait_ms=200,
                             **kafka.aiokafka(), **extra)
@@ -362,8 +369,10 @@ class AlertmanagerPusher:
     def __init__(self, kafka: KafkaConfig, topic: str, url: str, *,
                  resend_seconds: float = 60.0, wall_ms: Callable[[], int],
                  parking_topic: str | None = None, policy: RetryPolicy | None = None,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random,
+                 advisories_topic: str | None = None) -> None:
         self.kafka, self.topic = kafka, topic
+        self.advisories_topic = advisories_topic
         self.endpoint = url.rstrip("/") + "/api/v2/alerts"
         self.receiver = safe_url(self.endpoint)
         self.resend_seconds = resend_seconds
@@ -448,6 +457,8 @@ class AlertmanagerPusher:
               rejections: dict[str, int]) -> None:
         """Fold one ``gate.alerts`` record into the active set and the pending changes."""
         doc = _loads(value)
+        if "advisory_id" in doc:
+            doc = as_alert_record(doc) or {}
         aid = doc.get("alert_id")
         if not isinstance(aid, str) or not {"state", "severity", "kind", "gate_id",
                                             "started_at"} <= doc.keys():
@@ -469,7 +480,8 @@ class AlertmanagerPusher:
         rejections.pop(aid, None)  # a new change of the alert: a fresh start
 
     async def run(self, stop: asyncio.Event) -> None:
-        consumer = _consumer(self.kafka, self.topic, None)
+        also = (self.advisories_topic,) if self.advisories_topic else ()
+        consumer = _consumer(self.kafka, self.topic, None, *also)
         await consumer.start()
         loop = asyncio.get_running_loop()
         next_resend = loop.time() + self.resend_seconds

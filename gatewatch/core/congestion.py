@@ -49,7 +49,7 @@ from gatewatch.core.signals import GateSignals
 
 __all__ = ["ALERT_KINDS", "LEVELS", "PERISHABLE_CLEAR_RATIO", "AlertChange", "AlertKind",
            "AlertState", "ChangeKind", "GateAlerts", "HoldState", "Level", "LevelState",
-           "Severity", "Thresholds", "next_hold", "next_level"]
+           "Severity", "Thresholds", "advance_level", "next_hold", "next_level"]
 
 Level = Literal["normal", "warning", "critical"]
 Severity = Literal["warning", "critical"]
@@ -101,7 +101,14 @@ def _target(level: Level, backlog: int, t: Thresholds) -> Level:
 
 def next_level(state: LevelState, backlog: int, t: Thresholds, now_ms: int) -> LevelState:
     """Advance the level state machine by one observation at ``now_ms``."""
-    target = _target(state.level, backlog, t)
+    return advance_level(state, _target(state.level, backlog, t), t.raise_hold_ms,
+                         t.clear_hold_ms, now_ms)
+
+
+def advance_level(state: LevelState, target: Level, raise_hold_ms: int, clear_hold_ms: int,
+                  now_ms: int) -> LevelState:
+    """Move towards ``target`` (where the observation points, hysteresis already applied)
+    once it has held for the raise or clear hold; shared by levels and advisories."""
     if target == state.level:
         return LevelState(state.level)
     if state.pending != target:
@@ -109,7 +116,7 @@ def next_level(state: LevelState, backlog: int, t: Thresholds, now_ms: int) -> L
         keep = state.pending is not None and _RANK[target] > _RANK[state.level] and \
             _RANK[state.pending] > _RANK[state.level]
         state = LevelState(state.level, target, state.pending_since_ms if keep else now_ms)
-    hold = t.raise_hold_ms if _RANK[target] > _RANK[state.level] else t.clear_hold_ms
+    hold = raise_hold_ms if _RANK[target] > _RANK[state.level] else clear_hold_ms
     if now_ms - state.pending_since_ms >= hold:
         return LevelState(target)
     return state

@@ -12,7 +12,7 @@ call                          effects
                               partition), a dead letter per bad record, the waits
                               measured, and the alert changes of the gates touched
 ``tick(now)``                 advance watermarks: closed windows; evaluate every gate's
-                              alerts
+                              alerts; every ADVISE_EVERY_MS the shipment advisories
 ``sweep()``                   expire old vehicle states, one chunk per step:
                               tombstones and how many expired
 ``rebuild(items, now)``       reset from the state table after a recovery (also in
@@ -34,8 +34,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from gatewatch.core.advisories import (
+    GENERAL_KEEP_FACTOR,
+    AdvisoryChange,
+    GateAdvisories,
+    figures_of,
+)
 from gatewatch.core.congestion import AlertChange, AlertState, GateAlerts, Thresholds
 from gatewatch.core.ledger import APPLIED, DUPLICATE, TOO_OLD, Ledger
+from gatewatch.core.recommend import ForecastView
 from gatewatch.core.reconcile import Pairing
 from gatewatch.core.signals import GateSignals, gate_signals
 from gatewatch.gates import GateSet
@@ -48,6 +55,9 @@ __all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
 
 #: vehicles expired per sweep step (the worker yields to its event loop between steps)
 SWEEP_CHUNK = 10_000
+#: shipment advisories are re-evaluated this often (they change over hours), or once per
+#: advisory raise hold when that is shorter
+ADVISE_EVERY_MS = 60_000
 #: a gate is reconciled at most this often (wall ms) while its events keep coming
 RECONCILE_EVERY_MS = 5_000
 
@@ -90,6 +100,7 @@ class Effects:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     windows: list[WindowRecord] = field(default_factory=list)
     alerts: list[AlertChange] = field(default_factory=list)
+    advisories: list[AdvisoryChange] = field(default_factory=list)
     #: valid events processed (duplicates included)
     processed: int = 0
     #: valid events that changed no count (duplicates and re-reads)
@@ -130,6 +141,10 @@ class Processor:
         self.gate_partition: dict[str, int] = {}
         #: gates whose input partition the worker said it holds at the last rebuild
         self.gates_held: set[str] = set()
+        self.advisories: dict[str, GateAdvisories] = {g.gate_id: GateAdvisories(
+            g.gate_id, s.advisory_raise_hold_seconds * 1000,
+            s.advisory_clear_hold_seconds * 1000) for g in gates.gates}
+        self._advised_ms: int | None = None
 
     def _fresh_alerts(self, gate_id: str) -> GateAlerts:
         g = self._gate[gate_id]
@@ -258,6 +273,10 @@ class Processor:
         self._reconcile(now_ms, fx)
         fx.windows = self.ledger.advance(now_ms)
         fx.alerts = self.evaluate(now_ms)
+        every = min(ADVISE_EVERY_MS, max(1000, self.settings.advisory_raise_hold_seconds * 1000))
+        if self._advised_ms is None or now_ms - self._advised_ms >= every:
+            self._advised_ms = now_ms
+            fx.advisories = self.advise(now_ms)
         return fx
 
     def reconcile_now(self, now_ms: int) -> Effects:
@@ -269,6 +288,41 @@ class Processor:
             _record(fx, book.gate_id, *book.reconcile(relearn=True))
             self._reconciled_ms[book.gate_id] = now_ms
         return fx
+
+    def advise(self, now_ms: int) -> list[AdvisoryChange]:
+        """Shipment advisory changes of every gate this worker has seen, per direction the
+        gate handles (:mod:`gatewatch.core.advisories`)."""
+        out: list[AdvisoryChange] = []
+        for gate in self.gates.gates:
+            book = self.ledger.books[gate.gate_id]
+            if book.last_event_wall_ms is None:
+                continue
+            sig = gate_signals(gate, book, now_ms)
+            keeps = float(gate.perishable_max_wait_seconds
+                          or self.settings.perishable_max_wait_seconds)
+            both: ForecastView | None = None  # one forecast of both directions serves each
+            for direction in gate.accepts_directions:
+                perishable = gate.accepts("perishable", direction)
+                fc = both or self.forecast_for(gate.gate_id, now_ms, direction)
+                if fc is not None and fc.direction is None:
+                    both = fc
+                fig = figures_of(sig, direction, fc,
+                                 keeps if perishable else keeps * GENERAL_KEEP_FACTOR,
+                                 perishable, now_ms)
+                change = self.advisories[gate.gate_id].evaluate(direction, sig, fig, now_ms)
+                if change is not None:
+                    out.append(change)
+        return out
+
+    def forecast_for(self, gate_id: str, now_ms: int, direction: str | None
+                     ) -> ForecastView | None:
+        """The gate's forecast for ``direction`` (``Processor.forecast`` of
+        :mod:`gatewatch.core.forecast`), None while there is none."""
+        get = getattr(self, "forecast", None)
+        if get is None:
+            return None
+        fc: ForecastView | None = get(gate_id, now_ms, direction=direction)
+        return fc
 
     def evaluate(self, now_ms: int, gate_ids: Iterable[str] | None = None
                  ) -> list[AlertChange]:
@@ -364,6 +418,9 @@ class Processor:
         for book in self.ledger:
             if book.last_event_ms is None and book.gate_id not in held:
                 self.alerts[book.gate_id] = self._fresh_alerts(book.gate_id)
+                ga = self.advisories[book.gate_id]
+                self.advisories[book.gate_id] = GateAdvisories(
+                    ga.gate_id, ga.raise_hold_ms, ga.clear_hold_ms)
         self.gates_held = held
         return Effects(windows=[replace(w, republished=True) for w in windows])
 

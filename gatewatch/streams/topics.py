@@ -65,6 +65,11 @@ TOPIC_SPECS: dict[str, TopicSpec] = {s.name: s for s in (
               "read back from the start after every restart: compaction keeps each alert's "
               "latest record (a `fired` one as long as the incident lasts), and every "
               "change stays for at least 7 days for `gatewatch notify`"),
+    TopicSpec("gate.advisories", "advisory id (`gate_id:direction`)",
+              {"cleanup.policy": "compact", "min.compaction.lag.ms": str(7 * DAY_MS)},
+              "shipment advisories (normal / slow_down / hold_shipments): compaction keeps "
+              "each advisory's latest record, every change stays 7 days for "
+              "`gatewatch notify`"),
     TopicSpec("gate.alerts.undelivered", "the alert record's key",
               {"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS)},
               "alert records a receiver refused for good (parked by `gatewatch notify`, "
@@ -135,6 +140,11 @@ class Topics:
         return f"{self.prefix}gate.alerts"
 
     @property
+    def advisories(self) -> str:
+        """Shipment advisory records (JSON, key = ``gate_id:direction``, compacted)."""
+        return f"{self.prefix}gate.advisories"
+
+    @property
     def alerts_undelivered(self) -> str:
         """Alert records a receiver rejected for good (``gatewatch notify`` parks them
         here): original key and bytes, reason, receiver and attempts in headers."""
@@ -143,13 +153,14 @@ class Topics:
     def all_created(self) -> tuple[str, ...]:
         """Topics the worker creates if missing (changelogs are Faust's own)."""
         return (self.events, self.counts, self.rejected, self.windows,
-                self.reconciliations, self.alerts, self.alerts_undelivered)
+                self.reconciliations, self.alerts, self.alerts_undelivered, self.advisories)
 
     def configs(self) -> dict[str, Mapping[str, str]]:
         """Each topic of :meth:`all_created` -> the configs it is created with."""
         return {f"{self.prefix}{name}": TOPIC_SPECS[name].configs
                 for name in ("gate.events", "gate.counts", "gate.events.rejected",
-                             "gate.windows", "gate.reconciliations", "gate.alerts")}
+                             "gate.windows", "gate.reconciliations", "gate.alerts",
+                             "gate.advisories")}
 
 
 def changelog_configs() -> Mapping[str, str]:

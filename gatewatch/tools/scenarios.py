@@ -27,12 +27,14 @@ from typing import Any
 import orjson
 import yaml
 
+from gatewatch.alerts.advisories import encode_advisory
 from gatewatch.alerts.evaluator import encode_alert
 from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.errors import ConfigError
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
 from gatewatch.tools.simulate import Faults, GateOverride, TrafficModel
+from gatewatch.tools.whatif import WhatIf
 from gatewatch.streams.codec import parse_timestamp_ms
 
 __all__ = ["Outcome", "Scenario", "available", "load_scenario", "run_offline"]
@@ -97,6 +99,7 @@ class Outcome:
     scenario: str
     events: int = 0
     changes: list[dict[str, Any]] = field(default_factory=list)  # alert records
+    advisories: list[dict[str, Any]] = field(default_factory=list)  # advisory records
     max_estimated_wait_hours: dict[str, float] = field(default_factory=dict)
     yard_full_predicted: set[str] = field(default_factory=set)
     no_data_shown: set[str] = field(default_factory=set)
@@ -109,14 +112,15 @@ class Outcome:
 
 
 def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
-                step_ms: int = 60_000) -> Outcome:
+                step_ms: int = 60_000, whatif: WhatIf | None = None) -> Outcome:
     """Play ``sc`` through the real :class:`~gatewatch.core.processor.Processor` in
-    simulated time (decoder → ledger → windows → alerts); check ``expect``."""
+    simulated time (decoder → ledger → windows → alerts); check ``expect``. ``whatif``:
+    changes of rates over time (:mod:`gatewatch.tools.whatif`)."""
     s = settings or Settings()
     proc = Processor(gates, s)
     model = TrafficModel(gates, sc.start_ms, rate=sc.rate, seed=sc.seed,
                          faults=Faults(malformed=0.002), initial_backlog=sc.initial_backlog,
-                         overrides=sc.overrides, day_profile=sc.day_profile)
+                         overrides=sc.overrides, day_profile=sc.day_profile, whatif=whatif)
     out = Outcome(sc.name)
     end = sc.start_ms + int(sc.duration_hours * HOUR)
     now = sc.start_ms
@@ -130,7 +134,13 @@ def run_offline(sc: Scenario, gates: GateSet, settings: Settings | None = None,
             offset += 1
         fx = proc.apply_batch(batch, now, evaluate_alerts=False)
         out.events += fx.processed
-        for change in proc.tick(now).alerts:
+        fx = proc.tick(now)
+        for adv in fx.advisories:
+            gate = gates.get(adv.advisory.gate_id)
+            assert gate is not None
+            out.advisories.append(orjson.loads(encode_advisory(adv, gate))
+                                  | {"hours": (now - sc.start_ms) / HOUR})
+        for change in fx.alerts:
             gate = gates.get(change.alert.gate_id)
             assert gate is not None
             doc = orjson.loads(encode_alert(change, gate, runbook))

@@ -34,6 +34,7 @@ from gatewatch.streams.records import CrossingEvent
 
 if TYPE_CHECKING:
     from gatewatch.kafka import KafkaConfig
+    from gatewatch.tools.whatif import WhatIf
 
 __all__ = ["Faults", "Outgoing", "TrafficModel", "run"]
 
@@ -96,8 +97,9 @@ class TrafficModel:
     def __init__(self, gates: GateSet, start_ms: int, *, rate: float = 1.0, seed: int = 7,
                  faults: Faults | None = None, initial_backlog: float = 0.0,
                  overrides: dict[str, GateOverride] | None = None,
-                 day_profile: bool = False) -> None:
+                 day_profile: bool = False, whatif: WhatIf | None = None) -> None:
         self.rng = random.Random(seed)
+        self.whatif = whatif  # what-if changes of rates over time (tools/whatif.py)
         self.overrides = overrides or {}
         self.day_profile = day_profile
         self.rate = rate
@@ -119,12 +121,23 @@ class TrafficModel:
     def _arrival_rate(self, g: _Gate) -> float:
         """Peak arrivals per hour (thinned by the day profile when it is on)."""
         base = g.cfg.simulation.arrivals_per_hour * self._override(g).arrivals_multiplier
-        return base * (_PROFILE_MAX if self.day_profile else 1.0)
+        return base * (_PROFILE_MAX if self.day_profile else 1.0) * self._peak(g, "arrivals")
 
     def _clearance_rate(self, g: _Gate) -> float:
         o = self._override(g)
-        return o.clearance_per_hour if o.clearance_per_hour is not None else \
-            g.cfg.simulation.clearance_per_hour
+        return (o.clearance_per_hour if o.clearance_per_hour is not None else
+                g.cfg.simulation.clearance_per_hour) * self._peak(g, "clearance")
+
+    def _peak(self, g: _Gate, kind: str) -> float:
+        return 1.0 if self.whatif is None else self.whatif.peak(g.cfg.gate_id, kind)
+
+    def _kept(self, g: _Gate, kind: str, t_ms: float) -> bool:
+        """What-if thinning: drawn at the peak rate, kept at the rate of the time."""
+        if self.whatif is None:
+            return True
+        w = self.whatif
+        return self.rng.random() * w.peak(g.cfg.gate_id, kind) < w.factor(g.cfg.gate_id,
+                                                                          kind, t_ms)
 
     def _accept_arrival(self, t_ms: float) -> bool:
         if not self.day_profile:
@@ -209,7 +222,8 @@ class TrafficModel:
         for g in self._gates:
             while g.next_arrival <= to_ms or g.next_clear <= to_ms:
                 if g.next_arrival <= g.next_clear:
-                    if self._accept_arrival(g.next_arrival):
+                    if self._accept_arrival(g.next_arrival) and \
+                            self._kept(g, "arrivals", g.next_arrival):
                         self._arrive(g, int(g.next_arrival))
                     g.next_arrival += self._gap_ms(self._arrival_rate(g))
                 else:
@@ -221,7 +235,7 @@ class TrafficModel:
                         opening = day + lo * 3_600_000
                         g.next_clear = opening + (86_400_000 if opening <= t else 0)
                         continue
-                    if g.queue:
+                    if g.queue and self._kept(g, "clearance", t):
                         if len(g.queue) > 3 and self.rng.random() < 0.02:
                             idx = self.rng.randrange(len(g.queue))
                             vehicle, direction, cargo = g.queue[idx]

@@ -1,8 +1,12 @@
 """The versioned JSON API (read-only) on the worker's web server.
 
 ``GET /api/v1/gates``, ``/api/v1/gates/{gate_id}``, ``/api/v1/gates/{gate_id}/windows``,
-``/api/v1/alerts``, the CAP feed ``/api/v1/cap.atom`` with its messages
-``/api/v1/cap/{identifier}.xml`` (:mod:`gatewatch.alerts.cap`) and ``/openapi.json``.
+``/api/v1/alerts``, ``/api/v1/advisories``, ``/api/v1/recommendations``
+(:mod:`gatewatch.web.advice`), the public feed ``/api/v1/public/gates`` (no token:
+:mod:`gatewatch.web.public`), the CAP feed ``/api/v1/cap.atom`` with its messages
+``/api/v1/cap/{identifier}.xml`` (:mod:`gatewatch.alerts.cap`) and ``/openapi.json``; from
+the history store (``GATEWATCH_HISTORY_URL``, opened read-only):
+``/api/v1/gates/{gate_id}/history`` (JSON or CSV) and ``/api/v1/gates/{gate_id}/patterns``.
 Pure builders turn the ledger and the alert evaluator into documents; :func:`install`
 adds the views to a Faust app.
 
@@ -16,27 +20,39 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import formatdate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web as aioweb
 from faust.web import View
 
+from gatewatch.alerts.advisories import advisory_notices
 from gatewatch.alerts.cap import CAP_TYPE, atom_feed, cap_entries, cap_message, etag
 from gatewatch.core.congestion import LEVELS, GateAlerts
 from gatewatch.core.processor import Processor
 from gatewatch.core.signals import CAMERAS, GateSignals
+from gatewatch.errors import HistoryError
 from gatewatch.gates import GateConfig, GateSet
+from gatewatch.history.aggregate import STEPS, HourPattern, SeriesPoint, Stat
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 from gatewatch.streams.records import WindowRecord
+from gatewatch.web import advice, public
 
-__all__ = ["ALLOW", "MAX_PAGE", "PREFLIGHT_MAX_AGE", "ApiError", "authorized", "cors_headers",
-           "gate_doc", "install", "is_self", "openapi", "parse_range", "peer_urls",
-           "quality_doc", "quality_schema", "window_doc"]
+if TYPE_CHECKING:
+    from gatewatch.history.store import HistoryStore
+
+__all__ = ["ALLOW", "CSV_COLUMNS", "MAX_PAGE", "PREFLIGHT_MAX_AGE", "ApiError", "authorized",
+           "cors_headers", "gate_doc", "history_csv", "history_query", "install", "is_self",
+           "openapi", "parse_range", "pattern_doc", "patterns_query", "peer_urls",
+           "point_doc", "quality_doc", "quality_schema",
+           "window_doc"]
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
 FORWARDED = "X-Gatewatch-Forwarded"
@@ -79,8 +95,10 @@ def window_doc(r: WindowRecord) -> dict[str, Any]:
             "closed_by": r.closed_by}
 
 
-def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts) -> dict[str, Any]:
-    """One gate's state; ``owned`` says whether this worker holds the gate's state."""
+def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts,
+             advisories: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One gate's state; ``owned`` says whether this worker holds the gate's state;
+    ``advisories``: its shipment advisories by direction."""
     fresh = s.has_data
     backlog = s.backlog
     hour = s.last_hour
@@ -104,6 +122,7 @@ def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts) -> dict[str, 
         "seconds_since_last_event": round(s.silent_seconds, 3)
         if s.silent_seconds is not None else None,
         "active_alerts": sorted(a.alert_id for a in alerts.active.values()),
+        "advisories": advisories or {},
         **quality_doc(s),
     }
 
@@ -220,6 +239,108 @@ def parse_range(query: Any, now_ms: int) -> tuple[int, int, int]:
     if not 1 <= size <= MAX_PAGE:
         raise ApiError(400, "bad_size", f"size must be between 1 and {MAX_PAGE}")
     return frm, to, size
+
+
+# -- history (the history store) ------------------------------------------------------------
+
+#: the default span of ``/history`` per step (``from`` left out), and the most steps it gives
+HISTORY_SPAN_MS = {"5m": DAY_MS, "1h": 7 * DAY_MS, "1d": 90 * DAY_MS}
+MAX_POINTS = 5000
+MAX_WEEKS = 52
+#: the CSV's header row (one line per step, oldest first)
+CSV_COLUMNS = ("start", "end", "windows", "arrivals_export", "arrivals_import", "arrivals",
+               "crossings_export", "crossings_import", "crossings", "withdrawals_export",
+               "withdrawals_import", "withdrawals", "waits_count", "wait_mean_seconds",
+               "wait_max_seconds", "backlog_end", "backlog_max")
+
+
+def history_query(query: Any, now_ms: int, accept: str | None) -> tuple[int, int, str, bool]:
+    """(from, to, step, as CSV) of a ``/history`` request; ApiError (400) on bad input.
+    ``format=csv|json`` wins over ``Accept: text/csv``."""
+    step = query.get("step", "1h")
+    if step not in STEPS:
+        raise ApiError(400, "bad_step", f"step must be one of {', '.join(STEPS)}")
+    fmt = query.get("format")
+    if fmt not in (None, "json", "csv"):
+        raise ApiError(400, "bad_format", "format must be json or csv")
+    as_csv = fmt == "csv" or (fmt is None and "text/csv" in (accept or "").lower())
+    frm, to, _ = parse_range({k: query[k] for k in ("from", "to") if k in query}, now_ms)
+    if "from" not in query:
+        frm = max(MIN_MS, to - HISTORY_SPAN_MS[step])
+    if (to - frm) // STEPS[step] > MAX_POINTS:
+        raise ApiError(400, "bad_range", f"from..to spans more than {MAX_POINTS} steps of "
+                       f"{step}; use a larger step or a shorter range")
+    return frm, to, step, as_csv
+
+
+def patterns_query(query: Any) -> int:
+    """``weeks`` of a ``/patterns`` request (default 4); ApiError (400) on bad input."""
+    raw = query.get("weeks", "4")
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_WEEKS:
+        raise ApiError(400, "bad_weeks", f"weeks must be an integer from 1 to {MAX_WEEKS}")
+    return int(raw)
+
+
+def _mean(total: float, n: int) -> float | None:
+    return round(total / n, 3) if n else None
+
+
+def point_doc(p: SeriesPoint) -> dict[str, Any]:
+    return {"start": format_ms(p.start_ms), "end": format_ms(p.end_ms), "windows": p.windows,
+            "arrivals": {"export": p.arrivals_export, "import": p.arrivals_import,
+                         "total": p.arrivals},
+            "crossings": {"export": p.crossings_export, "import": p.crossings_import,
+                          "total": p.crossings},
+            "withdrawals": {"export": p.withdrawals_export, "import": p.withdrawals_import,
+                            "total": p.withdrawals},
+            "waits": {"count": p.waits_count,
+                      "mean_seconds": _mean(p.waits_sum_seconds, p.waits_count),
+                      "max_seconds": p.waits_max_seconds},
+            "backlog": {"end": p.backlog_end, "max": p.backlog_max}}
+
+
+def history_csv(points: Iterable[SeriesPoint]) -> bytes:
+    """The steps as CSV (header row :data:`CSV_COLUMNS`; empty cells for no value)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for p in points:
+        mean = _mean(p.waits_sum_seconds, p.waits_count)
+        w.writerow([format_ms(p.start_ms), format_ms(p.end_ms), p.windows,
+                    p.arrivals_export, p.arrivals_import, p.arrivals,
+                    p.crossings_export, p.crossings_import, p.crossings,
+                    p.withdrawals_export, p.withdrawals_import, p.withdrawals,
+                    p.waits_count, "" if mean is None else mean, p.waits_max_seconds,
+                    "" if p.backlog_end is None else p.backlog_end,
+                    "" if p.backlog_max is None else p.backlog_max])
+    return out.getvalue().encode()
+
+
+def _stat(s: Stat) -> dict[str, Any]:
+    return {"samples": s.samples,
+            "mean": None if s.mean is None else round(s.mean, 3),
+            "p90": None if s.p90 is None else round(s.p90, 3)}
+
+
+def pattern_doc(p: HourPattern) -> dict[str, Any]:
+    return {"hour_of_week": p.hour_of_week, "weekday": p.weekday, "hour": p.hour,
+            "arrivals": _stat(p.arrivals), "crossings": _stat(p.crossings),
+            "backlog": _stat(p.backlog), "wait_seconds": _stat(p.wait_seconds)}
+
+
+def _offset_text(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+class Csv:
+    """A CSV answer (instead of a JSON document) from a page function."""
+
+    def __init__(self, body: bytes, filename: str) -> None:
+        self.body, self.filename = body, filename
 
 
 def authorized(header: str | None, token: str) -> bool:
@@ -362,6 +483,8 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
         "last_event_at": {"type": "string", "format": "date-time", "nullable": True},
         "seconds_since_last_event": nullable_num,
         "active_alerts": {"type": "array", "items": {"type": "string"}},
+        "advisories": {"type": "object", "description": "shipment advisory by direction "
+                       "(see /api/v1/advisories)", "additionalProperties": {"type": "object"}},
         "windows": {"type": "array", "items": {"$ref": "#/components/schemas/Window"}},
         **quality_schema(),
     }}
@@ -435,11 +558,14 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
                         "windows": {"type": "array",
                                     "items": {"$ref": "#/components/schemas/Window"}}}}),
                         "400": bad_request, "401": unauthorized, "404": not_found}}},
+            **_history_paths(also, gate_id, preflight, err, oversized, unauthorized,
+                             not_found),
             "/api/v1/alerts": {"description": also, "options": preflight, "get": {
                 "summary": "Active alerts", "responses": {
                     "200": ok({"type": "object", "properties": {"alerts": {
                         "type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}),
                     "400": oversized, "401": unauthorized}}},
+            **advice.openapi_paths(ok, err, also, preflight, oversized, unauthorized),
             "/api/v1/cap.atom": {"description": also, "options": preflight, "get": {
                 "summary": "CAP feed: an Atom index of the alerts as CAP 1.2 messages",
                 "description": "One entry per message (firing alerts, and resolved ones as "
@@ -477,21 +603,122 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
     return doc
 
 
+def _history_paths(also: str, gate_id: dict[str, Any], preflight: dict[str, Any],
+                   err: Callable[..., dict[str, Any]], oversized: dict[str, Any],
+                   unauthorized: dict[str, Any], not_found: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """The OpenAPI paths of the history store's views (part of :func:`openapi`)."""
+    ts = {"type": "string", "format": "date-time"}
+    nullable_num = {"type": "number", "nullable": True}
+    counts = {"type": "object", "properties": {
+        k: {"type": "integer"} for k in ("export", "import", "total")}}
+    stat = {"type": "object", "properties": {"samples": {"type": "integer"},
+                                              "mean": nullable_num, "p90": nullable_num}}
+    bad = {"bad_timestamp": ("from/to empty or not RFC 3339 with an offset",
+                             f"from must be RFC 3339 with an offset, e.g. {_EXAMPLE_TS}"),
+           "bad_range": ("from after to, or more than 5000 steps",
+                         "from must not be after to"),
+           "bad_step": ("step not 5m, 1h or 1d", "step must be one of 5m, 1h, 1d"),
+           "bad_format": ("format not json or csv", "format must be json or csv")}
+    unavailable = err("the history store cannot be read (not configured, not created yet by "
+                      "`gatewatch history`, or its database is down)",
+                      {"history_unavailable": ("no history store",
+                                               "no history store is configured")})
+
+    def bad_request(codes: dict[str, tuple[str, str]]) -> dict[str, Any]:
+        out = err("bad query parameters (JSON), or a request over the HTTP server's limits "
+                  "(plain text)", codes)
+        out["content"] |= oversized["content"]
+        return out
+
+    point = {"type": "object", "properties": {
+        "start": ts, "end": ts, "windows": {"type": "integer"},
+        "arrivals": counts, "crossings": counts, "withdrawals": counts,
+        "waits": {"type": "object", "properties": {
+            "count": {"type": "integer"}, "mean_seconds": nullable_num,
+            "max_seconds": {"type": "number"}}},
+        "backlog": {"type": "object", "description": "vehicles waiting when the step's "
+                    "last window closed, and the most at any window's close (null: not "
+                    "recorded)", "properties": {
+                        "end": {"type": "integer", "nullable": True},
+                        "max": {"type": "integer", "nullable": True}}}}}
+    history = {"type": "object", "properties": {
+        "gate_id": {"type": "string"}, "from": ts, "to": ts,
+        "step": {"type": "string", "enum": list(STEPS)},
+        "utc_offset": {"type": "string", "example": "+07:00"},
+        "points": {"type": "array", "items": point}}}
+    hour = {"type": "object", "properties": {
+        "hour_of_week": {"type": "integer", "minimum": 0, "maximum": 167},
+        "weekday": {"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat",
+                                               "sun"]},
+        "hour": {"type": "integer", "minimum": 0, "maximum": 23},
+        "arrivals": stat, "crossings": stat, "backlog": stat, "wait_seconds": stat}}
+    patterns = {"type": "object", "properties": {
+        "gate_id": {"type": "string"}, "weeks": {"type": "integer"}, "from": ts, "to": ts,
+        "utc_offset": {"type": "string"}, "hours": {"type": "array", "items": hour}}}
+    range_params = [
+        {"name": "from", "in": "query", "description": "RFC 3339 with an offset (default: "
+         "`to` minus 1 day for 5m, 7 days for 1h, 90 days for 1d); not empty",
+         "schema": ts},
+        {"name": "to", "in": "query", "description": "RFC 3339 with an offset (default: "
+         "now); not empty", "schema": ts}]
+    return {
+        "/api/v1/gates/{gate_id}/history": {
+            "description": also, "parameters": [gate_id], "options": preflight, "get": {
+                "summary": "A gate's stored windows summed per step (oldest first; a step "
+                           "without windows is left out: no data, not zero), as JSON or "
+                           "CSV (`format=csv` or `Accept: text/csv`)",
+                "parameters": [*range_params,
+                               {"name": "step", "in": "query", "schema": {
+                                   "type": "string", "enum": list(STEPS), "default": "1h"}},
+                               {"name": "format", "in": "query", "schema": {
+                                   "type": "string", "enum": ["json", "csv"]}}],
+                "responses": {
+                    "200": {"description": "OK", "content": {
+                        "application/json": {"schema": history},
+                        "text/csv": {"schema": {"type": "string"}, "example": ",".join(
+                            CSV_COLUMNS)}}},
+                    "400": bad_request(bad), "401": unauthorized, "404": not_found,
+                    "503": unavailable}}},
+        "/api/v1/gates/{gate_id}/patterns": {
+            "description": also, "parameters": [gate_id], "options": preflight, "get": {
+                "summary": "Hour-of-week means and 90th percentiles of arrivals, crossings, "
+                           "backlog and waits over the last `weeks` weeks (168 hours, Monday "
+                           "00:00 local time first)",
+                "parameters": [{"name": "weeks", "in": "query", "schema": {
+                    "type": "integer", "minimum": 1, "maximum": MAX_WEEKS, "default": 4}}],
+                "responses": {
+                    "200": {"description": "OK", "content": {
+                        "application/json": {"schema": patterns}}},
+                    "400": bad_request({"bad_weeks": (
+                        "weeks not an integer from 1 to 52",
+                        f"weeks must be an integer from 1 to {MAX_WEEKS}")}),
+                    "401": unauthorized, "404": not_found, "503": unavailable}}},
+    }
+
+
 def install(app: Any, *, processor: Processor,
             wall_ms: Callable[[], int], token: str,
             cors_origins: tuple[str, ...], state_table: str, version: str,
             kafka_status: Callable[[], dict[str, Any]] | None = None,
             alert_records: Callable[[], Iterable[Mapping[str, Any]]] = lambda: (),
-            cap_sender: str = "gatewatch@localhost") -> None:
+            cap_sender: str = "gatewatch@localhost", public_rate_per_minute: int = 60,
+            advisory_records: Callable[[], Iterable[Mapping[str, Any]]] = lambda: (),
+            history: HistoryStore | None = None, utc_offset_minutes: int = 420) -> None:
     """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
     of the gate list (reachable, unreachable_seconds); ``alert_records`` the latest
-    ``gate.alerts`` record per alert this worker knows (the CAP feed's source)."""
+    ``gate.alerts`` record per alert this worker knows (the CAP feed's source);
+    ``public_rate_per_minute``: the public feed's per-client rate limit;
+    ``advisory_records`` the latest ``gate.advisories`` record per advisory (CAP too);
+    ``history`` is the history store (read-only; ``None``: the history paths answer 503),
+    whose days and hours of the week are local at ``utc_offset_minutes``."""
     spec = openapi(version, token_required=bool(token))
     gates: GateSet = processor.gates
 
     def doc_of(gate: GateConfig, now_ms: int) -> dict[str, Any]:
         return gate_doc(gate, processor.signals(gate.gate_id, now_ms),
-                        processor.alerts[gate.gate_id])
+                        processor.alerts[gate.gate_id],
+                        advice.gate_advisories(processor, gate))
 
     def headers_for(request: Any) -> dict[str, str]:
         return {"Cache-Control": "no-store"} | cors_headers(request.headers.get("Origin"),
@@ -517,6 +744,8 @@ def install(app: Any, *, processor: Processor,
         hdrs = {FORWARDED: "1"}
         if "Authorization" in request.headers:
             hdrs["Authorization"] = request.headers["Authorization"]
+        elif token:  # the public feed (no token) asks its peers with the configured one
+            hdrs["Authorization"] = f"Bearer {token}"
         timeout = aiohttp.ClientTimeout(total=3)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             async def one(url: str) -> dict[str, Any] | None:
@@ -536,7 +765,17 @@ def install(app: Any, *, processor: Processor,
             try:
                 check_token(request)
                 body = await fn()
+                if isinstance(body, Csv):
+                    return web.bytes(body.body, headers=headers_for(request) | {
+                        "Content-Type": "text/csv; charset=utf-8",
+                        "Content-Disposition": f'attachment; filename="{body.filename}"'})
                 return web.json(body, headers=headers_for(request))
+            except HistoryError as exc:
+                log.warning("history API: %s", exc)
+                unavailable = ApiError(503, "history_unavailable", "the history store cannot "
+                                       "be read now (is `gatewatch history` running? the "
+                                       "worker's log has the reason)")
+                return web.json(unavailable.body(), status=503, headers=headers_for(request))
             except ApiError as exc:
                 return web.json(exc.body(), status=exc.status,
                                 headers=headers_for(request) | exc.headers)
@@ -576,17 +815,21 @@ def install(app: Any, *, processor: Processor,
             raise ApiError(404, "unknown_gate", f"no gate {gate_id!r}; see /api/v1/gates")
         return gate
 
+    async def all_gate_docs(request: Any, now: int) -> dict[str, dict[str, Any]]:
+        docs = {g.gate_id: doc_of(g, now) for g in gates.gates}
+        missing = [g for g, d in docs.items() if not d["owned"]]
+        if missing:
+            for peer in await ask_peers(request, "/api/v1/gates"):
+                for d in peer.get("gates", []):
+                    if d.get("owned") and d.get("gate_id") in missing:
+                        docs[d["gate_id"]] = d
+        return docs
+
     @page("/api/v1/gates")
     async def _gates(web: Any, request: Any) -> Any:
         async def body() -> dict[str, Any]:
             now = wall_ms()
-            docs = {g.gate_id: doc_of(g, now) for g in gates.gates}
-            missing = [g for g, d in docs.items() if not d["owned"]]
-            if missing:
-                for peer in await ask_peers(request, "/api/v1/gates"):
-                    for d in peer.get("gates", []):
-                        if d.get("owned") and d.get("gate_id") in missing:
-                            docs[d["gate_id"]] = d
+            docs = await all_gate_docs(request, now)
             kafka = kafka_status() if kafka_status else {"reachable": True,
                                                           "unreachable_seconds": 0}
             return {"gates": list(docs.values()), "generated_at": format_ms(now),
@@ -628,6 +871,41 @@ def install(app: Any, *, processor: Processor,
                     "windows": rows}
         return await respond(web, request, body)
 
+    offset_ms = utc_offset_minutes * 60_000
+
+    def store() -> HistoryStore:
+        if history is None:
+            raise ApiError(503, "history_unavailable", "no history store is configured")
+        return history
+
+    @page("/api/v1/gates/{gate_id}/history")
+    async def _history(web: Any, request: Any, gate_id: str) -> Any:
+        async def body() -> dict[str, Any] | Csv:
+            known(gate_id)
+            frm, to, step, as_csv = history_query(request.query, wall_ms(),
+                                                  request.headers.get("Accept"))
+            points = await asyncio.to_thread(store().series, gate_id, frm, to, step,
+                                             offset_ms)
+            if as_csv:
+                return Csv(history_csv(points), f"{gate_id}-history-{step}.csv")
+            return {"gate_id": gate_id, "from": format_ms(frm), "to": format_ms(to),
+                    "step": step, "utc_offset": _offset_text(utc_offset_minutes),
+                    "points": [point_doc(p) for p in points]}
+        return await respond(web, request, body)
+
+    @page("/api/v1/gates/{gate_id}/patterns")
+    async def _patterns(web: Any, request: Any, gate_id: str) -> Any:
+        async def body() -> dict[str, Any]:
+            known(gate_id)
+            weeks = patterns_query(request.query)
+            now = wall_ms()
+            hours = await asyncio.to_thread(store().patterns, gate_id, weeks, now, offset_ms)
+            return {"gate_id": gate_id, "weeks": weeks,
+                    "from": format_ms(now - weeks * 7 * DAY_MS), "to": format_ms(now),
+                    "utc_offset": _offset_text(utc_offset_minutes),
+                    "hours": [pattern_doc(h) for h in hours]}
+        return await respond(web, request, body)
+
     @page("/api/v1/alerts")
     async def _alerts(web: Any, request: Any) -> Any:
         async def body() -> dict[str, Any]:
@@ -638,18 +916,82 @@ def install(app: Any, *, processor: Processor,
             return {"alerts": sorted(out.values(), key=lambda d: d["alert_id"])}
         return await respond(web, request, body)
 
+    @page("/api/v1/advisories")
+    async def _advisories(web: Any, request: Any) -> Any:
+        async def body() -> dict[str, Any]:
+            out = {a["advisory_id"]: a for a in advice.advisories_of(processor, gates.gates)}
+            for peer in await ask_peers(request, "/api/v1/advisories"):
+                for a in peer.get("advisories", []):
+                    out.setdefault(a["advisory_id"], a)
+            return {"advisories": sorted(out.values(), key=lambda d: d["advisory_id"])}
+        return await respond(web, request, body)
+
+    @page("/api/v1/recommendations")
+    async def _recommendations(web: Any, request: Any) -> Any:
+        async def body() -> dict[str, Any]:
+            q = advice.parse_recommend_query(request.query)
+            if q == "bad_direction":
+                raise ApiError(400, "bad_direction", advice.ERRORS[q])
+            if q == "bad_cargo":
+                raise ApiError(400, "bad_cargo", advice.ERRORS[q])
+            if isinstance(q, str):
+                raise ApiError(400, "bad_eta", advice.ERRORS["bad_eta"])
+            now = wall_ms()
+            caps, excluded = advice.local_capacities(processor, gates.gates, q, now)
+            if advice.NOT_HELD in excluded.values():
+                qs = request.query_string
+                for peer in await ask_peers(request, "/api/v1/recommendations"
+                                            + (f"?{qs}" if qs else "")):
+                    for d in peer.get("options", []):
+                        c = advice.capacity_from_doc(d)
+                        if c is not None and excluded.get(c.gate_id) == advice.NOT_HELD:
+                            caps[c.gate_id] = c
+            return advice.recommendations_doc(gates.gates, q, caps, excluded, now)
+        return await respond(web, request, body)
+
+    bucket = public.TokenBucket(public_rate_per_minute)
+
+    @page("/api/v1/public/gates")
+    async def _public(web: Any, request: Any) -> Any:
+        """Open data: no token check (:mod:`gatewatch.web.public`), a per-client limit."""
+        hdrs = cors_headers(request.headers.get("Origin"), cors_origins)
+        now = wall_ms()
+        wait = bucket.take(str(request.remote or "?"), now)
+        if wait:
+            exc = ApiError(429, "rate_limited", f"too many requests; retry after {wait} s")
+            return web.json(exc.body(), status=429, headers=hdrs | {
+                "Retry-After": str(wait), "Cache-Control": "no-store"})
+        as_csv = public.wants_csv(request.query, request.headers.get("Accept"))
+        if as_csv is None:
+            exc = ApiError(400, "bad_format", "format must be csv or json")
+            return web.json(exc.body(), status=400, headers=hdrs | {"Cache-Control": "no-store"})
+        docs = await all_gate_docs(request, now)
+        rows = [public.public_row(g, docs[g.gate_id]) for g in gates.gates]
+        etag = public.etag_of(rows)
+        hdrs |= {"ETag": etag, "Cache-Control": public.CACHE_CONTROL,
+                 "Vary": ", ".join(v for v in (hdrs.get("Vary"), "Accept") if v),
+                 "Last-Modified": public.last_modified(rows, now)}
+        if public.not_modified(request.headers.get("If-None-Match"), etag):
+            return web.bytes(b"", status=304, headers=hdrs)
+        if as_csv:
+            return web.text(public.to_csv(rows), headers=hdrs, content_type="text/csv")
+        return web.json(public.public_doc(rows, format_ms(now)), headers=hdrs)
+
     async def cap(web: Any, request: Any, identifier: str | None) -> Any:
         """The CAP index feed (``identifier`` None) or one CAP message; a peer's request
         gets this worker's alert records as JSON, merged by the asking worker."""
         try:
             check_token(request)
-            records = list(alert_records())
+            records, advised = list(alert_records()), list(advisory_records())
             if request.headers.get(FORWARDED):
-                return web.json({"records": records}, headers=headers_for(request))
+                return web.json({"records": records, "advisories": advised},
+                                headers=headers_for(request))
             for peer in await ask_peers(request, "/api/v1/cap.atom"):
                 records += peer.get("records", [])
+                advised += peer.get("advisories", [])
             now = wall_ms()
-            notices = cap_entries(records, gates=gates, now_ms=now)
+            notices = cap_entries(records, advisory_notices(advised, gates, now), gates=gates,
+                                  now_ms=now)
             if identifier is None:
                 body, ctype = atom_feed(notices, base_url=str(request.url.origin()),
                                         sender=cap_sender, now_ms=now), "application/atom+xml"

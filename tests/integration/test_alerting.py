@@ -93,16 +93,21 @@ def test_threshold_crossing_reaches_the_receiver_through_alertmanager_and_resolv
     am_url, hook = alertmanager
     gates = tmp_path / "gates.yaml"
     gates.write_text(GATES)
+    # cargo keeps 5 s here: the first 7 trucks, queued a second apart, have waited 6 s
+    # while nothing cleared, so the shipment advisory goes to hold_shipments too
     w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="1",
-                       GATEWATCH_ALERT_CLEAR_HOLD_SECONDS="2")
+                       GATEWATCH_ALERT_CLEAR_HOLD_SECONDS="2",
+                       GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS="1",
+                       GATEWATCH_ADVISORY_CLEAR_HOLD_SECONDS="2",
+                       GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS="5")
     notify = Service([sys.executable, "-m", "gatewatch", "notify", "--alertmanager-url",
                       am_url, "--resend-seconds", "5"], OUTPUT / f"{test_id}-notify.log",
                      env=w.env)
     try:
         w.wait_ready()
         now = int(time.time() * 1000)
-        produce(bootstrap, f"{test_id}-gate.events", [queued(i, now - 60_000 + i) for i in
-                                                      range(7)])
+        produce(bootstrap, f"{test_id}-gate.events", [queued(i, now - 60_000 + i * 1000)
+                                                      for i in range(7)])
         poll(lambda: ("firing", "GateCongestion", "warning") in am_alerts(hook), 60,
              "firing warning at the receiver")
         # escalation: 12 waiting > critical 10
@@ -114,6 +119,16 @@ def test_threshold_crossing_reaches_the_receiver_through_alertmanager_and_resolv
         produce(bootstrap, f"{test_id}-gate.events", [crossed(i, now + i) for i in range(12)])
         poll(lambda: ("resolved", "GateCongestion", "critical") in am_alerts(hook), 60,
              "resolved at the receiver")
+        # the shipment advisory went the same way: trucks waiting longer than the cargo
+        # keeps, nothing cleared → hold_shipments; the queue drained → normal, resolved
+        poll(lambda: ("resolved", "GateShipmentAdvisory", "critical") in am_alerts(hook), 60,
+             "the shipment advisory resolved at the receiver")
+        adv = next(a for body in hook.bodies for a in body["alerts"]
+                   if a["labels"]["alertname"] == "GateShipmentAdvisory")
+        assert adv["status"] == "firing" and adv["labels"]["direction"] == "export"
+        assert adv["labels"]["advice"] == "hold_shipments"
+        assert adv["annotations"]["summary"].startswith("[HOLD SHIPMENTS]")
+        assert "TẠM DỪNG GỬI HÀNG" in adv["annotations"]["summary_vi"]
         alert = next(a for body in hook.bodies for a in body["alerts"]
                      if a["labels"]["severity"] == "critical")
         assert alert["labels"]["gate"] == "huu-nghi"

@@ -129,7 +129,11 @@ def test_api_documents_errors_token_and_openapi(bootstrap, worker_factory, test_
     validate(spec)
     assert set(spec["paths"]) == {"/api/v1/gates", "/api/v1/gates/{gate_id}",
                                   "/api/v1/gates/{gate_id}/windows", "/api/v1/alerts",
-                                  "/api/v1/cap.atom", "/api/v1/cap/{identifier}.xml"}
+                                  "/api/v1/cap.atom", "/api/v1/cap/{identifier}.xml",
+                                  "/api/v1/gates/{gate_id}/history",
+                                  "/api/v1/gates/{gate_id}/patterns",
+                                  "/api/v1/advisories", "/api/v1/recommendations",
+                                  "/api/v1/public/gates"}
     # every 4xx answered above is documented on its path, with its code
     windows = spec["paths"]["/api/v1/gates/{gate_id}/windows"]
     codes = windows["get"]["responses"]["400"]["content"]["application/json"]["schema"][

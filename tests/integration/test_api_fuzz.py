@@ -68,19 +68,34 @@ def test_schemathesis_finds_nothing_with_and_without_the_token(worker_factory, b
                                                                 test_id, tmp_path):
     if not SCHEMATHESIS.exists():
         pytest.skip(f"{SCHEMATHESIS} missing: run `make fuzz-venv`")
+    # a real history store (SQLite), so the history paths answer from it, not 503
+    from gatewatch.history.store import HistoryStore
+
+    history = f"sqlite:///{tmp_path}/history.sqlite3"
+    store = HistoryStore(history)
+    store.migrate()
     w = worker_factory(GATEWATCH_API_TOKEN=TOKEN,
-                       GATEWATCH_API_CORS_ORIGINS="https://ops.example.vn")
+                       GATEWATCH_API_CORS_ORIGINS="https://ops.example.vn",
+                       GATEWATCH_HISTORY_URL=history)
     w.wait_ready()
     now = int(time.time() * 1000)
     # every gate has data: trucks still waiting, crossings over 40 min (closed windows)
-    msgs = []
+    timed = []
     for g, gate in enumerate(("huu-nghi", "tan-thanh", "chi-ma", "coc-nam", "dong-dang-rail")):
         for i in range(40):
             t = now - (40 - i) * MIN
-            msgs.append(message(ev(f"{g}-{i}", "queued", t, gate)))
+            timed.append((*message(ev(f"{g}-{i}", "queued", t, gate)), t))
             if i % 3:
-                msgs.append(message(ev(f"{g}-{i}", "crossed", t + MIN // 2, gate)))
+                timed.append((*message(ev(f"{g}-{i}", "crossed", t + MIN // 2, gate)),
+                              t + MIN // 2))
+    msgs = [(k, v) for k, v, _ in timed]
     produce(bootstrap, f"{test_id}-gate.events", msgs)
+    # ... and the same traffic in the history store, imported offline in event time
+    from gatewatch.gates import load_gates
+    from gatewatch.history.offline import import_events
+    from gatewatch.settings import Settings
+
+    assert import_events(store, timed, load_gates(), Settings(), updated_ms=now).windows > 0
     hooks = tmp_path / "schemathesis_hooks.py"
     hooks.write_text(HOOKS, encoding="utf-8")
     start = time.monotonic()

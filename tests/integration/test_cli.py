@@ -79,7 +79,9 @@ def test_run_command_shows_urls_and_a_live_view_and_ctrl_c_leaves_nothing_behind
     log = OUTPUT / f"run-cmd-{web}.log"
     log_dir = OUTPUT / f"run-cmd-{web}-logs"
     names = [g.name for g in load_gates().gates]
-    env = dict(os.environ, GATEWATCH_APP_ID=f"run-{web}", PYTHONUNBUFFERED="1")
+    store = OUTPUT / f"run-cmd-{web}-history.sqlite3"
+    env = dict(os.environ, GATEWATCH_APP_ID=f"run-{web}", PYTHONUNBUFFERED="1",
+               GATEWATCH_HISTORY_URL=f"sqlite:///{store}")
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "gatewatch", "run", "--web-port",
                                  str(web), "--broker-port", str(broker), "--refresh", "1",
@@ -104,7 +106,7 @@ def test_run_command_shows_urls_and_a_live_view_and_ctrl_c_leaves_nothing_behind
             if proc.poll() is None:
                 proc.kill()
     text = log.read_text()
-    assert "stopped broker, worker and simulator" in text
+    assert "stopped broker, worker, simulator and history" in text
     assert not port_open(web) and not port_open(broker)
     assert processes_with_env(f"GATEWATCH_APP_ID=run-{web}") == []  # all children gone
 
@@ -114,15 +116,19 @@ def test_run_command_shows_urls_and_a_live_view_and_ctrl_c_leaves_nothing_behind
     assert f"127.0.0.1:{broker}" in text and "topic gate.events" in text
     assert "waiting for the worker..." in text
     # the logs went to the files it named, not to the terminal
-    named = dict(re.findall(r"^ +(?:logs +)?(worker|simulator|broker) +(\S+\.log)$", text,
-                            re.M))
-    assert sorted(named) == ["broker", "simulator", "worker"], text
+    named = dict(re.findall(r"^ +(?:logs +)?(worker|simulator|history|broker) +(\S+\.log)$",
+                            text, re.M))
+    assert sorted(named) == ["broker", "history", "simulator", "worker"], text
     for name, path in named.items():
         assert (ROOT / path).resolve() == (log_dir / f"{name}.log").resolve()
         assert (ROOT / path).is_file()
     worker_log = (log_dir / "worker.log").read_text()
     assert "[INFO] [^Worker]: Starting" in worker_log
     assert "simulate: " in (log_dir / "simulator.log").read_text()
+    # gatewatch history ran beside the worker, into the store it named
+    assert re.search(r"^  history   http://127\.0\.0\.1:\d+/metrics ", text, re.M), text
+    assert f"store     {store.relative_to(ROOT)}" in text and store.is_file()
+    assert "gatewatch history: store SQLite" in (log_dir / "history.log").read_text()
     assert "[INFO]" not in text and "[^Worker]" not in text and "created topic" not in text
     # readable in a terminal 100 columns wide (the log paths depend on the checkout)
     wide = [line for line in text.splitlines()

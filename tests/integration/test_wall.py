@@ -1,6 +1,7 @@
 """The built-in wall page in a real headless browser (Debian's chromium via Playwright):
 tiles show what the API says, "no data" is not zero, a gate turning critical turns red
-without a reload, and the Vietnamese/English toggle works. Saves a screenshot."""
+without a reload, its shipment advisory shows as a badge, and the Vietnamese/English toggle
+works. Saves a screenshot."""
 
 from __future__ import annotations
 
@@ -39,7 +40,11 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
 
     gates = tmp_path / "gates.yaml"
     gates.write_text(GATES)
-    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0")
+    # cargo keeps 10 s here: 14 trucks queued a second apart and nothing cleared → the
+    # export advisory holds shipments
+    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_ALERT_RAISE_HOLD_SECONDS="0",
+                       GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS="0",
+                       GATEWATCH_PERISHABLE_MAX_WAIT_SECONDS="10")
     w.wait_ready()
     topic = f"{test_id}-gate.events"
     now = int(time.time() * 1000) - 600_000
@@ -73,6 +78,11 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
             assert red == "rgb(218, 54, 51)"
             poll(lambda: "ùn tắc" in page.locator("#alert-list").inner_text(), 30,
                  "the congestion alert listed")
+            # the oldest of 14 trucks has waited 13 s, nothing cleared: the advisory badge
+            badge = '#gate-huu-nghi .advice[data-advice="hold_shipments"]'
+            page.wait_for_selector(badge, timeout=30000)
+            assert page.locator(badge).inner_text() == "TẠM DỪNG GỬI HÀNG · XK"
+            assert page.locator("#gate-tan-thanh .advice").count() == 0
             OUTPUT.mkdir(exist_ok=True)
             page.screenshot(path=str(OUTPUT / "wall.png"))
             # Vietnamese / English toggle
@@ -81,6 +91,7 @@ def test_wall_page_live_in_a_real_browser(bootstrap, worker_factory, test_id, tm
                 "#gate-huu-nghi").inner_text()
             assert page.locator("#title").inner_text().startswith("Lạng Sơn border gates")
             assert "NO DATA" in page.locator("#gate-tan-thanh").inner_text()
+            assert page.locator(badge).inner_text() == "HOLD SHIPMENTS · export"
         finally:
             browser.close()
 

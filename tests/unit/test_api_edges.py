@@ -219,6 +219,8 @@ def test_each_path_documents_its_own_4xx():
     assert windows["400"] == {"bad_timestamp", "bad_range", "bad_size"}
     assert windows["404"] == {"unknown_gate"} and windows["401"] == {"unauthorized"}
     assert "404" in docs[("/api/v1/gates/{gate_id}", "get")]
+    public = docs.pop(("/api/v1/public/gates", "get"))
+    assert "401" not in public and public["429"] == {"rate_limited"}  # open data: no token
     for (path, method), statuses in docs.items():
         if method == "get":
             assert "401" in statuses and "400" in statuses, path

@@ -83,7 +83,8 @@ def test_ensure_topics_creates_every_topic_with_its_configs(cluster):
         "p-gate.events.rejected": (6, 1, {"cleanup.policy": "delete", "retention.ms": month}),
         "p-gate.windows": (6, 1, {"cleanup.policy": "delete", "retention.ms": season}),
         "p-gate.reconciliations": (6, 1, {"cleanup.policy": "delete", "retention.ms": month}),
-        "p-gate.alerts": (6, 1, ALERTS_COMPACTED)}
+        "p-gate.alerts": (6, 1, ALERTS_COMPACTED),
+        "p-gate.advisories": (6, 1, ALERTS_COMPACTED)}
     assert "created topic p-gate.alerts (6 partitions, cleanup.policy=compact, " \
            "min.compaction.lag.ms=604800000)" in said
 
@@ -94,7 +95,7 @@ def test_an_existing_topic_with_another_cleanup_policy_is_named(cluster):
     admin = cluster({"gate.events": "delete", "gate.counts": "delete",
                      "gate.events.rejected": None,
                      "gate.windows": "delete", "gate.reconciliations": "delete",
-                     "gate.alerts": "delete"})
+                     "gate.alerts": "delete", "gate.advisories": "compact"})
     said: list[str] = []
     ensure_topics(Settings.from_env({}), progress=said.append)
     assert admin.created == {}  # an existing topic is never altered
@@ -170,7 +171,7 @@ def test_operations_doc_shows_the_topic_table():
     assert config_table() in doc, "regenerate the table from gatewatch.streams.topics"
     assert set(TOPIC_SPECS) == {"gate.events", "gate.counts", "gate.events.rejected",
                                 "gate.windows", "gate.reconciliations",
-                                "gate.alerts", "gate.alerts.undelivered",
+                                "gate.alerts", "gate.alerts.undelivered", "gate.advisories",
                                 "<app id>-vehicle-state-changelog",
                                 "<app id>-__assignor-__leader"}
     assert TOPIC_SPECS["gate.alerts"].configs == ALERTS_COMPACTED
