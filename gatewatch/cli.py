@@ -411,6 +411,9 @@ def cmd_scenario(args: argparse.Namespace) -> int:
                 _say(f"  +{c['hours']:5.1f} h  {c['gate_id']:<15} {c['kind']:<16} "
                      f"{c['change']:<10} {c['severity']:<8} waiting {c['waiting']}")
         _say(f"  waiting at the end: {outcome.final_waiting}")
+        if sc.cameras is not None:
+            _say(f"  plate reads: {outcome.reads}; largest backlog error (vehicles): "
+                 + ", ".join(f"{g} {outcome.max_backlog_error(g)}" for g in outcome.final_waiting))
         for label, ok in outcome.checks:
             _say(f"  {'PASS' if ok else 'FAIL'}  {label}")
         return 0 if outcome.passed else 1
@@ -420,13 +423,15 @@ def cmd_scenario(args: argparse.Namespace) -> int:
 
     kafka = KafkaConfig.from_settings(settings)
     ensure_topics(settings, progress=_say, config=kafka)
-    topic = Topics(settings.topic_prefix).events
+    topics = Topics(settings.topic_prefix)
+    topic = topics.events
     _say(f"scenario {sc.name} live: {sc.duration_hours:g} h at x{args.speed} -> {topic}")
     asyncio.run(simulate.run(
         kafka, topic, gates, rate=sc.rate, speed=args.speed, seed=sc.seed,
         faults=simulate.Faults(), duration_seconds=sc.duration_hours * 3600 / args.speed,
         initial_backlog=sc.initial_backlog, start_ms=sc.start_ms, progress=_say,
-        overrides=sc.overrides, day_profile=sc.day_profile))
+        overrides=sc.overrides, day_profile=sc.day_profile, cameras=sc.cameras,
+        counts=sc.counts, counts_topic=topics.counts))
     return 0
 
 

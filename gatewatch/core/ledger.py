@@ -10,7 +10,7 @@ to them. Everything takes explicit times; nothing reads a clock.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +21,7 @@ from gatewatch.core.reconcile import (
     Pairing,
     PlateIndex,
     Reconciliation,
+    lane_of,
     overtake_limit,
     reconcile,
 )
@@ -80,6 +81,8 @@ def _diff(old: list[Transition], new: list[Transition]
 
 #: crossed trips per lane the overtaking limit is learned from (the latest ones)
 LEARN_TRIPS: Final = 2000
+#: the lowest overtaking limit, however quiet a lane
+MIN_FLOOR: Final = 5
 #: width of the data-quality buckets (event time)
 QUALITY_BUCKET_MS: Final = 300_000
 
@@ -102,7 +105,7 @@ class GateBook:
                  "no_data_ms", "horizon_ms", "wait_buckets", "wait_sum_ms",
                  "restored_seen_ms", "reconciling", "min_overtakes", "index", "unmatched",
                  "crossed", "outcome", "hourly", "counts_observed", "limit", "_lane_limits",
-                 "_lane_version",
+                 "_lane_version", "quality_version", "quality_cache",
                  "dirty", "aside_count")
 
     def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000,
@@ -113,11 +116,12 @@ class GateBook:
         self.reconciling = reconciling
         self.min_overtakes = min_overtakes
         #: vehicles by plate shape, unmatched trip ends (vehicle, end ms, direction) and
-        #: crossed trips (queued ms, crossed ms) by lane (``direction * 4 + cargo``: a
-        #: green lane for fruit overtakes other cargo): what reconcile() reads
+        #: crossed trips (queued ms, crossed ms) by lane (:func:`lane_of`: direction, and
+        #: fruit or not: a green lane for fruit overtakes other cargo): what reconcile()
+        #: reads
         self.index = PlateIndex()
         self.unmatched: set[tuple[str, int, int]] = set()
-        self.crossed: dict[int, list[tuple[int, int]]] = {k: [] for k in range(8)}
+        self.crossed: dict[int, list[tuple[int, int]]] = {k: [] for k in range(4)}
         #: the latest reconciliation, and how many vehicles it set aside by direction
         self.outcome = Reconciliation(limit=min_overtakes)
         self.aside_count = [0, 0]
@@ -125,11 +129,14 @@ class GateBook:
         #: lane -> (its version when learned, the limit learned from it); a lane's version
         #: changes with every trip added to or dropped from it
         self._lane_limits: dict[int, tuple[int, int]] = {}
-        self._lane_version = [0] * 8
+        self._lane_version = [0] * 4
         #: reconcile() is due: the waiting vehicles, unmatched ends or crossings changed
         self.dirty = False
         #: transitions by event-time hour: arrivals, ends, unmatched ends (by direction)
         self.hourly: dict[int, list[int]] = {}
+        #: bumped when the data-quality view may have changed; the view cached for it
+        self.quality_version = 0
+        self.quality_cache: tuple[tuple[int, int | None], object] | None = None
         #: the latest count observation of each direction (``gate.counts``)
         self.counts_observed: dict[int, CountObservation] = {}
         #: events of vehicles without state older than watermark − horizon are refused
@@ -190,6 +197,7 @@ class GateBook:
         """Keep what reconciliation and the data-quality view read in step with a
         transition added (+1) or retracted (−1)."""
         kind, t, direction, wait = tr
+        self.quality_version += 1
         row = self.hourly.get(t - t % QUALITY_BUCKET_MS)
         if row is None:
             row = self.hourly[t - t % QUALITY_BUCKET_MS] = [0] * 6
@@ -208,7 +216,7 @@ class GateBook:
         elif kind == CROSSING and wait >= 0:
             qe = (t - wait, t)
             if sign > 0:
-                lane = direction * 4 + self._cargo_at(vehicle_id, t - wait)
+                lane = lane_of(direction, self._cargo_at(vehicle_id, t - wait))
                 insort(self.crossed[lane], qe)
                 self._lane_version[lane] += 1
             else:
@@ -224,12 +232,12 @@ class GateBook:
         return 0
 
     def _drop_crossed(self, direction: int, qe: tuple[int, int]) -> None:
-        for cargo in range(4):
-            line = self.crossed[direction * 4 + cargo]
+        for lane in (direction * 2, direction * 2 + 1):
+            line = self.crossed[lane]
             i = bisect_left(line, qe)
             if i < len(line) and line[i] == qe:
                 del line[i]
-                self._lane_version[direction * 4 + cargo] += 1
+                self._lane_version[lane] += 1
                 return
 
     def reconcile(self, *, relearn: bool = False) -> tuple[list[Pairing], list[Pairing]]:
@@ -241,20 +249,25 @@ class GateBook:
         came in."""
         if not self.reconciling or not (self.dirty or relearn):
             return [], []
-        limits = [self.min_overtakes]
+        wm = self.windows.watermark_ms
+        limits: dict[int, int] = {}
         for lane, line in self.crossed.items():
             key = self._lane_version[lane]
             have = self._lane_limits.get(lane)
             if have is None or have[0] != key:
                 recent = sorted(line, key=lambda qe: qe[1])[-LEARN_TRIPS:]
-                have = (key, overtake_limit(recent, self.min_overtakes))
+                have = (key, overtake_limit(recent, 0))
                 self._lane_limits[lane] = have
-            limits.append(have[1])
-        self.limit = max(limits)
+            # a quiet lane: the floor is half its crossings of the last 6 hours, at least 5
+            lately = len(line) - bisect_right(line, (wm - 21_600_000, 1 << 62)) \
+                if wm is not None else 2 * self.min_overtakes
+            limits[lane] = max(have[1], MIN_FLOOR, min(self.min_overtakes, lately // 2))
+        self.limit = max(limits.values())
         old = self.outcome
         new = reconcile(self.waiting, self.vehicles, self.unmatched, self.index, self.crossed,
-                        self.limit)
+                        limits, wm)
         self.outcome, self.dirty = new, False
+        self.quality_version += 1
         aside = [0, 0]
         for vid in new.set_aside():
             aside[self.waiting[vid].direction] += 1

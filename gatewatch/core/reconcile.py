@@ -22,15 +22,19 @@ on the order events arrived in. Three rules, in this order:
    edit away from another vehicle of the same direction that was in the queue at that
    moment (a finished trip from its first read to its end spans the read, or a waiting
    vehicle read again whose reads span it), is a misread re-read of that vehicle
-   (a confusion, or a longer read; a re-read that dropped a character is left to rule 3:
-   looking up every longer plate for every vehicle read once would cost too much).
+   (a confusion substitution; a re-read that dropped or gained a character is left to
+   rule 3: looking up every longer plate for every vehicle read once costs too much).
 3. **Unconfirmed** (``unconfirmed``): a waiting vehicle overtaken, since it was last
    read, by more vehicles than the gate allows: more crossed vehicles of its lane (its
-   direction and cargo: a green lane for fruit overtakes general cargo by design)
-   joined the queue after its last read than ``limit``, where the limit is learned from
-   the gate's own crossed trips (3 × the 99th percentile, in any lane, of how many
-   vehicles of the lane overtook each of them) with a floor
-   (``GATEWATCH_UNCONFIRMED_MIN_OVERTAKES``). Read again, it is waiting again.
+   direction, fruit or not: a green lane for fruit overtakes other cargo by design)
+   joined the queue after its last read than the lane's limit, learned from the lane's
+   own crossed trips (3 × the 99th percentile of how many vehicles of the lane overtook
+   each of them) with a floor: ``GATEWATCH_UNCONFIRMED_MIN_OVERTAKES``, or half the
+   lane's crossings of the last 6 hours if fewer (at least 5), so a quiet lane is judged
+   in hours, not days. Also unconfirmed: where the queue camera re-reads waiting vehicles
+   (most of those waiting over 2 h were read again), a vehicle not read for 6 × the
+   median time since the others' last read (at least an hour): it has left unseen. Read
+   again, it is waiting again.
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ from typing import Final, Protocol
 from gatewatch.core.trips import derive_trips
 from gatewatch.streams.changelog import VehicleEvent
 from gatewatch.streams.plates import canonical, confusion_edit, deletions
+from gatewatch.streams.vocabulary import PERISHABLE
 
-__all__ = ["ALPHABET", "PAIRED", "DUPLICATE_READ", "UNCONFIRMED", "Pairing", "PlateIndex",
-           "Reconciliation", "overtake_limit", "reconcile"]
+__all__ = ["ALPHABET", "DUPLICATE_READ", "PAIRED", "REREAD_AGE_MS", "UNCONFIRMED", "Pairing",
+           "PlateIndex", "Reconciliation", "lane_of", "overtake_limit", "reconcile"]
 
 PAIRED: Final = "paired"
 DUPLICATE_READ: Final = "duplicate_read"
@@ -111,21 +116,29 @@ class PlateIndex:
     """Vehicles by the canonical form of their plate (one substitution within a
     confusion class keeps it): one entry per vehicle in the state."""
 
-    __slots__ = ("_by_canon",)
+    __slots__ = ("_by_canon", "_canon_of")
 
     def __init__(self) -> None:
         self._by_canon: dict[str, set[str]] = {}
+        self._canon_of: dict[str, str] = {}
 
     def add(self, vehicle_id: str) -> None:
-        self._by_canon.setdefault(canonical(vehicle_id), set()).add(vehicle_id)
+        key = self._canon_of.setdefault(vehicle_id, canonical(vehicle_id))
+        self._by_canon.setdefault(key, set()).add(vehicle_id)
 
     def remove(self, vehicle_id: str) -> None:
-        key = canonical(vehicle_id)
-        ids = self._by_canon.get(key)
-        if ids is not None:
+        key = self._canon_of.pop(vehicle_id, None)
+        ids = self._by_canon.get(key) if key is not None else None
+        if key is not None and ids is not None:
             ids.discard(vehicle_id)
             if not ids:
                 del self._by_canon[key]
+
+    def crowded(self, vehicle_id: str) -> bool:
+        """True if another vehicle has a plate of the same shape (one confusion
+        substitution away), so that a misread of it is possible."""
+        key = self._canon_of.get(vehicle_id)
+        return key is not None and len(self._by_canon.get(key, ())) > 1
 
     def neighbours(self, plate: str, waiting: Mapping[str, object], *,
                    longer: bool = True) -> dict[str, str]:
@@ -179,20 +192,26 @@ def overtake_limit(crossed: Sequence[tuple[int, int]], floor: int) -> int:
     return max(floor, 3 * p99)
 
 
+def lane_of(direction: int, cargo: int) -> int:
+    """The overtaking lane of a vehicle: its direction, fruit (a green lane) or not."""
+    return direction * 2 + (1 if cargo == PERISHABLE else 0)
+
+
 def reconcile(waiting: Mapping[str, WaitingVehicle],
               vehicles: Mapping[str, list[VehicleEvent]],
               unmatched_ends: Iterable[tuple[str, int, int]],
               index: PlateIndex,
               crossed: Mapping[int, Sequence[tuple[int, int]]],
-              limit: int) -> Reconciliation:
+              limits: Mapping[int, int],
+              watermark_ms: int | None = None) -> Reconciliation:
     """Which waiting vehicles to set aside (see the module docstring).
 
     ``vehicles``: every vehicle's events; ``unmatched_ends``: (vehicle id, end ms,
-    direction) of trip ends with no ``queued`` read; ``crossed``: per lane (``direction *
-    4 + cargo``), the sorted (queued_ms, crossed_ms) of crossed trips; ``limit``:
-    overtakers allowed
-    (:func:`overtake_limit`)."""
-    out = Reconciliation(limit=limit)
+    direction) of trip ends with no ``queued`` read; ``crossed``: per lane
+    (:func:`lane_of`), the sorted (queued_ms, crossed_ms) of crossed trips; ``limits``:
+    overtakers allowed per lane (:func:`overtake_limit`); ``watermark_ms``: the gate's
+    event time now (for the re-read rule)."""
+    out = Reconciliation(limit=max(limits.values(), default=0))
     for vid, end_ms, direction in sorted(unmatched_ends, key=lambda u: (u[1], u[0])):
         found = [(other, why) for other, why in index.neighbours(vid, waiting).items()
                  if other not in out.pairs
@@ -202,8 +221,8 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
             why = confusion_edit(other, vid) or found[0][1]  # as "true/read"
             out.pairs[other] = Pairing(other, vid, end_ms, direction, why)
     for vid, w in waiting.items():
-        if w.last_read_ms != w.queued_ms or vid in out.pairs:
-            continue  # read more than once: a truck, not a misread
+        if w.last_read_ms != w.queued_ms or vid in out.pairs or not index.crowded(vid):
+            continue  # read more than once (a truck), or no plate of its shape: no misread
         t = w.queued_ms
         for other in index.neighbours(vid, vehicles, longer=False):
             o = waiting.get(other)
@@ -217,11 +236,34 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
             if spans:
                 out.duplicates[vid] = other
                 break
+    stale_after = _reread_silence_ms(waiting, watermark_ms)
     for vid, w in waiting.items():
         if vid in out.pairs or vid in out.duplicates:
             continue
-        line = crossed[w.direction * 4 + w.cargo]
+        lane = lane_of(w.direction, w.cargo)
+        line = crossed[lane]
         overtakers = len(line) - bisect_right(line, (w.last_read_ms, _MAX))
-        if overtakers > limit:
+        if overtakers > limits[lane] or (
+                stale_after is not None and watermark_ms is not None
+                and watermark_ms - w.last_read_ms > stale_after):
             out.unconfirmed.add(vid)
     return out
+
+
+#: the re-read rule: vehicles waiting at least this long are judged on their re-reads
+REREAD_AGE_MS: Final = 7_200_000
+
+
+def _reread_silence_ms(waiting: Mapping[str, WaitingVehicle], watermark_ms: int | None
+                       ) -> int | None:
+    """How long a vehicle may go without a read before it is taken to have left, if this
+    gate's queue camera re-reads waiting vehicles (most of those waiting over
+    :data:`REREAD_AGE_MS` were read again): 6 × the median time since their last read,
+    at least an hour; ``None`` if the camera does not re-read."""
+    if watermark_ms is None:
+        return None
+    old = [w for w in waiting.values() if watermark_ms - w.queued_ms > REREAD_AGE_MS]
+    reread = sorted(watermark_ms - w.last_read_ms for w in old if w.last_read_ms > w.queued_ms)
+    if len(reread) < 10 or 2 * len(reread) < len(old):
+        return None
+    return max(3_600_000, 6 * reread[len(reread) // 2])

@@ -278,6 +278,15 @@ def camera_quality(book: GateBook, watermark_ms: int | None) -> tuple[CameraQual
     event."""
     if watermark_ms is None or not book.hourly:
         return ()
+    key = (book.quality_version, watermark_ms // 60_000)  # at most once a minute of event time
+    if book.quality_cache is not None and book.quality_cache[0] == key:
+        return book.quality_cache[1]  # type: ignore[return-value]
+    out = _camera_quality(book, watermark_ms)
+    book.quality_cache = (key, out)
+    return out
+
+
+def _camera_quality(book: GateBook, watermark_ms: int) -> tuple[CameraQuality, ...]:
     hour_from = watermark_ms - 3_600_000
     day_from = watermark_ms - 86_400_000
     # rows: arrivals by direction, ends by direction, unmatched ends by direction

@@ -8,8 +8,17 @@ duplicate camera reads (same event again, or a second read a few seconds later w
 a new id), late delivery (sent minutes after it happened, so out of order), and
 malformed records (bad JSON, wrong types, unknown gates).
 
-:class:`TrafficModel` is pure and deterministic under a seed, with explicit times;
-:func:`run` drives it in (accelerated) real time against Kafka.
+Plates are read by cameras (:mod:`gatewatch.tools.cameras`): by default perfect readers;
+with a :class:`~gatewatch.tools.cameras.CameraSet` they miss and misread plates, the queue
+cameras may re-read waiting trucks, and a yard sensor may send head counts
+(``gate.counts``). The truth stays beside the feed: :meth:`TrafficModel.waiting`,
+:meth:`TrafficModel.waiting_by_direction`, :meth:`TrafficModel.waiting_plates` and the
+readers' :class:`~gatewatch.tools.cameras.ReadLog`.
+
+:class:`TrafficModel` is pure and deterministic under a seed, with explicit times (the
+traffic, the feed faults and the readers each draw from their own random stream, so the
+same seed gives the same trucks whatever the faults); :func:`run` drives it in
+(accelerated) real time against Kafka.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import heapq
 import random
 import signal
 import string
+from collections import Counter
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -29,8 +39,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from gatewatch.gates import GateConfig, GateSet
-from gatewatch.streams.codec import encode_event, format_ms
-from gatewatch.streams.records import CrossingEvent
+from gatewatch.streams.codec import encode_count, encode_event, format_ms
+from gatewatch.streams.records import CountObservation, CrossingEvent
+from gatewatch.tools.cameras import (
+    CAMERA_OF_TYPE,
+    CameraSet,
+    CountSensor,
+    ReaderModel,
+    vietnamese_plate,
+)
 
 if TYPE_CHECKING:
     from gatewatch.kafka import KafkaConfig
@@ -56,10 +73,6 @@ class GateOverride:
     silent: tuple[tuple[int, int], ...] = ()  # the gate's feed sends nothing in these
 
 
-_PROVINCES = ("12C", "12A", "12B", "12D", "29C", "29H", "30E", "51C", "43C", "14C", "98C",
-              "34C", "36C", "37C", "20C", "99C")
-
-
 @dataclass(frozen=True, slots=True)
 class Faults:
     """Shares (0-1) of feed faults."""
@@ -72,23 +85,27 @@ class Faults:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message to produce: key, value bytes, and the sim time it is sent."""
+    """One message to produce: key, value bytes, and the sim time it is sent; ``topic``
+    is the logical topic (``gate.events`` or ``gate.counts``)."""
 
     send_ms: int
     key: bytes
     value: bytes
     valid: bool
+    topic: str = "gate.events"
 
 
 class _Gate:
-    __slots__ = ("cfg", "queue", "next_arrival", "next_clear", "seq")
+    __slots__ = ("cfg", "queue", "next_arrival", "next_clear", "next_scan", "next_count")
 
     def __init__(self, cfg: GateConfig) -> None:
         self.cfg = cfg
+        #: the true queue: (normalised plate, direction, cargo), first come first served
         self.queue: deque[tuple[str, str, str | None]] = deque()
         self.next_arrival = 0.0
         self.next_clear = 0.0
-        self.seq = 0
+        self.next_scan = float("inf")  # the queue cameras' next re-read of waiting trucks
+        self.next_count = float("inf")  # the yard sensor's next head count
 
 
 class TrafficModel:
@@ -97,9 +114,15 @@ class TrafficModel:
     def __init__(self, gates: GateSet, start_ms: int, *, rate: float = 1.0, seed: int = 7,
                  faults: Faults | None = None, initial_backlog: float = 0.0,
                  overrides: dict[str, GateOverride] | None = None,
-                 day_profile: bool = False, whatif: WhatIf | None = None) -> None:
-        self.rng = random.Random(seed)
+                 day_profile: bool = False, whatif: WhatIf | None = None,
+                 cameras: CameraSet | None = None, counts: CountSensor | None = None) -> None:
+        self.rng = random.Random(seed)  # the traffic: arrivals, clearances, plates
         self.whatif = whatif  # what-if changes of rates over time (tools/whatif.py)
+        self.feed_rng = random.Random(f"feed:{seed}")  # feed faults, ids, lanes
+        self.reader = ReaderModel(cameras, seed)
+        self.counts = counts
+        self._count_rng = random.Random(f"counts:{seed}")
+        self._in_yard: set[str] = set()
         self.overrides = overrides or {}
         self.day_profile = day_profile
         self.rate = rate
@@ -108,9 +131,14 @@ class TrafficModel:
         self._pending: list[tuple[int, int, Outgoing]] = []
         self._n = 0
         self._gates = [_Gate(g) for g in gates.gates]
+        reread_ms = self.reader.cameras.reread_minutes * 60_000
         for g in self._gates:
             g.next_arrival = start_ms + self._gap_ms(self._arrival_rate(g))
             g.next_clear = start_ms + self._gap_ms(self._clearance_rate(g))
+            if reread_ms > 0:
+                g.next_scan = start_ms + reread_ms
+            if counts is not None:
+                g.next_count = start_ms + counts.every_minutes * 60_000
             backlog = int(initial_backlog * g.cfg.warning_threshold)
             for i in range(backlog):
                 self._arrive(g, start_ms - (backlog - i) * 60_000)
@@ -150,37 +178,84 @@ class TrafficModel:
         return self.rng.expovariate(lam) if lam > 0 else float("inf")
 
     def _plate(self) -> str:
-        return f"{self.rng.choice(_PROVINCES)}-{self.rng.randrange(10000, 99999)}"
+        """A true plate, unique among the trucks in the yards now."""
+        while True:
+            plate = vietnamese_plate(self.rng)
+            if plate not in self._in_yard:
+                self._in_yard.add(plate)
+                return plate
 
     def _event_id(self) -> str:
         self._n += 1
-        return f"sim-{self._n:09d}-{''.join(self.rng.choices(string.ascii_lowercase, k=4))}"
+        return (f"sim-{self._n:09d}-"
+                f"{''.join(self.feed_rng.choices(string.ascii_lowercase, k=4))}")
+
+    def _read(self, gate: _Gate, vehicle: str, etype: str, direction: str,
+              t_ms: int) -> str | None:
+        """What the camera writes for ``vehicle`` (a spelling of its read), or None."""
+        reader = self.reader
+        seen = reader.read(gate.cfg.gate_id, direction, CAMERA_OF_TYPE[etype], vehicle, t_ms)
+        return None if seen is None else reader.spell(seen, vehicle)
 
     def _emit(self, gate: _Gate, vehicle: str, etype: str, direction: str, cargo: str | None,
               t_ms: int) -> None:
-        ev = CrossingEvent(self._event_id(), gate.cfg.gate_id, vehicle, etype, direction, t_ms,
-                           cargo, f"L{self.rng.randint(1, 4)}")
-        key = gate.cfg.gate_id.encode()
         if any(a <= t_ms < b for a, b in self._override(gate).silent):
             return  # sensor / feed outage: the vehicle moved, nobody reported it
+        rng = self.feed_rng
+        read = self._read(gate, vehicle, etype, direction, t_ms)
+        if read is None:
+            return  # the camera missed the plate
+        ev = CrossingEvent(self._event_id(), gate.cfg.gate_id, read, etype, direction, t_ms,
+                           cargo, f"L{rng.randint(1, 4)}")
+        key = gate.cfg.gate_id.encode()
         send = t_ms
         f = self.faults
-        r = self.rng.random()
+        r = rng.random()
         if r < f.late:
-            send = t_ms + int(self.rng.uniform(30, f.late_max_seconds) * 1000)
+            send = t_ms + int(rng.uniform(30, f.late_max_seconds) * 1000)
         self._push(Outgoing(send, key, encode_event(ev), True))
-        r = self.rng.random()
+        r = rng.random()
         if r < f.duplicate / 2:
-            self._push(Outgoing(send + self.rng.randint(0, 3000), key, encode_event(ev), True))
-        elif r < f.duplicate:
-            again = CrossingEvent(self._event_id(), ev.gate_id, vehicle, etype, direction,
-                                  t_ms + self.rng.randint(1000, 5000), cargo, ev.lane)
-            self._push(Outgoing(again.occurred_at_ms, key, encode_event(again), True))
-        if self.rng.random() < f.malformed:
+            self._push(Outgoing(send + rng.randint(0, 3000), key, encode_event(ev), True))
+        elif r < f.duplicate:  # a second read a few seconds later: read again
+            again_ms = t_ms + rng.randint(1000, 5000)
+            read = self._read(gate, vehicle, etype, direction, again_ms)
+            if read is not None:
+                again = CrossingEvent(self._event_id(), ev.gate_id, read, etype, direction,
+                                      again_ms, cargo, ev.lane)
+                self._push(Outgoing(again.occurred_at_ms, key, encode_event(again), True))
+        if rng.random() < f.malformed:
             self._push(Outgoing(send, key, self._malformed(ev), False))
 
+    def _rereads(self, g: _Gate, t_ms: int) -> None:
+        """The queue cameras read every waiting truck again (each read may be missed or
+        misread); no feed faults on these."""
+        key = g.cfg.gate_id.encode()
+        for i, (vehicle, direction, cargo) in enumerate(g.queue):
+            at = t_ms + i % 1000  # one sweep of the yard, a read per millisecond or so
+            if any(a <= at < b for a, b in self._override(g).silent):
+                continue
+            read = self._read(g, vehicle, "queued", direction, at)
+            if read is not None:
+                ev = CrossingEvent(self._event_id(), g.cfg.gate_id, read, "queued", direction,
+                                   at, cargo)
+                self._push(Outgoing(at, key, encode_event(ev), True))
+
+    def _count(self, g: _Gate, t_ms: int) -> None:
+        """The yard sensor's head count per direction: the truth plus noise."""
+        sensor = self.counts
+        assert sensor is not None
+        by_dir = Counter(direction for _, direction, _ in g.queue)
+        for direction in ("export", "import"):
+            noise = round(self._count_rng.gauss(0.0, sensor.noise_vehicles))
+            self._n += 1
+            obs = CountObservation(f"cnt-{self._n:09d}", g.cfg.gate_id, direction,
+                                   max(0, by_dir[direction] + noise), t_ms, sensor.source)
+            self._push(Outgoing(t_ms, g.cfg.gate_id.encode(), encode_count(obs), True,
+                                "gate.counts"))
+
     def _malformed(self, ev: CrossingEvent) -> bytes:
-        kind = self.rng.randrange(5)
+        kind = self.feed_rng.randrange(5)
         if kind == 0:
             return b'{"event_id": "broken", "gate_id": '
         if kind == 1:
@@ -220,8 +295,16 @@ class TrafficModel:
     def advance(self, to_ms: int) -> Iterator[Outgoing]:
         """Simulate up to ``to_ms`` and yield the messages due by then, in send order."""
         for g in self._gates:
-            while g.next_arrival <= to_ms or g.next_clear <= to_ms:
-                if g.next_arrival <= g.next_clear:
+            while g.next_arrival <= to_ms or g.next_clear <= to_ms \
+                    or g.next_scan <= to_ms or g.next_count <= to_ms:
+                if g.next_scan <= min(g.next_arrival, g.next_clear, g.next_count):
+                    self._rereads(g, int(g.next_scan))
+                    g.next_scan += self.reader.cameras.reread_minutes * 60_000
+                elif g.next_count <= min(g.next_arrival, g.next_clear):
+                    self._count(g, int(g.next_count))
+                    assert self.counts is not None
+                    g.next_count += self.counts.every_minutes * 60_000
+                elif g.next_arrival <= g.next_clear:
                     if self._accept_arrival(g.next_arrival) and \
                             self._kept(g, "arrivals", g.next_arrival):
                         self._arrive(g, int(g.next_arrival))
@@ -244,6 +327,7 @@ class TrafficModel:
                         else:
                             vehicle, direction, cargo = g.queue.popleft()
                             self._emit(g, vehicle, "crossed", direction, cargo, t)
+                        self._in_yard.discard(vehicle)
                     g.next_clear += self._gap_ms(self._clearance_rate(g))
         self.now_ms = to_ms
         while self._pending and self._pending[0][0] <= to_ms:
@@ -252,6 +336,19 @@ class TrafficModel:
     def waiting(self) -> dict[str, int]:
         """Vehicles in each gate's simulated queue (ground truth)."""
         return {g.cfg.gate_id: len(g.queue) for g in self._gates}
+
+    def waiting_by_direction(self) -> dict[str, dict[str, int]]:
+        """Vehicles truly waiting per gate and direction (ground truth)."""
+        out = {}
+        for g in self._gates:
+            by_dir = Counter(direction for _, direction, _ in g.queue)
+            out[g.cfg.gate_id] = {"export": by_dir["export"], "import": by_dir["import"]}
+        return out
+
+    def waiting_plates(self, gate_id: str) -> list[str]:
+        """The normalised true plates waiting at ``gate_id``, first come first."""
+        return [plate for g in self._gates if g.cfg.gate_id == gate_id
+                for plate, _, _ in g.queue]
 
     def in_flight(self) -> list[Outgoing]:
         """The messages not yet due (late ones, re-sends), in send order, without
@@ -264,16 +361,17 @@ async def run(kafka: KafkaConfig, topic: str, gates: GateSet, *, rate: float, sp
               initial_backlog: float, start_ms: int | None = None,
               progress: Callable[[str], None] = print,
               overrides: dict[str, GateOverride] | None = None, day_profile: bool = False,
-              ) -> int:
+              cameras: CameraSet | None = None, counts: CountSensor | None = None,
+              counts_topic: str | None = None) -> int:
     """Produce simulated traffic to ``kafka`` until stopped (or ``duration_seconds``);
-    returns count."""
+    returns count. Count observations (``counts``) go to ``counts_topic``."""
     from aiokafka import AIOKafkaProducer
 
     wall0 = time.time()
     sim0 = start_ms if start_ms is not None else int(wall0 * 1000)
     model = TrafficModel(gates, sim0, rate=rate, seed=seed, faults=faults,
                          initial_backlog=initial_backlog, overrides=overrides,
-                         day_profile=day_profile)
+                         day_profile=day_profile, cameras=cameras, counts=counts)
     producer = AIOKafkaProducer(linger_ms=20, **kafka.aiokafka())
     await producer.start()
     stop = asyncio.Event()
@@ -289,7 +387,10 @@ async def run(kafka: KafkaConfig, topic: str, gates: GateSet, *, rate: float, sp
                 break
             sim_now = sim0 + int(elapsed * speed * 1000)
             for out in model.advance(sim_now):
-                await producer.send(topic, out.value, key=out.key)
+                to = topic if out.topic == "gate.events" else counts_topic
+                if to is None:
+                    continue
+                await producer.send(to, out.value, key=out.key)
                 sent += 1
             if time.time() - last_report >= 10:
                 last_report = time.time()

@@ -135,6 +135,37 @@ def test_a_green_lane_for_fruit_overtaking_general_cargo_sets_nobody_aside():
     assert (s.backlog, s.unconfirmed) == (5, 0)
 
 
+def test_a_quiet_lane_sets_a_missed_crossing_aside_within_hours():
+    p = processor()  # floor 50, but this lane crosses 12 trucks in 6 hours
+    feed(p, [ev("99K00001", "queued", T0, direction="import", cargo="empty")])
+    later = []
+    for i in range(12):
+        plate = f"21K{31000 + 17 * i}"
+        later += [ev(plate, "queued", T0 + (i * 30 + 1) * MIN, direction="import",
+                     cargo="empty"),
+                  ev(plate, "crossed", T0 + (i * 30 + 20) * MIN, direction="import",
+                     cargo="empty")]
+    feed(p, later)
+    settle(p, T0 + 6 * 60 * MIN)
+    s = sig(p, T0 + 6 * 60 * MIN)
+    assert (s.waiting_import, s.unconfirmed_import) == (0, 1)
+
+
+def test_a_truck_the_queue_camera_stopped_re_reading_has_left():
+    p = processor()
+    reads = []
+    for i in range(12):
+        plate = f"36C{40000 + 101 * i}"
+        until = 60 if i == 0 else 300  # the first one left unseen after an hour
+        reads += [ev(plate, "queued", T0 + i * MIN + k * 30 * MIN) for k in range(until // 30)]
+    feed(p, reads)
+    now = T0 + 300 * MIN
+    settle(p, now)
+    s = sig(p, now)
+    assert (s.backlog, s.unconfirmed) == (11, 1)
+    assert p.ledger.books[GATE].set_aside == {"36C40000": "unconfirmed"}
+
+
 def test_the_overtaking_limit_is_learned_from_the_gate_with_a_floor():
     fifo = [(T0 + i * MIN, T0 + (i + 60) * MIN) for i in range(100)]
     assert overtake_limit(fifo, floor=30) == 30
