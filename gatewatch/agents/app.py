@@ -3,7 +3,9 @@
 :class:`~gatewatch.core.processor.Processor` and the :class:`~gatewatch.agents.worker.Worker`
 that carries out its effects:
 
-- one agent over ``gate.events`` (raw bytes in). With batch delivery (the default,
+- one agent over ``gate.events`` and ``gate.counts`` (raw bytes in; both keyed by
+  gate and created with the same partition count, so Faust's assignor gives a gate's
+  events and counts to the same worker). With batch delivery (the default,
   :mod:`gatewatch.agents.delivery`) the consumer hands whole fetched batches to
   ``Worker.process`` and the agent's stream stays idle; otherwise the agent takes
   batches from its stream (``noack_take``) and acks each event after its effects;
@@ -90,28 +92,31 @@ def create_app(settings: Settings, gates: GateSet, *,
     registry = registry if registry is not None else CollectorRegistry()
     table = app.Table(STATE_TABLE, default=None, partitions=n_partitions,
                       key_type=bytes, value_type=bytes)
-    events_topic = raw_topic(topics.events, key_type=bytes, value_type=bytes,
-                             partitions=n_partitions)
+    # -- input: gate.events and gate.counts (co-partitioned), one agent over both --
+    inputs = (topics.events, topics.counts)
+    input_topic = app.topic(*inputs, key_serializer="raw", value_serializer="raw",
+                            key_type=bytes, value_type=bytes, partitions=n_partitions)
     worker = Worker(app=app, settings=settings, gates=gates,
-                    processor=Processor(gates, settings),
+                    processor=Processor(gates, settings, counts_topic=topics.counts),
                     metrics=GatewatchMetrics(registry, gates), registry=registry,
                     topics=topics, table=table, rejected_topic=raw_topic(topics.rejected),
                     windows_topic=raw_topic(topics.windows),
                     alerts_topic=raw_topic(topics.alerts),
+                    reconciliations_topic=raw_topic(topics.reconciliations),
                     consumer_factory=plain_consumer, input_partitions=n_partitions,
                     wall_ms=wall_ms, profile_source=profile_source,
                     advisories_topic=raw_topic(topics.advisories))
     registry.register(GateCollector(worker.processor, wall_ms, worker.lag_samples))
 
-    app.gatewatch_source_topics = {topics.events}  # type: ignore[attr-defined]
+    app.gatewatch_source_topics = set(inputs)  # type: ignore[attr-defined]
     if settings.batch_delivery:
-        app.gatewatch_handlers = {topics.events: worker.process}  # type: ignore[attr-defined]
+        app.gatewatch_handlers = dict.fromkeys(inputs, worker.process)  # type: ignore[attr-defined]
         app.transport.Consumer = BatchConsumer  # type: ignore[misc]
         app.gatewatch_fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
     else:
         app.transport.Consumer = RewindingConsumer  # type: ignore[misc]
 
-    @app.agent(events_topic, name="gate-events")
+    @app.agent(input_topic, name="gate-events")
     async def gate_events(stream: Any) -> None:
         # idle with batch delivery; otherwise the stream path
         async for batch in stream.noack_take(settings.batch_size,

@@ -28,15 +28,17 @@ from gatewatch.alerts.advisories import encode_advisory
 from gatewatch.alerts.cap import latest_records
 from gatewatch.alerts.evaluator import encode_alert, firing_states
 from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
+from gatewatch.core.reconcile import Pairing
 from gatewatch.gates import GateSet
 from gatewatch.settings import Settings
-from gatewatch.streams.codec import encode_window
+from gatewatch.streams.codec import encode_window, format_ms
 from gatewatch.streams.records import WindowRecord
 from gatewatch.streams.topics import Topics, alert_key
+from gatewatch.streams.vocabulary import DIR_NAME
 from gatewatch.web.metrics import GatewatchMetrics, LagSample
 
-__all__ = ["SWEEP_EVERY_TICKS", "ProfileSource", "Worker", "partition_of", "source_record",
-           "wall_ms"]
+__all__ = ["SWEEP_EVERY_TICKS", "ProfileSource", "Worker", "encode_reconciliation",
+           "partition_of", "source_record", "wall_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,16 @@ def source_record(msg: Any) -> SourceRecord:
     ts = msg.timestamp or 0
     ts_ms = int(ts) if isinstance(msg.timestamp, int) else int(ts * 1000)
     return SourceRecord(msg.topic, msg.partition, msg.offset, ts_ms, msg.key, msg.value)
+
+
+def encode_reconciliation(gate_id: str, kind: str, p: Pairing) -> bytes:
+    """The ``gate.reconciliations`` record of a pairing made (``paired``) or undone
+    (``unpaired``): the waiting vehicle's plate and the unmatched read's (normalised),
+    the direction, why, and the event time of the unmatched read."""
+    return orjson.dumps({"gate_id": gate_id, "kind": kind, "direction": DIR_NAME[p.direction],
+                         "plates": [p.waiting_id, p.unmatched_id],
+                         "waiting_plate": p.waiting_id, "unmatched_plate": p.unmatched_id,
+                         "reason": p.reason, "at": format_ms(p.end_ms)})
 
 
 def partition_of(key: bytes, partitions: int) -> int:
@@ -116,8 +128,8 @@ class Worker:
     input_partitions: int = 1
     wall_ms: Callable[[], int] = wall_ms
     ready: bool = False
-    #: last processed (offset, kafka timestamp ms) per input partition
-    positions: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: last processed (offset, kafka timestamp ms) per input (topic, partition)
+    positions: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     windows_published: list[WindowRecord] = field(default_factory=list)
     #: alert records (key, value) evaluated but not yet accepted by the broker
     pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -128,6 +140,8 @@ class Worker:
     broker: BrokerWatch | None = None
     #: closed windows of the past for the forecasts' profiles (None: only this worker's)
     profile_source: ProfileSource | None = None
+    #: reconciliation audit records (``gate.reconciliations``); None: not published
+    reconciliations_topic: Any = None
     #: ``gate.advisories`` (shipment advisory changes); None: not published
     advisories_topic: Any = None
     ticks: int = 0
@@ -142,7 +156,7 @@ class Worker:
         batch = [source_record(m) for m in records]
         fx = self.processor.apply_batch(batch, self.wall_ms(), evaluate_alerts=self.ready)
         last = batch[-1]
-        self.positions[last.partition] = (last.offset, last.timestamp_ms)
+        self.positions[last.topic, last.partition] = (last.offset, last.timestamp_ms)
         for rec, exc in fx.errors:
             if rec is None:
                 log.error("batch of %d records failed; retrying one by one", len(batch),
@@ -179,6 +193,10 @@ class Worker:
             m.vehicles_expired.labels("finished").inc(fx.expired_finished)
         for rec in fx.windows:
             await self.publish_window(rec)
+        if fx.reconciliations:
+            await self.publish_reconciliations(fx.reconciliations)
+        if fx.counts:
+            m.count_observations.inc(fx.counts)
         for change in fx.alerts:
             gate = self.gates.get(change.alert.gate_id)
             assert gate is not None  # alerts exist only for configured gates
@@ -230,6 +248,17 @@ class Worker:
         self.windows_published.append(rec)
         del self.windows_published[:-100]
 
+    async def publish_reconciliations(self, changes: Sequence[tuple[str, str, Pairing]]
+                                      ) -> None:
+        """Pairings made or undone, to ``gate.reconciliations`` (key = gate_id) for
+        audit. They name plates: published there, never logged at INFO."""
+        if self.reconciliations_topic is None:
+            return
+        for gate_id, kind, pairing in changes:
+            await self.reconciliations_topic.send(
+                key=gate_id.encode(), value=encode_reconciliation(gate_id, kind, pairing))
+            self.metrics.reconciliations_published.inc()
+
     async def send_pending_alerts(self) -> None:
         async with self._send_lock:  # the batch path and the timer both send: keep order
             pending = self.pending_alerts
@@ -264,7 +293,8 @@ class Worker:
 
     async def rebuild(self) -> None:
         """After every recovery: rebuild the core from the state table, restore firing
-        alerts from ``gate.alerts``, republish the last hour's windows, become ready."""
+        alerts from ``gate.alerts`` and the latest count observations from
+        ``gate.counts``, republish the last hour's windows, become ready."""
         proc = self.processor
         store = self.table.data
         partitions = getattr(store, "_key_partition", None) or {}
@@ -292,6 +322,7 @@ class Worker:
                     log.info("restored %d firing alert(s) from %s", n, self.topics.alerts)
             except Exception:  # noqa: BLE001 - alerts may then be notified once more
                 log.exception("could not restore alert state from %s", self.topics.alerts)
+        await self.restore_counts()
         for rec in fx.windows:
             await self.publish_window(rec, republished=True)
         await self.load_history()
@@ -323,6 +354,28 @@ class Worker:
         log.info("forecast profiles: %d past windows from the history store", added)
         return added
 
+    async def restore_counts(self) -> None:
+        """Re-read ``gate.counts`` for the gates this worker holds, so a count check (and a
+        ``data_quality`` alert resting on it) survives a restart or rebalance: observations
+        are sparse (a manual count per shift), and the consumer resumes after the last one.
+        Keeping the latest observation is idempotent; their dead letters went out when they
+        were first read, so they are not sent again."""
+        held = self.gates_held()
+        if not held:
+            return
+        try:
+            old = await compat.read_to_end(self.consumer_factory, self.topics.counts)
+        except Exception:  # noqa: BLE001 - count checks then wait for the next observation
+            log.exception("could not restore count observations from %s", self.topics.counts)
+            return
+        mine = [source_record(r) for r in old if r.key is not None and r.key.decode(
+            "utf-8", "replace") in held]
+        if mine:
+            fx = self.processor.apply_batch(mine, self.wall_ms(), evaluate_alerts=False)
+            fx.dead_letters.clear()
+            fx.counts = 0
+            await self.carry_out(fx)
+
     def gates_held(self) -> set[str] | None:
         """The gates whose input partition this worker holds now (Kafka's default
         partitioner on the gate id), state or not; None if the assignment is unknown."""
@@ -349,12 +402,14 @@ class Worker:
         return "rebalancing or recovering state"
 
     def lag_samples(self) -> list[LagSample]:
-        """Consumer lag per assigned input partition (fetch high watermark based)."""
+        """Consumer lag per assigned input partition (``gate.events``, ``gate.counts``;
+        fetch high watermark based)."""
         out: list[LagSample] = []
         now = self.wall_ms()
+        inputs = (self.topics.events, self.topics.counts)
         try:
             consumer = self.app.consumer
-            assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.events]
+            assigned = [tp for tp in consumer.assignment() if tp.topic in inputs]
         except Exception:  # noqa: BLE001 - not started yet
             return out
         for tp in sorted(assigned):
@@ -364,7 +419,7 @@ class Worker:
                 hw = None
             if hw is None:
                 continue
-            pos = self.positions.get(tp.partition)
+            pos = self.positions.get((tp.topic, tp.partition))
             next_offset = pos[0] + 1 if pos else 0
             behind = max(0, int(hw) - next_offset)
             age = max(0.0, (now - pos[1]) / 1000) if behind and pos else 0.0

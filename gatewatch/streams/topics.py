@@ -55,6 +55,11 @@ TOPIC_SPECS: dict[str, TopicSpec] = {s.name: s for s in (
               {"cleanup.policy": "delete", "retention.ms": str(90 * DAY_MS)},
               "closed windows: a season of history for downstream consumers (the worker "
               "never reads them back)"),
+    TopicSpec("gate.reconciliations", "`gate_id`",
+              {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+              "audit of reconciliation: which waiting vehicle an unmatched read was paired "
+              "with or set aside as unconfirmed, and why (plates: for audit here, never in "
+              "metrics or INFO logs); a month to check the pairings"),
     TopicSpec("gate.alerts", "alert id (`gate_id:kind`)",
               {"cleanup.policy": "compact", "min.compaction.lag.ms": str(7 * DAY_MS)},
               "read back from the start after every restart: compaction keeps each alert's "
@@ -125,6 +130,11 @@ class Topics:
         return f"{self.prefix}gate.windows"
 
     @property
+    def reconciliations(self) -> str:
+        """Reconciliation audit records (JSON, key = gate_id): pairings and set-asides."""
+        return f"{self.prefix}gate.reconciliations"
+
+    @property
     def alerts(self) -> str:
         """Alert records (JSON, key = alert id ``gate_id:kind``, compacted)."""
         return f"{self.prefix}gate.alerts"
@@ -142,14 +152,15 @@ class Topics:
 
     def all_created(self) -> tuple[str, ...]:
         """Topics the worker creates if missing (changelogs are Faust's own)."""
-        return (self.events, self.counts, self.rejected, self.windows, self.alerts,
-                self.alerts_undelivered, self.advisories)
+        return (self.events, self.counts, self.rejected, self.windows,
+                self.reconciliations, self.alerts, self.alerts_undelivered, self.advisories)
 
     def configs(self) -> dict[str, Mapping[str, str]]:
         """Each topic of :meth:`all_created` -> the configs it is created with."""
         return {f"{self.prefix}{name}": TOPIC_SPECS[name].configs
                 for name in ("gate.events", "gate.counts", "gate.events.rejected",
-                             "gate.windows", "gate.alerts", "gate.advisories")}
+                             "gate.windows", "gate.reconciliations", "gate.alerts",
+                             "gate.advisories")}
 
 
 def changelog_configs() -> Mapping[str, str]:

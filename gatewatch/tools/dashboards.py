@@ -10,7 +10,9 @@ and fails on any difference):
 
 Both gain forecast panels (``gate_forecast_*`` at +1 h/+6 h/+24 h beside the backlog, the
 wait-estimate error); the gate dashboard also history panels that read the history store
-through a PostgreSQL data source (``deploy/grafana/provisioning/datasources``).
+through a PostgreSQL data source (``deploy/grafana/provisioning/datasources``). Both show
+data quality (docs/accuracy.md): cameras' unmatched shares, vehicles set aside by
+reconciliation, and on the gate dashboard the ledger against count observations.
 
 Every panel's PromQL is run against a real Prometheus in the test suite, every panel's SQL
 against a real PostgreSQL holding the history schema.
@@ -94,13 +96,51 @@ def wall() -> bd.Dashboard:
                               "{{gate}} {{kind}} {{severity}}", instant=True)
                            .format(mp.PromQueryFormat.TABLE))
               .height(7).span(24))
-    return (bd.Dashboard("gatewatch · Cửa khẩu Lạng Sơn (wall)").uid("gatewatch-wall")
-            .tags(["gatewatch", "wall"]).refresh("10s").time("now-6h", "now")
-            .timezone("browser").readonly()
-            .with_panel(level).with_panel(waiting).with_panel(trend).with_panel(flow)
-            .with_panel(forecast_wall_panels()[0]).with_panel(forecast_wall_panels()[1])
-            .with_panel(est).with_panel(perishable).with_panel(forecast_wall_panels()[2])
-            .with_panel(alerts))
+    d = (bd.Dashboard("gatewatch · Cửa khẩu Lạng Sơn (wall)").uid("gatewatch-wall")
+         .tags(["gatewatch", "wall"]).refresh("10s").time("now-6h", "now")
+         .timezone("browser").readonly()
+         .with_panel(level).with_panel(waiting).with_panel(trend).with_panel(flow)
+         .with_panel(forecast_wall_panels()[0]).with_panel(forecast_wall_panels()[1])
+         .with_panel(est).with_panel(perishable).with_panel(forecast_wall_panels()[2])
+         .with_panel(alerts))
+    for p in _wall_quality():
+        d = d.with_panel(p)
+    return d
+
+
+# -- data quality (reconciliation, cameras, count observations) ------------------------
+
+def _wall_quality() -> list[stat.Panel]:
+    """The wall's data-quality row: the worst camera's unmatched share over the last hour
+    per gate, and the vehicles set aside as unconfirmed (not in the backlog)."""
+    return [
+        _stat("Camera không khớp (1 giờ, tệ nhất) / Worst camera unmatched share (1 h)",
+              'max by (gate) (gate_camera_unmatched_ratio{window="1h"})', "percentunit")
+        .thresholds(_thresholds((None, "green"), (0.1, "orange"), (0.25, "red")))
+        .height(5).span(12),
+        _stat("Xe chưa xác nhận / Unconfirmed vehicles (not in the backlog)",
+              "sum by (gate) (gate_vehicles_unconfirmed)")
+        .thresholds(_thresholds((None, "green"), (10, "orange"), (50, "red")))
+        .height(5).span(12),
+    ]
+
+
+def _gate_quality(sel: str) -> list[Any]:
+    """The gate dashboard's data-quality panels: unmatched share per camera, vehicles set
+    aside, and the ledger against the latest count observation."""
+    return [
+        timeseries.Panel().title("Tỷ lệ đọc không khớp theo camera / Unmatched share per "
+                                 "camera (1 h)").datasource(_DS).unit("percentunit")
+        .with_target(_q('gate_camera_unmatched_ratio{gate="$gate",window="1h"}',
+                        "{{camera}}")).height(8).span(8),
+        timeseries.Panel().title("Xe chưa xác nhận / ghép cặp / Unconfirmed and paired "
+                                 "vehicles").datasource(_DS).height(8).span(8)
+        .with_target(_q(f"gate_vehicles_unconfirmed{sel}", "unconfirmed {{direction}}"))
+        .with_target(_q(f"gate_vehicles_paired{sel}", "paired {{direction}}").ref_id("B")),
+        timeseries.Panel().title("Lệch so với số đếm / Count discrepancy (ledger − observed)")
+        .datasource(_DS).height(8).span(8)
+        .with_target(_q(f"gate_count_discrepancy{sel}", "{{direction}}")),
+    ]
 
 
 def gate_detail() -> bd.Dashboard:
@@ -146,6 +186,7 @@ def gate_detail() -> bd.Dashboard:
         .datasource(_DS).height(7).span(12)
         .with_target(_q("sum by (reason) (rate(gatewatch_events_rejected_total[5m]))",
                         "{{reason}}")),
+        *_gate_quality(sel),
     ]
     d = (bd.Dashboard("gatewatch · Chi tiết cửa khẩu / Gate detail").uid("gatewatch-gate")
          .tags(["gatewatch"]).refresh("30s").time("now-24h", "now").timezone("browser")

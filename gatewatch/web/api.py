@@ -38,7 +38,7 @@ from gatewatch.core.congestion import LEVELS, GateAlerts
 from gatewatch.core.estimates import ErrorSummary
 from gatewatch.core.forecast import GateForecast
 from gatewatch.core.processor import Processor
-from gatewatch.core.signals import GateSignals
+from gatewatch.core.signals import CAMERAS, GateSignals
 from gatewatch.errors import HistoryError
 from gatewatch.gates import GateConfig, GateSet
 from gatewatch.history.aggregate import STEPS, HourPattern, SeriesPoint, Stat
@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["ALLOW", "CSV_COLUMNS", "MAX_FORECAST_HOURS", "MAX_PAGE", "PREFLIGHT_MAX_AGE",
            "ApiError", "authorized", "cors_headers", "forecast_doc", "gate_doc", "history_csv",
            "history_query", "install", "is_self", "openapi", "parse_hours", "parse_range",
-           "pattern_doc", "patterns_query", "peer_urls", "point_doc", "window_doc"]
+           "pattern_doc", "patterns_query", "peer_urls", "point_doc", "quality_doc",
+           "quality_schema", "window_doc"]
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,72 @@ def gate_doc(gate: GateConfig, s: GateSignals, alerts: GateAlerts,
         if s.silent_seconds is not None else None,
         "active_alerts": sorted(a.alert_id for a in alerts.active.values()),
         "advisories": advisories or {},
+        **quality_doc(s),
+    }
+
+
+# -- data quality (reconciliation, cameras, count observations) ------------------------
+
+def quality_doc(s: GateSignals) -> dict[str, Any]:
+    """A gate's vehicles set aside by reconciliation (``null`` when no data, like
+    ``waiting``) and its ``data_quality``: per camera the reads, unmatched reads and
+    pairings of the last hour and day, and the latest count observation per direction
+    beside the ledger. No plate appears here."""
+    fresh = s.has_data
+
+    def split(export: int, import_: int) -> dict[str, int] | None:
+        return {"total": export + import_, "export": export, "import": import_} \
+            if fresh else None
+
+    def share(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
+
+    return {
+        "unconfirmed": split(s.unconfirmed_export, s.unconfirmed_import),
+        "paired": split(s.paired_export, s.paired_import),
+        "data_quality": {
+            "cameras": [{"camera": c.camera,
+                         "last_hour": {"reads": c.reads_last_hour,
+                                       "unmatched": c.unmatched_last_hour,
+                                       "paired": c.paired_last_hour,
+                                       "unmatched_share": share(c.unmatched_share_last_hour)},
+                         "last_day": {"reads": c.reads_last_day,
+                                      "unmatched": c.unmatched_last_day,
+                                      "paired": c.paired_last_day,
+                                      "unmatched_share": share(c.unmatched_share_last_day)}}
+                        for c in s.cameras],
+            "count_checks": [{"direction": k.direction, "observed": k.observed,
+                              "source": k.source, "observed_at": format_ms(k.observed_at_ms),
+                              "ledger": k.ledger, "discrepancy": k.discrepancy}
+                             for k in s.count_checks]},
+    }
+
+
+def quality_schema() -> dict[str, Any]:
+    """The OpenAPI properties :func:`quality_doc` adds to a gate."""
+    split = {"type": "object", "nullable": True, "properties": {
+        k: {"type": "integer"} for k in ("total", "export", "import")}}
+    period = {"type": "object", "properties": {
+        "reads": {"type": "integer"}, "unmatched": {"type": "integer"},
+        "paired": {"type": "integer"},
+        "unmatched_share": {"type": "number", "nullable": True}}}
+    camera = {"type": "object", "properties": {
+        "camera": {"type": "string", "enum": list(CAMERAS)},
+        "last_hour": period, "last_day": period}}
+    check = {"type": "object", "properties": {
+        "direction": {"type": "string", "enum": ["export", "import"]},
+        "observed": {"type": "integer"}, "source": {"type": "string"},
+        "observed_at": {"type": "string", "format": "date-time"},
+        "ledger": {"type": "integer"}, "discrepancy": {"type": "integer"}}}
+    return {
+        "unconfirmed": split | {"description": "waiting vehicles set aside as unconfirmed "
+                                "(not in `waiting`); null when no data"},
+        "paired": split | {"description": "waiting vehicles set aside as misread: paired "
+                           "with an unmatched crossing or withdrawal, or a misread re-read "
+                           "(not in `waiting`); null when no data"},
+        "data_quality": {"type": "object", "properties": {
+            "cameras": {"type": "array", "items": camera},
+            "count_checks": {"type": "array", "items": check}}},
     }
 
 
@@ -487,6 +554,7 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
         "advisories": {"type": "object", "description": "shipment advisory by direction "
                        "(see /api/v1/advisories)", "additionalProperties": {"type": "object"}},
         "windows": {"type": "array", "items": {"$ref": "#/components/schemas/Window"}},
+        **quality_schema(),
     }}
     window = {"type": "object", "properties": {
         "window_start": {"type": "string", "format": "date-time"},

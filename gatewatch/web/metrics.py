@@ -29,7 +29,7 @@ through ``describe()``), so a name used twice fails at start-up in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -53,6 +53,7 @@ from prometheus_client.utils import floatToGoString
 from gatewatch.core.congestion import LEVELS
 from gatewatch.core.ledger import WAIT_BUCKETS_MS
 from gatewatch.core.processor import Processor
+from gatewatch.core.signals import GateSignals
 from gatewatch.gates import GateSet
 from gatewatch.streams.records import REJECT_REASONS
 from gatewatch.streams.vocabulary import DIR_NAME
@@ -125,6 +126,13 @@ class GatewatchMetrics:
             "gatewatch_state_writes_failed",
             "State-table changelog writes refused for the record itself (e.g. too large); "
             "dead-lettered with reason state_write_failed", registry=registry)
+        self.count_observations = Counter(
+            "gatewatch_count_observations", "Valid count observations read from gate.counts",
+            registry=registry)
+        self.reconciliations_published = Counter(
+            "gatewatch_reconciliations_published",
+            "Reconciliation audit records (pairings, set-asides) published on "
+            "gate.reconciliations", registry=registry)
         self.batches = Counter(
             "gatewatch_batches", "Event batches processed by the agent", registry=registry)
         self.ready = Gauge(
@@ -185,6 +193,7 @@ class GateCollector(Collector):
                   "gate_congestion_level", "gate_alert_active", "gate_estimated_wait_seconds",
                   "gate_yard_full_in_seconds", "gate_forecast_vehicles_waiting",
                   "gate_forecast_wait_seconds"]
+        gauges += [name for name, _help, _labels in _QUALITY]
         if self.lag is not None:
             gauges += ["gatewatch_consumer_lag_messages", "gatewatch_consumer_lag_seconds"]
         for name in gauges:
@@ -263,9 +272,11 @@ class GateCollector(Collector):
                  "Predicted time until the yard is full at the last hour's net inflow "
                  "(absent when not filling)", labels=["gate"])
         proc = self.processor
+        signals: list[GateSignals] = []
         for gate in proc.gates.gates:
             gid = gate.gate_id
             s = proc.signals(gid, now)
+            signals.append(s)
             fresh = s.has_data
             has_data.add_metric([gid], 1.0 if fresh else 0.0)
             capacity.add_metric([gid], float(gate.yard_capacity))
@@ -328,6 +339,7 @@ class GateCollector(Collector):
         yield from (waiting, has_data, occupancy, capacity, thresholds, oldest, oldest_p,
                     since, last_ts, wm, *last_win, *hour, *totals, waits, tracked, late,
                     level, active, est_wait, full, fc_waiting, fc_wait)
+        yield from _quality(signals)
         if self.lag is not None:
             lag_m = g("gatewatch_consumer_lag_messages",
                       "Messages behind the fetch high watermark", labels=["topic", "partition"])
@@ -339,3 +351,72 @@ class GateCollector(Collector):
                 lag_s.add_metric([sample.topic, str(sample.partition)], sample.seconds)
             yield lag_m
             yield lag_s
+
+
+_GD = ["gate", "direction"]
+_CAM = ["gate", "camera", "window"]
+
+#: data-quality gauges: (name, help, labels); ``camera`` is one of
+#: :data:`gatewatch.core.signals.CAMERAS`, ``window`` ``1h`` or ``24h`` (event time)
+_QUALITY: tuple[tuple[str, str, list[str]], ...] = (
+    ("gate_vehicles_unconfirmed", "Waiting vehicles set aside as unconfirmed (overtaken by "
+     "far more vehicles than the gate allows since last read; not in "
+     "gate_vehicles_waiting; absent when no data)", _GD),
+    ("gate_vehicles_paired", "Waiting vehicles set aside as misread: paired with an "
+     "unmatched crossing or withdrawal whose plate is one OCR confusion away, or a misread "
+     "re-read of another waiting vehicle (not in gate_vehicles_waiting; absent when no "
+     "data)", _GD),
+    ("gate_camera_reads", "Reads of a camera in the window (queue end: arrivals; gate "
+     "line: crossings and withdrawals)", _CAM),
+    ("gate_camera_unmatched", "Reads of a camera with no matching read at the other "
+     "camera (gate line: no queued read; queue end: now unconfirmed)", _CAM),
+    ("gate_camera_paired", "Unmatched gate-line reads that reconciliation paired with a "
+     "waiting vehicle", _CAM),
+    ("gate_camera_unmatched_ratio", "Unmatched reads / reads of a camera in the window "
+     "(absent without reads)", _CAM),
+    ("gate_count_observed", "The latest count observation (gate.counts) of the vehicles "
+     "waiting (absent until one arrived)", _GD),
+    ("gate_count_observed_timestamp_seconds", "Time (occurred_at) of the latest count "
+     "observation", _GD),
+    ("gate_count_discrepancy", "Ledger backlog now minus the latest count observation "
+     "(positive: the ledger holds more vehicles; absent until one arrived)", _GD),
+)
+
+
+def _quality(signals: Iterable[GateSignals]) -> Iterator[Metric]:
+    """The data-quality families of :data:`_QUALITY`, for the gates this worker holds:
+    vehicles set aside (with data only, like the backlog), camera reads and unmatched
+    shares over the last hour and day, and the latest count observation beside the
+    ledger (absent until one arrived)."""
+    fam = {name: GaugeMetricFamily(name, text, labels=labels)
+           for name, text, labels in _QUALITY}
+    for s in signals:
+        gid = s.gate_id
+        if not s.owned:
+            continue
+        if s.has_data:
+            for d, unconfirmed, paired in ((0, s.unconfirmed_export, s.paired_export),
+                                           (1, s.unconfirmed_import, s.paired_import)):
+                fam["gate_vehicles_unconfirmed"].add_metric([gid, DIR_NAME[d]],
+                                                            float(unconfirmed))
+                fam["gate_vehicles_paired"].add_metric([gid, DIR_NAME[d]], float(paired))
+        for cam in s.cameras:
+            for window, reads, unmatched, paired, share in (
+                    ("1h", cam.reads_last_hour, cam.unmatched_last_hour,
+                     cam.paired_last_hour, cam.unmatched_share_last_hour),
+                    ("24h", cam.reads_last_day, cam.unmatched_last_day,
+                     cam.paired_last_day, cam.unmatched_share_last_day)):
+                labels = [gid, cam.camera, window]
+                fam["gate_camera_reads"].add_metric(labels, float(reads))
+                fam["gate_camera_unmatched"].add_metric(labels, float(unmatched))
+                if cam.camera.endswith("-gate"):  # only gate-line reads are paired
+                    fam["gate_camera_paired"].add_metric(labels, float(paired))
+                if share is not None:
+                    fam["gate_camera_unmatched_ratio"].add_metric(labels, share)
+        for check in s.count_checks:
+            labels = [gid, check.direction]
+            fam["gate_count_observed"].add_metric(labels, float(check.observed))
+            fam["gate_count_observed_timestamp_seconds"].add_metric(
+                labels, check.observed_at_ms / 1000)
+            fam["gate_count_discrepancy"].add_metric(labels, float(check.discrepancy))
+    yield from fam.values()

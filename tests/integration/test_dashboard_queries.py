@@ -29,6 +29,8 @@ import orjson
 import pytest
 import yaml
 
+from gatewatch.streams.codec import encode_count
+from gatewatch.streams.records import CountObservation
 from gatewatch.tools.dashboards import build_all, panel_queries
 from tests.support import (
     OUTPUT,
@@ -104,6 +106,9 @@ def test_every_panel_query_returns_data(bootstrap, worker_factory, test_id, tmp_
     produce(bootstrap, f"{test_id}-gate.events", past_hours(since - 3_600_000) +
             [message(ev(f"12C-9{i:04d}", "queued", since + i, "tan-thanh",
                         event_id=f"parked-{i}")) for i in range(PARKED)])
+    # a yard count for the data-quality panel's count discrepancy (absent without one)
+    produce(bootstrap, f"{test_id}-gate.counts", [(b"tan-thanh", encode_count(
+        CountObservation("yard-1", "tan-thanh", "export", 3, since, "yard_sensor")))])
     sim = Service([sys.executable, "-m", "gatewatch", "simulate", "--rate", "200",
                    "--initial-backlog", "0.5"], OUTPUT / f"{test_id}-simulate.log",
                   env=dict(w.env))

@@ -190,3 +190,50 @@ def test_wall_sparkline_from_the_history_store_and_the_forecast(bootstrap, worke
         finally:
             browser.close()
     w.check_alive()
+
+
+def test_the_wall_shows_unconfirmed_vehicles_and_a_camera_missing_reads(
+        bootstrap, worker_factory, test_id, tmp_path):
+    """Tân Thanh: one truck overtaken by 14 others since it was read (its crossing was
+    missed) is set aside as unconfirmed, shown as "+1" beside the backlog; 7 crossings
+    with no queued read make the export gate-line camera's unmatched share 7/21, flagged
+    on the tile."""
+    exe = chromium()
+    from playwright.sync_api import sync_playwright
+
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(GATES)
+    w = worker_factory(GATEWATCH_GATES=str(gates), GATEWATCH_UNCONFIRMED_MIN_OVERTAKES="5")
+    w.wait_ready()
+    t0 = int(time.time() * 1000) - 30 * 60_000
+
+    def tt(vehicle: str, etype: str, t: int, eid: str) -> tuple[bytes, bytes]:
+        return message(ev(vehicle, etype, t, "tan-thanh", event_id=eid))
+
+    msgs = [tt("51D-99999", "queued", t0, "missed")]
+    for i in range(14):
+        msgs += [tt(f"20C-2{i:04d}", "queued", t0 + 60_000 + i * 1000, f"q{i}"),
+                 tt(f"20C-2{i:04d}", "crossed", t0 + 5 * 60_000 + i * 1000, f"c{i}")]
+    msgs += [tt(f"88A-{i}{i}{i}77", "crossed", t0 + 10 * 60_000 + i * 1000, f"u{i}")
+             for i in range(7)]
+    produce(bootstrap, f"{test_id}-gate.events", msgs)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 900})
+            page.goto(f"{w.url}/wall?refresh_ms=300")
+            tile = "#gate-tan-thanh"
+            page.wait_for_selector(f'{tile} .unconfirmed[data-unconfirmed="1"]', timeout=30000)
+            page.wait_for_selector(f'{tile} .dq[data-cameras~="export-gate"]', timeout=30000)
+            assert page.locator(f"{tile} .waiting").get_attribute("data-waiting") == "0"
+            assert "+1 chưa xác nhận" in page.locator(tile).inner_text()
+            assert "export-gate 33 %" in page.locator(f"{tile} .dq").inner_text()
+            # Hữu Nghị has no data: no marker, no unconfirmed line
+            assert page.locator("#gate-huu-nghi .dq, #gate-huu-nghi .unconfirmed").count() == 0
+            OUTPUT.mkdir(exist_ok=True)
+            page.screenshot(path=str(OUTPUT / "wall-data-quality.png"))
+            page.click("#lang")
+            assert "+1 unconfirmed" in page.locator(tile).inner_text()
+            assert "Camera data" in page.locator(f"{tile} .dq").inner_text()
+        finally:
+            browser.close()

@@ -11,6 +11,8 @@ from gatewatch.agents.app import create_app
 from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.gates import load_gates
 from gatewatch.settings import Settings
+from gatewatch.streams.codec import encode_count
+from gatewatch.streams.records import CountObservation
 from gatewatch.tools.simulate import Faults, TrafficModel
 from gatewatch.web.metrics import GateCollector, GatewatchMetrics, LagSample, scrape
 
@@ -30,7 +32,8 @@ def _busy_collectors(lag: bool) -> list[GateCollector]:
     family it can yield has samples (and the alert state has levels)."""
     gates = load_gates(None)
     proc = Processor(gates, Settings(alert_raise_hold_seconds=0, alert_clear_hold_seconds=0,
-                                     perishable_max_wait_seconds=60))
+                                     perishable_max_wait_seconds=60),
+                     counts_topic="gate.counts")
     start = NOW - 3 * 3_600_000
     model = TrafficModel(gates, start, rate=6, seed=3, faults=Faults(0.0, 0.0, 0.0),
                          initial_backlog=0.9)
@@ -38,6 +41,11 @@ def _busy_collectors(lag: bool) -> list[GateCollector]:
                            for i, out in enumerate(model.advance(NOW))], NOW)
     assert fx.processed and not fx.dead_letters
     proc.tick(NOW)  # closes the windows the forecast gauges are made from
+    # a yard count (the count-check families are absent until one arrives)
+    count = CountObservation("yard-1", "huu-nghi", "export", 10, NOW - 60_000, "yard_sensor")
+    fx = proc.apply_batch([SourceRecord("gate.counts", 0, 0, NOW, b"huu-nghi",
+                                        encode_count(count))], NOW)
+    assert not fx.dead_letters
     proc.evaluate(NOW)
     return [GateCollector(proc, lambda: NOW,
                           (lambda: [LagSample("gate.events", 0, 5, 1.0)]) if lag else None)]

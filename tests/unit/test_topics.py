@@ -82,6 +82,7 @@ def test_ensure_topics_creates_every_topic_with_its_configs(cluster):
         "p-gate.counts": (6, 1, {"cleanup.policy": "delete", "retention.ms": week}),
         "p-gate.events.rejected": (6, 1, {"cleanup.policy": "delete", "retention.ms": month}),
         "p-gate.windows": (6, 1, {"cleanup.policy": "delete", "retention.ms": season}),
+        "p-gate.reconciliations": (6, 1, {"cleanup.policy": "delete", "retention.ms": month}),
         "p-gate.alerts": (6, 1, ALERTS_COMPACTED),
         "p-gate.advisories": (6, 1, ALERTS_COMPACTED)}
     assert "created topic p-gate.alerts (6 partitions, cleanup.policy=compact, " \
@@ -93,8 +94,8 @@ def test_an_existing_topic_with_another_cleanup_policy_is_named(cluster):
     # reports no policy for a topic created without one: not judged
     admin = cluster({"gate.events": "delete", "gate.counts": "delete",
                      "gate.events.rejected": None,
-                     "gate.windows": "delete", "gate.alerts": "delete",
-                     "gate.advisories": "compact"})
+                     "gate.windows": "delete", "gate.reconciliations": "delete",
+                     "gate.alerts": "delete", "gate.advisories": "compact"})
     said: list[str] = []
     ensure_topics(Settings.from_env({}), progress=said.append)
     assert admin.created == {}  # an existing topic is never altered
@@ -169,7 +170,7 @@ def test_operations_doc_shows_the_topic_table():
     doc = (ROOT / "docs" / "operations.md").read_text()
     assert config_table() in doc, "regenerate the table from gatewatch.streams.topics"
     assert set(TOPIC_SPECS) == {"gate.events", "gate.counts", "gate.events.rejected",
-                                "gate.windows",
+                                "gate.windows", "gate.reconciliations",
                                 "gate.alerts", "gate.alerts.undelivered", "gate.advisories",
                                 "<app id>-vehicle-state-changelog",
                                 "<app id>-__assignor-__leader"}
