@@ -47,6 +47,7 @@ from gatewatch.core.forecast import HOUR_MS, ForecastParams, GateForecast, forec
 from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.gates import GateConfig, GateSet
 from gatewatch.settings import Settings
+from gatewatch.streams.plates import normalise_plate
 from gatewatch.streams.codec import Decoder, format_ms, parse_timestamp_ms
 from gatewatch.streams.records import WindowRecord
 from gatewatch.tools.scenarios import Scenario, load_scenario
@@ -166,7 +167,7 @@ class _Waits:
             return
         if not isinstance(gate, str) or not isinstance(vehicle, str) or t is None:
             return
-        key = (gate, vehicle)
+        key = (gate, normalise_plate(vehicle))  # cameras write one plate several ways
         if kind == "queued":
             self.open.setdefault(key, t)
         elif kind in ("crossed", "withdrawn"):

@@ -95,7 +95,7 @@ def test_the_worker_command_runs_on_the_configured_clock(monkeypatch):
     class Stop(Exception):
         pass
 
-    def fake_create_app(settings, gates, *, wall_ms, partitions):  # type: ignore[no-untyped-def]
+    def fake_create_app(settings, gates, *, wall_ms, partitions, **_more):  # type: ignore[no-untyped-def]
         seen["now"] = wall_ms()
         raise Stop
 
