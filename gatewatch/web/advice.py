@@ -56,9 +56,12 @@ def parse_recommend_query(query: Mapping[str, str]) -> RecommendQuery | str:
     if cargo is not None and cargo not in CARGOS:
         return "bad_cargo"
     raw = query.get("eta_hours", "0")
-    if not re.fullmatch(r"[0-9]{1,2}(\.[0-9]{1,2})?", raw) or float(raw) > MAX_ETA_HOURS:
+    if len(raw) > 32 or not re.fullmatch(r"[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?", raw):
         return "bad_eta"
-    return RecommendQuery(direction, cargo, float(raw))
+    eta = float(raw)
+    if not 0 <= eta <= MAX_ETA_HOURS:
+        return "bad_eta"
+    return RecommendQuery(direction, cargo, eta)
 
 
 def gate_advisories(processor: Processor, gate: GateConfig) -> dict[str, Any]:
@@ -194,7 +197,7 @@ def openapi_paths(ok: Any, err: Any, also: str, preflight: Any, oversized: Any,
                 {"name": "cargo", "in": "query", "schema": {
                     "type": "string", "enum": list(CARGOS)}},
                 {"name": "eta_hours", "in": "query", "description":
-                 "hours until the trucks arrive (up to two decimals)", "schema": {
+                 "hours until the trucks arrive", "schema": {
                     "type": "number", "minimum": 0, "maximum": MAX_ETA_HOURS, "default": 0}}],
             "responses": {"200": ok({"type": "object", "properties": {
                 "direction": {"type": "string"}, "cargo": {"type": "string", "nullable": True},
