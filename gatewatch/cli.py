@@ -532,8 +532,9 @@ def _seed_run(store: HistoryStore, gates: GateSet, settings: Settings,
     if store.count("windows"):
         say(f"gatewatch run: history store {where} has rows: not seeded")
         return
-    say(f"gatewatch run: seeding {args.seed_weeks:g} weeks of simulated history into {where} "
-        "(once; --no-seed skips it) ...")
+    say(f"gatewatch run: seeding {args.seed_weeks:g} weeks of simulated history "
+        "(once; --no-seed skips it)")
+    say(f"  into {where} ...")
     res = seed_history(store, gates, settings, weeks=args.seed_weeks,
                        now_ms=clock_for(settings)(), progress=lambda m: say(f"  {m}"))
     say(f"gatewatch run: seeded {res.windows} windows and {res.alerts} alert records of "
