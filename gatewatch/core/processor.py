@@ -370,11 +370,17 @@ class Processor:
     def forecast_for(self, gate_id: str, now_ms: int, direction: str | None
                      ) -> ForecastView | None:
         """The gate's forecast for ``direction`` (``Processor.forecast`` of
-        :mod:`gatewatch.core.forecast`), None while there is none."""
+        :mod:`gatewatch.core.forecast`), None while there is none learned from at least a
+        day of history."""
         get = getattr(self, "forecast", None)
         if get is None:
             return None
         fc: ForecastView | None = get(gate_id, now_ms, direction=direction)
+        if fc is not None and fc.basis != "profile":
+            # under a day of history the forecast only extrapolates the last hours (its
+            # clearance capacity may read 0 after a start): advice uses the last hour's
+            # counts, which know the case (see core.advisories.figures_of)
+            return None
         return fc
 
     def evaluate(self, now_ms: int, gate_ids: Iterable[str] | None = None

@@ -61,7 +61,7 @@ def test_advisories_recommendations_and_the_public_feed(bootstrap, worker_factor
     assert "coc-nam:import" not in docs  # the gate handles exports only
     cn = docs["coc-nam:export"]
     assert cn["figures"]["backlog"] == 60 and cn["figures"]["perishable"]
-    assert cn["figures"]["source"] == "last_hour"
+    assert cn["figures"]["source"] == "last_hour"  # under a day of history
     assert cn["message"]["en"].startswith("[HOLD SHIPMENTS] Coc Nam Border Gate (export)")
     assert docs["huu-nghi:export"]["advice"] == "normal"
     assert call(f"{w.url}/api/v1/advisories")[0] == 401  # the token is required there

@@ -159,8 +159,8 @@ def test_the_processor_tick_advises_each_direction_a_gate_handles():
     changes = proc.tick(t0 + 61_000).advisories
     assert [(c.advisory.advisory_id, c.advisory.advice) for c in changes] == [
         ("coc-nam:export", "hold_shipments")]
-    # the processor's forecast (recent rates: 7 h of windows) gives the figures
-    assert changes[0].advisory.figures.source == "forecast"
+    # under a day of history the forecast only extrapolates: the last hour gives the figures
+    assert changes[0].advisory.figures.source == "last_hour"
     assert set(proc.advisories["coc-nam"].current) == {"export"}
 
 
