@@ -267,7 +267,7 @@ class GateBook:
         new = reconcile(self.waiting, self.vehicles, self.unmatched, self.index, self.crossed,
                         limits, wm)
         self.outcome, self.dirty = new, False
-        self.quality_version += 1
+        self.quality_cache = None  # what is set aside changed: the view is recomputed
         aside = [0, 0]
         for vid in new.set_aside():
             aside[self.waiting[vid].direction] += 1

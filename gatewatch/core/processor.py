@@ -62,7 +62,7 @@ __all__ = ["DeadLetter", "Effects", "Processor", "SourceRecord", "StateWrite"]
 SWEEP_CHUNK = 10_000
 #: shipment advisories are re-evaluated this often (they change over hours), or once per
 #: advisory raise hold when that is shorter
-ADVISE_EVERY_MS = 60_000
+ADVISE_EVERY_MS = 300_000
 #: a gate is reconciled at most this often (wall ms) while its events keep coming
 RECONCILE_EVERY_MS = 5_000
 

@@ -286,7 +286,8 @@ def camera_quality(book: GateBook, watermark_ms: int | None) -> tuple[CameraQual
     event."""
     if watermark_ms is None or not book.hourly:
         return ()
-    key = (book.quality_version, watermark_ms // 60_000)  # at most once a minute of event time
+    # recomputed after 10 changes, or 5 minutes of event time, whichever comes first
+    key = (book.quality_version // 10, watermark_ms // 300_000)
     if book.quality_cache is not None and book.quality_cache[0] == key:
         return book.quality_cache[1]  # type: ignore[return-value]
     out = _camera_quality(book, watermark_ms)
