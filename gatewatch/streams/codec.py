@@ -194,10 +194,8 @@ class Decoder:
         self._max_bytes = max_bytes
         self._max_future_ms = max_future_skew_ms
 
-    def decode(self, raw: bytes | None, key: bytes | None, now_ms: int
-               ) -> CrossingEvent | Rejection:
-        """Decode one message; ``now_ms`` (the worker's clock) bounds how far in the
-        future events may be."""
+    def _load(self, raw: bytes | None, key: bytes | None) -> dict[str, Any] | Rejection:
+        """The message's JSON object, or why it is not one (size, UTF-8, JSON, object)."""
         if raw is None:
             return Rejection("not_json", "empty message (null value)", b"", key)
         if len(raw) > self._max_bytes:
@@ -213,6 +211,39 @@ class Decoder:
         if type(doc) is not dict:
             return Rejection("not_object", f"JSON {type(doc).__name__}, expected object",
                              raw, key)
+        return doc
+
+    def _when(self, occurred_at: str, gate_id: str, raw: bytes, key: bytes | None,
+              now_ms: int) -> int | Rejection:
+        """``occurred_at`` in ms, after the checks every record shares: RFC 3339, after
+        2000, a configured gate, the key = the gate, not from the future."""
+        ms = parse_timestamp_ms(occurred_at)
+        if ms is None:
+            return Rejection("bad_timestamp", "occurred_at must be RFC 3339 with an offset, "
+                             f"got {occurred_at[:40]!r}", raw, key)
+        if ms < _MIN_MS:
+            return Rejection("timestamp_out_of_range", "occurred_at must be after 2000",
+                             raw, key)
+        if gate_id not in self._gates:
+            return Rejection("unknown_gate", f"gate_id {gate_id[:64]!r} is not configured",
+                             raw, key)
+        if key is not None and key != gate_id.encode():
+            return Rejection("key_mismatch", "Kafka key must equal gate_id", raw, key)
+        if ms > now_ms + self._max_future_ms:
+            return Rejection("from_the_future", f"occurred_at is {(ms - now_ms) / 1000:.0f} s "
+                             f"ahead of the worker's clock (at most "
+                             f"{self._max_future_ms / 1000:g} s allowed)", raw, key, gate_id)
+        return ms
+
+    def decode(self, raw: bytes | None, key: bytes | None, now_ms: int
+               ) -> CrossingEvent | Rejection:
+        """Decode one message; ``now_ms`` (the worker's clock) bounds how far in the
+        future events may be."""
+        doc = self._load(raw, key)
+        if type(doc) is not dict:
+            assert isinstance(doc, Rejection)
+            return doc
+        raw = raw or b""
         for name in _REQUIRED:
             value = doc.get(name)
             if value is None:
@@ -249,22 +280,10 @@ class Decoder:
             return Rejection("invalid_value" if type(lane) is str else "wrong_type",
                              "lane must be a string of at most 32 characters, no control "
                              "characters", raw, key)
-        ms = parse_timestamp_ms(doc["occurred_at"])
-        if ms is None:
-            return Rejection("bad_timestamp", "occurred_at must be RFC 3339 with an offset, "
-                             f"got {doc['occurred_at'][:40]!r}", raw, key)
-        if ms < _MIN_MS:
-            return Rejection("timestamp_out_of_range", "occurred_at must be after 2000",
-                             raw, key)
-        if gate_id not in self._gates:
-            return Rejection("unknown_gate", f"gate_id {gate_id[:64]!r} is not configured",
-                             raw, key)
-        if key is not None and key != gate_id.encode():
-            return Rejection("key_mismatch", "Kafka key must equal gate_id", raw, key)
-        if ms > now_ms + self._max_future_ms:
-            return Rejection("from_the_future", f"occurred_at is {(ms - now_ms) / 1000:.0f} s "
-                             f"ahead of the worker's clock (at most "
-                             f"{self._max_future_ms / 1000:g} s allowed)", raw, key, gate_id)
+        ms = self._when(doc["occurred_at"], gate_id, raw, key, now_ms)
+        if type(ms) is not int:
+            assert isinstance(ms, Rejection)
+            return ms
         return CrossingEvent(event_id, gate_id, vehicle_id, etype, direction, ms, cargo, lane)
 
     def decode_count(self, raw: bytes | None, key: bytes | None, now_ms: int
@@ -273,21 +292,11 @@ class Decoder:
         ``direction``, ``count`` (a non-negative integer), ``occurred_at`` (RFC 3339 with
         an offset) and ``source`` (one of :data:`COUNT_SOURCES`); the same edge checks as
         events (size, UTF-8, key = gate_id, not from the future)."""
-        if raw is None:
-            return Rejection("not_json", "empty message (null value)", b"", key)
-        if len(raw) > self._max_bytes:
-            return Rejection("too_large", f"{len(raw)} bytes > {self._max_bytes}", raw, key)
-        try:
-            doc: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return Rejection("not_utf8", "message is not UTF-8", raw, key)
-            return Rejection("not_json", f"invalid JSON: {str(exc)[:120]}", raw, key)
+        doc = self._load(raw, key)
         if type(doc) is not dict:
-            return Rejection("not_object", f"JSON {type(doc).__name__}, expected object",
-                             raw, key)
+            assert isinstance(doc, Rejection)
+            return doc
+        raw = raw or b""
         for name in ("observation_id", "gate_id", "direction", "occurred_at", "source"):
             value = doc.get(name)
             if value is None:
@@ -314,22 +323,10 @@ class Decoder:
         if source not in COUNT_SOURCES:
             return Rejection("invalid_value", f"source {source[:32]!r} not in "
                              f"{', '.join(COUNT_SOURCES)}", raw, key)
-        ms = parse_timestamp_ms(doc["occurred_at"])
-        if ms is None:
-            return Rejection("bad_timestamp", "occurred_at must be RFC 3339 with an offset, "
-                             f"got {doc['occurred_at'][:40]!r}", raw, key)
-        if ms < _MIN_MS:
-            return Rejection("timestamp_out_of_range", "occurred_at must be after 2000",
-                             raw, key)
-        if gate_id not in self._gates:
-            return Rejection("unknown_gate", f"gate_id {gate_id[:64]!r} is not configured",
-                             raw, key)
-        if key is not None and key != gate_id.encode():
-            return Rejection("key_mismatch", "Kafka key must equal gate_id", raw, key)
-        if ms > now_ms + self._max_future_ms:
-            return Rejection("from_the_future", f"occurred_at is {(ms - now_ms) / 1000:.0f} s "
-                             f"ahead of the worker's clock (at most "
-                             f"{self._max_future_ms / 1000:g} s allowed)", raw, key, gate_id)
+        ms = self._when(doc["occurred_at"], gate_id, raw, key, now_ms)
+        if type(ms) is not int:
+            assert isinstance(ms, Rejection)
+            return ms
         return CountObservation(obs_id, gate_id, direction, count, ms, source)
 
 
