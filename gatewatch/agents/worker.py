@@ -164,6 +164,10 @@ class Worker:
             else:
                 log.error("record %s/%s/%s dead-lettered: %r", rec.topic, rec.partition,
                           rec.offset, exc)
+        for what, exc in fx.failures:
+            log.error("%s failed after a batch of %d records (the events are applied; "
+                      "it is tried again with the next batch)", what, len(batch),
+                      exc_info=exc)
         await self.carry_out(fx)
         self.metrics.batches.inc()
 

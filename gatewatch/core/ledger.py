@@ -18,12 +18,15 @@ from heapq import heapify, heappop, heappush
 from typing import Final
 
 from gatewatch.core.reconcile import (
+    REREAD_MIN_MS,
     Pairing,
     PlateIndex,
     Reconciliation,
     lane_of,
     overtake_limit,
     reconcile,
+    reread_interval_ms,
+    silence_after,
 )
 from gatewatch.core.trips import (
     ARRIVAL,
@@ -105,7 +108,8 @@ class GateBook:
                  "no_data_ms", "horizon_ms", "wait_buckets", "wait_sum_ms",
                  "restored_seen_ms", "reconciling", "min_overtakes", "index", "unmatched",
                  "crossed", "outcome", "hourly", "counts_observed", "limit", "_lane_limits",
-                 "_lane_version", "quality_version", "quality_cache",
+                 "_lane_version", "quality_version", "quality_cache", "read_tails",
+                 "_tails_version", "_silence",
                  "dirty", "aside_count")
 
     def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000,
@@ -130,6 +134,13 @@ class GateBook:
         #: changes with every trip added to or dropped from it
         self._lane_limits: dict[int, tuple[int, int]] = {}
         self._lane_version = [0] * 4
+        #: per vehicle, its crossed trips that were re-read: (crossed ms, ms from the last
+        #: read to the crossing), what the re-read rule learns the camera's interval from
+        #: (:func:`reread_interval_ms`); its version, and the interval learned for a
+        #: (version, watermark 5 minutes)
+        self.read_tails: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._tails_version = 0
+        self._silence: tuple[tuple[int, int], int | None] | None = None
         #: reconcile() is due: the waiting vehicles, unmatched ends or crossings changed
         self.dirty = False
         #: transitions by event-time hour: arrivals, ends, unmatched ends (by direction)
@@ -173,15 +184,33 @@ class GateBook:
 
     def _set_waiting(self, vehicle_id: str, events: list[VehicleEvent]) -> None:
         trips = derive_trips(events)
+        if self.reconciling:
+            tails = tuple((tr.end_ms, tr.end_ms - tr.last_read_ms) for tr in trips
+                          if tr.end_kind == CROSSING and tr.end_ms is not None
+                          and tr.queued_ms is not None and tr.last_read_ms is not None
+                          and tr.last_read_ms - tr.queued_ms >= REREAD_MIN_MS)
+            if tails != self.read_tails.get(vehicle_id, ()):
+                if tails:
+                    self.read_tails[vehicle_id] = tails
+                else:
+                    del self.read_tails[vehicle_id]
+                self._tails_version += 1
         last = trips[-1] if trips else None
         was = self.waiting.pop(vehicle_id, None)
+        # the latest outcome may set this vehicle aside until reconcile() runs again:
+        # aside_count counts such vehicles only while they wait (by their direction now)
+        aside = self.reconciling and self.outcome.reason(vehicle_id) is not None
         if was is not None:
             self.waiting_count[was.direction] -= 1
+            if aside:
+                self.aside_count[was.direction] -= 1
         if last is not None and last.waiting and last.queued_ms is not None:
             now = Waiting(last.queued_ms, last.direction, last.cargo,
                           last.last_read_ms or last.queued_ms)
             self.waiting[vehicle_id] = now
             self.waiting_count[last.direction] += 1
+            if aside:
+                self.aside_count[last.direction] += 1
             if self.reconciling and now != was:
                 self.dirty = True
             if was is None or was.queued_ms != last.queued_ms:
@@ -265,7 +294,7 @@ class GateBook:
         self.limit = max(limits.values())
         old = self.outcome
         new = reconcile(self.waiting, self.vehicles, self.unmatched, self.index, self.crossed,
-                        limits, wm)
+                        limits, wm, self.reread_interval(wm))
         self.outcome, self.dirty = new, False
         self.quality_cache = None  # what is set aside changed: the view is recomputed
         aside = [0, 0]
@@ -285,11 +314,37 @@ class GateBook:
         unpaired = [p for v, p in old.pairs.items() if new.pairs.get(v) != p]
         return paired, unpaired
 
+    def reread_interval(self, watermark_ms: int | None) -> int | None:
+        """How often the queue camera re-reads waiting vehicles (:func:`reread_interval_ms`;
+        ``None``: it does not), learned again when a re-read trip crossed or expired, or
+        the watermark entered a new 5 minutes."""
+        if watermark_ms is None:
+            return None
+        key = (self._tails_version, watermark_ms // 300_000)
+        if self._silence is None or self._silence[0] != key:
+            tails = [t for v in self.read_tails.values() for t in v]
+            self._silence = (key, reread_interval_ms(tails, watermark_ms))
+        return self._silence[1]
+
+    def reread_silence(self, watermark_ms: int | None) -> int | None:
+        """How long a waiting vehicle may go unread before it is unconfirmed; ``None``:
+        the camera does not re-read."""
+        interval = self.reread_interval(watermark_ms)
+        return silence_after(interval) if interval else None
+
     @property
     def set_aside(self) -> dict[str, str]:
         """Waiting vehicles reconciliation set aside → why (``paired``,
-        ``duplicate_read``, ``unconfirmed``)."""
-        return self.outcome.set_aside()
+        ``duplicate_read``, ``unconfirmed``). Between two reconciliations a vehicle set
+        aside may have crossed: only those still waiting are in it."""
+        waiting = self.waiting
+        return {vid: why for vid, why in self.outcome.set_aside().items() if vid in waiting}
+
+    def aside_waiting(self, *reasons: str) -> list[Waiting]:
+        """The waiting vehicles set aside for one of ``reasons``."""
+        waiting = self.waiting
+        return [w for vid, why in self.outcome.set_aside().items()
+                if why in reasons and (w := waiting.get(vid)) is not None]
 
     def confirmed_waiting(self, direction: int) -> int:
         """Vehicles waiting in ``direction``, less those set aside by reconciliation."""
@@ -431,6 +486,8 @@ class GateBook:
                         self.aside_count[w.direction] -= 1
             if self.reconciling:
                 self.index.remove(vid)
+                if self.read_tails.pop(vid, None) is not None:
+                    self._tails_version += 1
                 for tr in transitions(derive_trips(events)):
                     if tr[0] != ARRIVAL and (tr[3] == UNMATCHED or tr[3] >= 0):
                         self._untrack_end(vid, tr)

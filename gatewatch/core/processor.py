@@ -118,6 +118,9 @@ class Effects:
     expired_finished: int = 0
     #: processing errors (a gatewatch bug): the record (None: the batch) and the exception
     errors: list[tuple[SourceRecord | None, Exception]] = field(default_factory=list)
+    #: (what, exception): a step after the events were applied failed (a bug): the
+    #: worker logs it and carries on; the state writes of the batch still go out
+    failures: list[tuple[str, Exception]] = field(default_factory=list)
     #: reconciliation changes to publish for audit: (gate_id, "paired" | "unpaired", the
     #: pairing); plates belong on the audit topic only, never in metrics or INFO logs
     reconciliations: list[tuple[str, str, Pairing]] = field(default_factory=list)
@@ -220,10 +223,13 @@ class Processor:
                             fx.wait_estimate_errors.append((book.gate_id, err))
                 book.waits_observed.clear()
         touched = {gate for gate, _v in changed} | counted
-        if touched:
-            self._reconcile(now_ms, fx, touched)
-        if evaluate_alerts and touched:
-            fx.alerts.extend(self.evaluate(now_ms, touched))
+        try:  # the events are applied and their state goes out whatever happens here
+            if touched:
+                self._reconcile(now_ms, fx, touched)
+            if evaluate_alerts and touched:
+                fx.alerts.extend(self.evaluate(now_ms, touched))
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the partition
+            fx.failures.append(("reconciliation or alert evaluation", exc))
         return fx
 
     def _apply(self, records: Sequence[SourceRecord], now_ms: int, fx: Effects,

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gatewatch.core.ledger import QUALITY_BUCKET_MS, GateBook
+from gatewatch.core.reconcile import DUPLICATE_READ, PAIRED, UNCONFIRMED
 from gatewatch.gates import GateConfig
 from gatewatch.streams.records import DirectionTotals
 from gatewatch.streams.vocabulary import DIR_NAME, PERISHABLE
@@ -240,13 +241,12 @@ def gate_signals(gate: GateConfig, book: GateBook, now_ms: int) -> GateSignals:
         return None if first is None or wm is None else max(0.0, (wm - first) / 1000)
 
     last_closed = book.windows.last_closed()
-    outcome = book.outcome
     unconfirmed, misread = [0, 0], [0, 0]
     if book.reconciling:
-        for vid in outcome.unconfirmed:
-            unconfirmed[book.waiting[vid].direction] += 1
-        for vid in (*outcome.pairs, *outcome.duplicates):
-            misread[book.waiting[vid].direction] += 1
+        for w in book.aside_waiting(UNCONFIRMED):
+            unconfirmed[w.direction] += 1
+        for w in book.aside_waiting(PAIRED, DUPLICATE_READ):
+            misread[w.direction] += 1
     return GateSignals(
         gate_id=gate.gate_id,
         has_data=book.has_data(now_ms),
@@ -314,8 +314,7 @@ def _camera_quality(book: GateBook, watermark_ms: int) -> tuple[CameraQuality, .
             if p.end_ms > hour_from:
                 paired_h[p.direction] += 1
     queue_h, queue_d = [0, 0], [0, 0]
-    for vid in (*book.outcome.unconfirmed, *book.outcome.duplicates):
-        w = book.waiting[vid]
+    for w in book.aside_waiting(UNCONFIRMED, DUPLICATE_READ):
         if w.queued_ms > day_from:
             queue_d[w.direction] += 1
             if w.queued_ms > hour_from:

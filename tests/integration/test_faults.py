@@ -26,6 +26,7 @@ from tests.support import (
     produce,
     read_topic,
     report_figure,
+    tail,
 )
 
 pytestmark = pytest.mark.integration
@@ -124,14 +125,23 @@ def expect_exact(bootstrap: str, test_id: str, workers: list, truth: dict[str, i
     failure, prints where the counts diverge."""
     def exact() -> bool:
         return all(waiting(w) == truth for w in workers)
+
+    def alive() -> None:
+        for w in workers:
+            w.check_alive()  # a survivor that died fails at once, with its log
     try:
-        poll(exact, timeout, f"{what}: exact counts {truth} on every worker")
+        poll(exact, timeout, f"{what}: exact counts {truth} on every worker", alive=alive)
     finally:
         if not exact():
             for w in workers:
                 m = w.metrics()
-                print(w.url, waiting(w), "processed:",
-                      m.get(("gatewatch_events_processed_total", frozenset())))
+                answer = waiting(w)
+                print(w.url, answer, "processed:",
+                      m.get(("gatewatch_events_processed_total", frozenset())),
+                      "exit code:", w.proc.poll() if w.proc else None,
+                      "readyz:", w.get("/readyz", 5))
+                if answer is None:  # it does not answer: what was it doing?
+                    print(f"--- {w.log_path} ends:\n{tail(w.log_path, 60)}")
             print("diagnosis:", diagnose(bootstrap, test_id, n_events))
     diag = diagnose(bootstrap, test_id, n_events)
     assert diag["vehicles_missing_events"] == 0, diag

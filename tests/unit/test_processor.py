@@ -80,6 +80,20 @@ def test_a_bug_dead_letters_only_its_record_and_keeps_the_others_writes():
     assert p.signals("huu-nghi", T0 + 3 * MIN).backlog == 2
 
 
+def test_a_bug_after_the_events_are_applied_keeps_their_writes_and_is_reported():
+    p = fast()
+
+    def evaluate(now_ms, gates):  # type: ignore[no-untyped-def]
+        raise KeyError("a bug in alert evaluation")
+
+    p.evaluate = evaluate  # type: ignore[method-assign]
+    fx = p.apply_batch([rec(ev("A", "queued", T0)), rec(ev("B", "queued", T0 + MIN))],
+                       T0 + 2 * MIN)
+    assert [what for what, _exc in fx.failures] == ["reconciliation or alert evaluation"]
+    assert sorted(split_key(w.key)[1] for w in fx.writes) == ["A", "B"]
+    assert not fx.errors and not fx.dead_letters
+
+
 def test_alerts_of_touched_gates_only_when_asked():
     p = fast()
     batch = [rec(ev(f"V{i}", "queued", T0 + i * 1000)) for i in range(12)]

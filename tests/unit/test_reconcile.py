@@ -121,6 +121,29 @@ def test_a_truck_whose_crossing_was_missed_becomes_unconfirmed_and_comes_back_wh
     assert s.oldest_wait_seconds == 42 * 60
 
 
+def test_a_vehicle_set_aside_that_crosses_before_the_next_reconciliation_is_simply_gone():
+    """Reconciliation runs at most every 5 s; a truck it set aside may cross in between.
+    The signals of that moment count it nowhere (this once raised KeyError in the
+    worker's agent and stopped it)."""
+    p = processor(unconfirmed_min_overtakes=10)
+    feed(p, [ev("99Z11111", "queued", T0)])
+    later = []
+    for i in range(11):
+        later += [ev(f"30E{20000 + 37 * i}", "queued", T0 + (i + 1) * MIN),
+                  ev(f"30E{20000 + 37 * i}", "crossed", T0 + (i + 30) * MIN)]
+    feed(p, later)
+    now = T0 + 41 * MIN
+    settle(p, now)
+    assert sig(p, now).unconfirmed_export == 1
+    fx = feed(p, [ev("99Z11111", "crossed", T0 + 41 * MIN)], now)  # within the 5 s
+    assert not fx.errors
+    s = sig(p, now)
+    assert (s.backlog, s.unconfirmed_export, s.waiting_export) == (0, 0, 0)
+    assert p.ledger.books[GATE].set_aside == {}
+    settle(p, now + 5_000)
+    assert sig(p, now + 5_000).backlog == 0
+
+
 def test_a_green_lane_for_fruit_overtaking_general_cargo_sets_nobody_aside():
     p = processor(unconfirmed_min_overtakes=10)
     feed(p, [ev(f"29C{i:05d}", "queued", T0 + i * 1000, cargo="general") for i in range(5)])
@@ -151,19 +174,98 @@ def test_a_quiet_lane_sets_a_missed_crossing_aside_within_hours():
     assert (s.waiting_import, s.unconfirmed_import) == (0, 1)
 
 
+def rereads(plate, start, until, every=30, direction="export"):
+    """A truck read on arrival at ``start`` (minutes from T0) and re-read every ``every``
+    minutes before ``until``."""
+    return [ev(plate, "queued", T0 + t * MIN, GATE, direction)
+            for t in range(start, until, every)]
+
+
+def learned_trips():
+    """30 trucks re-read every 30 minutes that crossed at every moment of their re-read
+    cycle: what the gate learns its camera's re-read interval from (about 30 min)."""
+    out = []
+    for i in range(30):
+        plate = f"29H{50000 + 113 * i}"
+        out += rereads(plate, i, 100 + 3 * i)
+        out.append(ev(plate, "crossed", T0 + (100 + 3 * i) * MIN))
+    return out
+
+
 def test_a_truck_the_queue_camera_stopped_re_reading_has_left():
     p = processor()
-    reads = []
+    reads = learned_trips()
     for i in range(12):
-        plate = f"36C{40000 + 101 * i}"
-        until = 60 if i == 0 else 300  # the first one left unseen after an hour
-        reads += [ev(plate, "queued", T0 + i * MIN + k * 30 * MIN) for k in range(until // 30)]
+        # the first one left unseen after its read at minute 30
+        reads += rereads(f"36C{40000 + 101 * i}", 30 + i, 60 if i == 0 else 300)
     feed(p, reads)
-    now = T0 + 300 * MIN
-    settle(p, now)
-    s = sig(p, now)
+    book = p.ledger.books[GATE]
+    # the median tail is 16 min: an interval of 32 min, a silence of 2.2 x 32 min
+    assert book.reread_silence(T0 + 300 * MIN) == int(2.2 * 32 * MIN)
+    settle(p, T0 + 300 * MIN)
+    s = sig(p, T0 + 300 * MIN)
     assert (s.backlog, s.unconfirmed) == (11, 1)
-    assert p.ledger.books[GATE].set_aside == {"36C40000": "unconfirmed"}
+    assert book.set_aside == {"36C40000": "unconfirmed"}
+
+
+def test_phantoms_never_read_again_are_set_aside_even_when_they_outnumber_the_trucks():
+    """Misread first reads (plates no truck has) are never re-read; twenty of them and
+    twelve real trucks: the rule is learned from crossed trips, so the phantoms cannot
+    switch it off."""
+    p = processor()
+    reads = learned_trips()
+    for i in range(12):
+        reads += rereads(f"36C{40000 + 101 * i}", 30 + i, 300)
+    reads += [ev(f"77K{61000 + 7 * i}", "queued", T0 + (40 + i) * MIN) for i in range(20)]
+    feed(p, reads)
+    settle(p, T0 + 300 * MIN)
+    s = sig(p, T0 + 300 * MIN)
+    assert (s.backlog, s.unconfirmed) == (12, 20)
+
+
+def test_a_queue_camera_that_stops_re_reading_sets_nobody_aside():
+    """The camera stops re-reading at minute 120; trucks that cross after that were
+    unread for hours: the rule turns off rather than empty the backlog."""
+    p = processor()
+    reads = learned_trips()
+    for i in range(12):
+        reads += rereads(f"36C{40000 + 101 * i}", 30 + i, 120)
+    for i in range(4):
+        plate = f"51D{70000 + 17 * i}"
+        reads += rereads(plate, 40 + i, 120)
+        reads.append(ev(plate, "crossed", T0 + (250 + i) * MIN))
+    feed(p, reads)
+    assert p.ledger.books[GATE].reread_silence(T0 + 300 * MIN) is None
+    settle(p, T0 + 300 * MIN)
+    s = sig(p, T0 + 300 * MIN)
+    assert (s.backlog, s.unconfirmed) == (12, 0)
+
+
+def test_a_misread_re_read_that_dropped_a_character_is_a_duplicate_read():
+    p = processor()
+    feed(p, rereads("12C04567", 0, 120))
+    feed(p, [ev("12C0457", "queued", T0 + 45 * MIN)])  # a re-read that lost the 6
+    settle(p, T0 + 120 * MIN)
+    s = sig(p, T0 + 120 * MIN)
+    assert (s.backlog, s.paired) == (1, 1)
+    assert p.ledger.books[GATE].set_aside == {"12C0457": "duplicate_read"}
+
+
+def test_a_misread_first_read_is_set_aside_when_the_true_plate_turns_up_at_the_re_read():
+    """The arrival read 12CO4567 (O for 0); the re-read half an hour later reads the true
+    plate and keeps reading it. Once the misread has gone unread for 1.1 re-read
+    intervals it is a duplicate read of the truck, well before the silence rule (2.2)."""
+    p = processor()
+    feed(p, learned_trips())
+    feed(p, [ev("12CO4567", "queued", T0 + 200 * MIN),
+             ev("12C04567", "queued", T0 + 230 * MIN)])
+    settle(p, T0 + 230 * MIN)
+    assert sig(p, T0 + 230 * MIN).backlog == 2  # too early to tell
+    feed(p, [ev("51D70001", "queued", T0 + 240 * MIN)])  # event time moves on
+    settle(p, T0 + 240 * MIN)  # 40 min unread > 1.1 x the 32-min interval
+    s = sig(p, T0 + 240 * MIN)
+    assert (s.backlog, s.paired, s.unconfirmed) == (2, 1, 0)
+    assert p.ledger.books[GATE].set_aside == {"12CO4567": "duplicate_read"}
 
 
 def test_the_overtaking_limit_is_learned_from_the_gate_with_a_floor():
