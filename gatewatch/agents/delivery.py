@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
 from faust.transport.consumer import CONSUMER_FETCHING, ack_lock  # type: ignore[attr-defined]
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
@@ -72,10 +73,20 @@ class RewindingConsumer(AIOKafkaConsumer):
         sources = getattr(self.app, "gatewatch_source_topics", ())
         fresh = [tp for tp, offset in committed.items()
                  if tp.topic in sources and (offset is None or offset <= 0)]
-        if fresh:
+        for _attempt in range(3):
+            # a rebalance may have taken partitions away while we awaited: aiokafka
+            # refuses to seek those (IllegalStateError), which stopped the fetcher and
+            # with it the worker
+            fresh = [tp for tp in fresh if tp in self.assignment()]
+            if not fresh:
+                break
             log.info("no committed offset for %s: reading from the beginning",
                      ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(fresh)))
-            await self._thread.seek_to_beginning(*fresh)
+            try:
+                await self._thread.seek_to_beginning(*fresh)
+                break
+            except IllegalStateError as exc:
+                log.info("partitions changed while rewinding (%s); trying again", exc)
         return committed
 
 
