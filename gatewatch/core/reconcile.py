@@ -27,14 +27,15 @@ on the order events arrived in. Three rules, in this order:
 3. **Unconfirmed** (``unconfirmed``): a waiting vehicle overtaken, since it was last
    read, by more vehicles than the gate allows: more crossed vehicles of its lane (its
    direction, fruit or not: a green lane for fruit overtakes other cargo by design)
-   joined the queue after its last read than the lane's limit, learned from the lane's
-   own crossed trips (3 × the 99th percentile of how many vehicles of the lane overtook
-   each of them) with a floor: ``GATEWATCH_UNCONFIRMED_MIN_OVERTAKES``, or half the
-   lane's crossings of the last 6 hours if fewer (at least 5), so a quiet lane is judged
-   in hours, not days. Also unconfirmed: where the queue camera re-reads waiting
-   vehicles, a vehicle not read for 2.2 × the camera's re-read interval (at least an
-   hour), the interval learned from crossed trips (:func:`reread_interval_ms`): it has
-   left unseen, or it is a misread plate no truck has. Read again, it is waiting again.
+   joined the queue after it and crossed after its last read than the lane's limit,
+   learned from the lane's own crossed trips (3 × the 99th percentile of how many
+   vehicles of the lane overtook each of them) with a floor:
+   ``GATEWATCH_UNCONFIRMED_MIN_OVERTAKES``, or half the lane's crossings of the last 6
+   hours if fewer (at least 5), so a quiet lane is judged in hours, not days. Also
+   unconfirmed: where the queue camera re-reads waiting vehicles, a vehicle not read for
+   2.2 × the camera's re-read interval (at least an hour), the interval learned from
+   crossed trips (:func:`reread_interval_ms`): it has left unseen, or it is a misread
+   plate no truck has. Read again, it is waiting again.
 """
 
 from __future__ import annotations
@@ -270,12 +271,32 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
             continue
         lane = lane_of(w.direction, w.cargo)
         line = crossed[lane]
-        overtakers = len(line) - bisect_right(line, (w.last_read_ms, _MAX))
-        if overtakers > limits[lane] or (
+        if _overtaken(line, w.queued_ms, w.last_read_ms, limits[lane]) or (
                 silent_after is not None and watermark_ms is not None
                 and watermark_ms - w.last_read_ms > silent_after):
             out.unconfirmed.add(vid)
     return out
+
+
+def _overtaken(line: Sequence[tuple[int, int]], queued_ms: int, last_read_ms: int,
+               limit: int) -> bool:
+    """True if more than ``limit`` crossed trips of ``line`` (sorted (queued, crossed))
+    joined the queue after the vehicle and crossed after its last read: vehicles behind
+    it that passed the gate since it was last seen. Scans from the vehicle's place in
+    the queue and stops past the limit, so a vehicle that left costs ``limit`` steps; a
+    queue served in no order (many trips behind it crossed before its last read) is
+    scanned at most ``4 × limit + 200`` steps, then only those that joined after its
+    last read are counted (a subset: never more set aside)."""
+    n = 0
+    start = bisect_right(line, (queued_ms, _MAX))
+    for i in range(start, min(len(line), start + 4 * limit + 200)):
+        if line[i][1] > last_read_ms:
+            n += 1
+            if n > limit:
+                return True
+    if len(line) - start <= 4 * limit + 200:
+        return False
+    return len(line) - bisect_right(line, (last_read_ms, _MAX)) > limit
 
 
 #: a trip counts as re-read when its last read is this long after its first (a duplicate

@@ -323,5 +323,6 @@ def test_broker_stop_and_restart(worker_factory, tmp_path):
         poll(lambda: waiting(w) == truth_a, 60, f"counts after the restart {truth_a}")
         assert w.metrics().get(("gatewatch_broker_up", frozenset())) == 1.0
         assert w.proc.poll() is None
+        w.stop()  # while its broker is up: stopped after it, it waits out its grace (30 s)
     finally:
         broker.stop()

@@ -121,6 +121,22 @@ def test_a_truck_whose_crossing_was_missed_becomes_unconfirmed_and_comes_back_wh
     assert s.oldest_wait_seconds == 42 * 60
 
 
+def test_trucks_behind_a_re_read_truck_that_pass_the_gate_after_its_last_read_overtake_it():
+    """Read on arrival and again at minute 40, then gone unseen: the twelve trucks that
+    joined behind it and crossed after minute 40 overtook it, though all of them joined
+    before its last read."""
+    p = processor(unconfirmed_min_overtakes=10)
+    feed(p, [ev("99Z11111", "queued", T0), ev("99Z11111", "queued", T0 + 40 * MIN)])
+    behind = []
+    for i in range(12):
+        behind += [ev(f"30E{20000 + 37 * i}", "queued", T0 + (i + 1) * MIN),
+                   ev(f"30E{20000 + 37 * i}", "crossed", T0 + (i + 45) * MIN)]
+    feed(p, behind)
+    settle(p, T0 + 57 * MIN)
+    s = sig(p, T0 + 57 * MIN)
+    assert (s.backlog, s.unconfirmed_export) == (0, 1)
+
+
 def test_a_vehicle_set_aside_that_crosses_before_the_next_reconciliation_is_simply_gone():
     """Reconciliation runs at most every 5 s; a truck it set aside may cross in between.
     The signals of that moment count it nowhere (this once raised KeyError in the
