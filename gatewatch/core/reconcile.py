@@ -33,7 +33,7 @@ on the order events arrived in. Three rules, in this order:
    ``GATEWATCH_UNCONFIRMED_MIN_OVERTAKES``, or half the lane's crossings of the last 6
    hours if fewer (at least 5), so a quiet lane is judged in hours, not days. Also
    unconfirmed: where the queue camera re-reads waiting vehicles, a vehicle not read for
-   2.2 × the camera's re-read interval (at least an hour), the interval learned from
+   2.5 × the camera's re-read interval (at least an hour), the interval learned from
    crossed trips (:func:`reread_interval_ms`): it has left unseen, or it is a misread
    plate no truck has. Read again, it is waiting again.
 """
@@ -312,9 +312,11 @@ MIN_SILENCE_MS: Final = 3_600_000
 
 def silence_after(interval_ms: int) -> int:
     """How long a waiting vehicle may go unread, where the camera re-reads every
-    ``interval_ms``: 2.2 intervals (a truck may miss one re-read), at least
+    ``interval_ms``: 2.5 intervals (a truck may miss one re-read, and the interval is
+    an estimate: with 2.2, trucks that missed one hourly sweep were set aside for a few
+    minutes before the next, 3 % of a gate's queue at once), at least
     :data:`MIN_SILENCE_MS`."""
-    return max(MIN_SILENCE_MS, int(2.2 * interval_ms))
+    return max(MIN_SILENCE_MS, int(2.5 * interval_ms))
 
 
 def _misread_first_reads(out: Reconciliation, waiting: Mapping[str, WaitingVehicle],

@@ -216,8 +216,8 @@ def test_a_truck_the_queue_camera_stopped_re_reading_has_left():
         reads += rereads(f"36C{40000 + 101 * i}", 30 + i, 60 if i == 0 else 300)
     feed(p, reads)
     book = p.ledger.books[GATE]
-    # the median tail is 16 min: an interval of 32 min, a silence of 2.2 x 32 min
-    assert book.reread_silence(T0 + 300 * MIN) == int(2.2 * 32 * MIN)
+    # the median tail is 16 min: an interval of 32 min, a silence of 2.5 x 32 min
+    assert book.reread_silence(T0 + 300 * MIN) == int(2.5 * 32 * MIN)
     settle(p, T0 + 300 * MIN)
     s = sig(p, T0 + 300 * MIN)
     assert (s.backlog, s.unconfirmed) == (11, 1)
@@ -270,7 +270,7 @@ def test_a_misread_re_read_that_dropped_a_character_is_a_duplicate_read():
 def test_a_misread_first_read_is_set_aside_when_the_true_plate_turns_up_at_the_re_read():
     """The arrival read 12CO4567 (O for 0); the re-read half an hour later reads the true
     plate and keeps reading it. Once the misread has gone unread for 1.1 re-read
-    intervals it is a duplicate read of the truck, well before the silence rule (2.2)."""
+    intervals it is a duplicate read of the truck, well before the silence rule (2.5)."""
     p = processor()
     feed(p, learned_trips())
     feed(p, [ev("12CO4567", "queued", T0 + 200 * MIN),
