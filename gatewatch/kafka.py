@@ -130,9 +130,9 @@ def admin_client(config: KafkaConfig, timeout_seconds: float = 30.0,
         try:
             # one attempt must not outlast the caller's deadline (a SASL handshake
             # against a plaintext listener hangs for the whole request timeout)
-            left_ms = int((deadline - time.monotonic()) * 1000)
-            return KafkaAdminClient(request_timeout_ms=max(1000, min(10_000, left_ms)),
-                                    **config.kafka_python())
+            left_ms = max(1000, int((deadline - time.monotonic()) * 1000))
+            return KafkaAdminClient(request_timeout_ms=min(10_000, left_ms),
+                                    bootstrap_timeout_ms=left_ms, **config.kafka_python())
         except Exception as exc:  # noqa: BLE001 - NoBrokersAvailable and friends
             last = exc
             if progress and not announced:
