@@ -101,7 +101,9 @@ def test_a_misread_re_read_is_a_duplicate_of_the_truck_read_around_it():
     assert sig(p, T0 + 60 * MIN).backlog == 0
 
 
-def test_a_truck_whose_crossing_was_missed_becomes_unconfirmed_and_comes_back_when_read():
+def overtaken_truck():
+    """99Z11111 queued at T0, its crossing missed: eleven trucks that joined after it
+    crossed by minute 40 (the floor is 5 at this quiet lane). Settled at minute 41."""
     p = processor(unconfirmed_min_overtakes=10)
     feed(p, [ev("99Z11111", "queued", T0)])
     later = []
@@ -111,6 +113,11 @@ def test_a_truck_whose_crossing_was_missed_becomes_unconfirmed_and_comes_back_wh
     feed(p, later)
     now = T0 + 41 * MIN
     settle(p, now)
+    return p, now
+
+
+def test_a_truck_whose_crossing_was_missed_becomes_unconfirmed_and_comes_back_when_read():
+    p, now = overtaken_truck()
     s = sig(p, now)
     assert (s.backlog, s.unconfirmed_export) == (0, 1)
     assert s.oldest_wait_seconds is None  # set aside: not the gate's oldest wait
@@ -141,15 +148,7 @@ def test_a_vehicle_set_aside_that_crosses_before_the_next_reconciliation_is_simp
     """Reconciliation runs at most every 5 s; a truck it set aside may cross in between.
     The signals of that moment count it nowhere (this once raised KeyError in the
     worker's agent and stopped it)."""
-    p = processor(unconfirmed_min_overtakes=10)
-    feed(p, [ev("99Z11111", "queued", T0)])
-    later = []
-    for i in range(11):
-        later += [ev(f"30E{20000 + 37 * i}", "queued", T0 + (i + 1) * MIN),
-                  ev(f"30E{20000 + 37 * i}", "crossed", T0 + (i + 30) * MIN)]
-    feed(p, later)
-    now = T0 + 41 * MIN
-    settle(p, now)
+    p, now = overtaken_truck()
     assert sig(p, now).unconfirmed_export == 1
     fx = feed(p, [ev("99Z11111", "crossed", T0 + 41 * MIN)], now)  # within the 5 s
     assert not fx.errors
