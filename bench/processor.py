@@ -128,6 +128,56 @@ def rebuild_steps(vehicles: int) -> dict[str, float]:
             "total_s": round(time.perf_counter() - start, 3)}
 
 
+def collapse_reconcile(waiting: int, crossed: int = 3000, seed: int = 3) -> dict[str, float]:
+    """One gate in a collapse: ``waiting`` trucks queued over three days, each re-read
+    hourly (its arrival read and the latest re-read kept), and ``crossed`` trips of the
+    last day served in no order (each re-read too): what one reconciliation costs there
+    (the worker runs it at most every 5 s per gate), and the plate index's memory."""
+    import random
+    import tracemalloc
+
+    rng = random.Random(seed)
+    proc = Processor(load_gates(None), Settings(reconcile=True))
+    span, now = 3 * 86_400_000, START_MS + 3 * 86_400_000
+    recs: list[SourceRecord] = []
+
+    def add(eid: str, plate: str, kind: str, t: int) -> None:
+        recs.append(SourceRecord("gate.events", 0, len(recs), t, b"huu-nghi", encode_event(
+            CrossingEvent(eid, "huu-nghi", plate, kind, "export", t))))
+
+    for i in range(waiting):
+        q = START_MS + rng.randrange(span - 3_600_000)
+        plate = f"{rng.randint(11, 99)}C{rng.randrange(100_000):05d}"
+        add(f"w{i}", plate, "queued", q)
+        add(f"w{i}r", plate, "queued", now - rng.randrange(3_600_000))
+    for i in range(crossed):
+        q = START_MS + rng.randrange(span - 86_400_000)
+        x = now - rng.randrange(86_400_000)
+        plate = f"{rng.randint(11, 99)}D{rng.randrange(100_000):05d}"
+        add(f"c{i}", plate, "queued", q)
+        add(f"c{i}r", plate, "queued", x - rng.randrange(3_600_000))
+        add(f"c{i}x", plate, "crossed", x)
+    tracemalloc.start()
+    proc.apply_batch(recs, now)
+    book = proc.ledger.books["huu-nghi"]
+    index_kib = 0.0
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    for stat in snapshot.statistics("filename"):
+        if stat.traceback[0].filename.endswith("reconcile.py"):
+            index_kib += stat.size / 1024
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        book.reconcile(relearn=True)
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return {"waiting": waiting, "crossed": crossed, "set_aside": len(book.set_aside),
+            "reconcile_ms_median": round(times[2] * 1000, 1),
+            "reconcile_ms_max": round(times[-1] * 1000, 1),
+            "index_kib_per_vehicle": round(index_kib / len(book.vehicles), 2)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +198,7 @@ def main() -> int:
     core = run(recs, args.batch, args.tick_every)
     chain = rereads(17 * 24 * 60 if not args.skip_extras else 60)  # 17 days, read every min
     takeover = rebuild_steps(200_000 if not args.skip_extras else 1000)
+    collapse = collapse_reconcile(5000 if not args.skip_extras else 200)
     ratio = round(core["events_per_s"] / base["events_per_s"], 3)
     print(f"\n{'what':<34} {'events/s':>12} {'seconds':>9}")
     print(f"{'orjson.loads only (baseline)':<34} {base['events_per_s']:>12,} "
@@ -161,12 +212,16 @@ def main() -> int:
           f"{chain['max_state_bytes']} bytes")
     print(f"rebuild of {takeover['vehicles']:,} vehicles: {takeover['total_s']} s in all, "
           f"longest step without a yield {takeover['longest_step_ms']} ms")
+    print(f"reconciliation of a gate with {collapse['waiting']:,} waiting (re-read hourly) "
+          f"and {collapse['crossed']:,} crossed in no order: "
+          f"{collapse['reconcile_ms_median']} ms (max {collapse['reconcile_ms_max']} ms), "
+          f"plate index {collapse['index_kib_per_vehicle']} KiB per vehicle")
     if args.json:
         args.json.write_text(json.dumps({
             "events": args.events, "batch": args.batch, "machine": platform.machine(),
             "python": platform.python_version(), "baseline_decode_only": base,
             "processor": core, "ratio_to_baseline": ratio, "reread_chain": chain,
-            "rebuild": takeover},
+            "rebuild": takeover, "collapse_reconcile": collapse},
             indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

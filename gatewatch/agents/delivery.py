@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from typing import Any
 
 from aiokafka.errors import IllegalStateError
@@ -28,7 +28,7 @@ from faust.transport.consumer import CONSUMER_FETCHING, ack_lock  # type: ignore
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
-__all__ = ["BatchConsumer", "BatchHandler", "RewindingConsumer"]
+__all__ = ["BatchConsumer", "BatchHandler", "RewindingConsumer", "rewind"]
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +73,30 @@ class RewindingConsumer(AIOKafkaConsumer):
         sources = getattr(self.app, "gatewatch_source_topics", ())
         fresh = [tp for tp, offset in committed.items()
                  if tp.topic in sources and (offset is None or offset <= 0)]
-        for _attempt in range(3):
-            # a rebalance may have taken partitions away while we awaited: aiokafka
-            # refuses to seek those (IllegalStateError), which stopped the fetcher and
-            # with it the worker
-            fresh = [tp for tp in fresh if tp in self.assignment()]
-            if not fresh:
-                break
-            log.info("no committed offset for %s: reading from the beginning",
-                     ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(fresh)))
-            try:
-                await self._thread.seek_to_beginning(*fresh)
-                break
-            except IllegalStateError as exc:
-                log.info("partitions changed while rewinding (%s); trying again", exc)
+        await rewind(fresh, self.assignment, self._thread.seek_to_beginning)
         return committed
+
+
+async def rewind(partitions: Sequence[Any], assignment: Callable[[], Set[Any]],
+                 seek_to_beginning: Callable[..., Awaitable[None]]) -> list[Any]:
+    """Seek ``partitions`` to their beginning, those still assigned: a rebalance may have
+    taken some away since the caller listed them, and aiokafka refuses to seek those
+    (``IllegalStateError``, which stopped the fetcher and with it the worker). Tried
+    again, up to 3 times, if the assignment changes during the seek. Returns the
+    partitions sought."""
+    fresh = list(partitions)
+    for _attempt in range(3):
+        fresh = [tp for tp in fresh if tp in assignment()]
+        if not fresh:
+            return []
+        log.info("no committed offset for %s: reading from the beginning",
+                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(fresh)))
+        try:
+            await seek_to_beginning(*fresh)
+            return fresh
+        except IllegalStateError as exc:
+            log.info("partitions changed while rewinding (%s); trying again", exc)
+    return []
 
 
 class BatchConsumer(RewindingConsumer):

@@ -1,48 +1,52 @@
-"""The rewinding consumer (gatewatch.agents.delivery) when a rebalance races its rewind.
+"""The rewind of partitions without a committed offset (gatewatch.agents.delivery) when a
+rebalance races it.
 
 The race (a rebalance takes partitions away between reading the committed offsets and
 seeking) was seen once in a CI run: aiokafka raised IllegalStateError, the fetcher
 stopped and the worker with it. It cannot be produced on demand against a real broker,
-so this test stands in a fake consumer thread and assignment for aiokafka's (a stand-in,
-not a real broker: the integration tests cover the rewind itself)."""
+so these tests give :func:`rewind` an assignment that changes and a seek that refuses
+partitions not assigned, as aiokafka's does (the integration tests cover the rewind
+itself, through real workers taking over from a killed one)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import namedtuple
-from typing import Any
 
 from aiokafka.errors import IllegalStateError
-from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
-from gatewatch.agents.delivery import RewindingConsumer
+from gatewatch.agents.delivery import rewind
 
 TP = namedtuple("TP", "topic partition")
+ALL = [TP("gate.events", p) for p in range(4)]
 
 
-class FakeThread:
-    def __init__(self, owner: Any) -> None:
-        self.owner = owner
-        self.seeks: list[tuple[TP, ...]] = []
+class Consumer:
+    """An assignment and a seek with aiokafka's rule: only assigned partitions."""
+
+    def __init__(self, assigned: set[TP], changes: list[set[TP]] | None = None) -> None:
+        self.assigned = assigned
+        self.changes = changes or []  # assignments a rebalance installs during seeks
+        self.sought: list[tuple[TP, ...]] = []
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
 
     async def seek_to_beginning(self, *tps: TP) -> None:
-        if any(tp not in self.owner.assigned for tp in tps):
+        if self.changes:
+            self.assigned = self.changes.pop(0)
+        if any(tp not in self.assigned for tp in tps):
             raise IllegalStateError(f"Partitions {set(tps)} are not assigned")
-        self.seeks.append(tps)
+        self.sought.append(tps)
 
 
-def test_partitions_taken_away_during_the_rewind_are_skipped_not_fatal(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    c = object.__new__(RewindingConsumer)
-    c.app = type("App", (), {"gatewatch_source_topics": ("gate.events",)})()  # type: ignore[assignment]
-    c.assigned = {TP("gate.events", 2), TP("gate.events", 3)}  # type: ignore[attr-defined]
-    c._thread = FakeThread(c)  # type: ignore[assignment]
-    monkeypatch.setattr(RewindingConsumer, "assignment", lambda self: self.assigned)
+def test_partitions_taken_away_before_the_rewind_are_not_sought():
+    c = Consumer({ALL[2], ALL[3]})  # 0 and 1 were ours when the offsets were read
+    assert asyncio.run(rewind(ALL, c.assignment, c.seek_to_beginning)) == [ALL[2], ALL[3]]
+    assert c.sought == [(ALL[2], ALL[3])]
 
-    async def committed(self):  # type: ignore[no-untyped-def]
-        # read before the rebalance: partitions 0 and 1 were ours then
-        return {TP("gate.events", p): None for p in range(4)} | {TP("other", 0): None}
 
-    monkeypatch.setattr(AIOKafkaConsumer, "seek_to_committed", committed)
-    out = asyncio.run(c.seek_to_committed())
-    assert len(out) == 5
-    assert c._thread.seeks == [(TP("gate.events", 2), TP("gate.events", 3))]  # type: ignore[attr-defined]
+def test_a_rebalance_during_the_seek_is_tried_again_with_what_is_still_assigned():
+    c = Consumer(set(ALL), changes=[{ALL[3]}])
+    assert asyncio.run(rewind(ALL, c.assignment, c.seek_to_beginning)) == [ALL[3]]
+    assert c.sought == [(ALL[3],)]
