@@ -185,10 +185,12 @@ class GateBook:
     def _set_waiting(self, vehicle_id: str, events: list[VehicleEvent]) -> None:
         trips = derive_trips(events)
         if self.reconciling:
-            tails = tuple((tr.end_ms, tr.end_ms - tr.last_read_ms) for tr in trips
-                          if tr.end_kind == CROSSING and tr.end_ms is not None
-                          and tr.queued_ms is not None and tr.last_read_ms is not None
-                          and tr.last_read_ms - tr.queued_ms >= REREAD_MIN_MS)
+            tails: tuple[tuple[int, int], ...] = ()
+            for tr in trips:
+                if tr.end_kind == CROSSING and tr.end_ms is not None \
+                        and tr.queued_ms is not None and tr.last_read_ms is not None \
+                        and tr.last_read_ms - tr.queued_ms >= REREAD_MIN_MS:
+                    tails += ((tr.end_ms, tr.end_ms - tr.last_read_ms),)
             if tails != self.read_tails.get(vehicle_id, ()):
                 if tails:
                     self.read_tails[vehicle_id] = tails

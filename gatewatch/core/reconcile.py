@@ -133,7 +133,11 @@ class PlateIndex:
         self._by_canon.setdefault(key, set()).add(vehicle_id)
         if len(vehicle_id) > 4:
             by_shorter = self._by_shorter
-            for short in deletions(vehicle_id):
+            shorter = deletions(vehicle_id)
+            if by_shorter.keys().isdisjoint(shorter):  # nearly always: one C-level update
+                by_shorter.update(dict.fromkeys(shorter, vehicle_id))
+                return
+            for short in shorter:
                 have = by_shorter.get(short)
                 by_shorter[short] = vehicle_id if have is None else \
                     (have, vehicle_id) if isinstance(have, str) else (*have, vehicle_id)

@@ -38,10 +38,13 @@ def normalise_plate(raw: str) -> str:
     return _SEPARATORS.sub("", text)
 
 
+_CANON: Final = str.maketrans(_CLASS)
+
+
 def canonical(plate: str) -> str:
     """``plate`` with each character replaced by its confusion class's first member:
     plates one confusion substitution apart have the same canonical form."""
-    return "".join(_CLASS.get(ch, ch) for ch in plate)
+    return plate.translate(_CANON)
 
 
 def deletions(plate: str) -> set[str]:
