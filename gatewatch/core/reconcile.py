@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -255,18 +255,9 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
         if w.last_read_ms != w.queued_ms or vid in out.pairs or not index.crowded(vid):
             continue  # read more than once (a truck), or no plate of its shape: no misread
         t = w.queued_ms
-        for other in index.neighbours(vid, vehicles):
-            o = waiting.get(other)
-            if o is not None:
-                spans = o.direction == w.direction and o.queued_ms <= t <= o.last_read_ms \
-                    and o.last_read_ms > o.queued_ms
-            else:
-                spans = any(trip.direction == w.direction and trip.queued_ms is not None
-                            and trip.end_ms is not None and trip.queued_ms <= t <= trip.end_ms
-                            for trip in derive_trips(vehicles[other]))
-            if spans:
-                out.duplicates[vid] = other
-                break
+        twin = _twin(vid, w.direction, t, index, waiting, vehicles, _in_queue_at)
+        if twin is not None:
+            out.duplicates[vid] = twin
     silent_after = silence_after(reread_interval_ms) if reread_interval_ms else None
     if reread_interval_ms and watermark_ms is not None:
         _misread_first_reads(out, waiting, vehicles, index, reread_interval_ms, watermark_ms)
@@ -330,22 +321,40 @@ def _misread_first_reads(out: Reconciliation, waiting: Mapping[str, WaitingVehic
     re-read. So a vehicle read once, not read again for 1.1 intervals, whose one
     confusion edit twin (same direction) was first read within 1.2 intervals after it,
     is that misread first read: a duplicate read of the twin."""
+    def first_read_next(t: int, first: int, _last: int, _waits: bool) -> bool:
+        return t < first <= t + 1.2 * interval_ms
+
     for vid, w in waiting.items():
         t = w.queued_ms
         if w.last_read_ms != t or vid in out.pairs or vid in out.duplicates \
                 or watermark_ms - t <= 1.1 * interval_ms or not index.crowded(vid):
             continue
-        for other in index.neighbours(vid, vehicles):
-            o = waiting.get(other)
-            if o is not None:
-                follows = o.direction == w.direction and t < o.queued_ms <= t + 1.2 * interval_ms
-            else:
-                follows = any(trip.direction == w.direction and trip.queued_ms is not None
-                              and t < trip.queued_ms <= t + 1.2 * interval_ms
-                              for trip in derive_trips(vehicles[other]))
-            if follows:
-                out.duplicates[vid] = other
-                break
+        twin = _twin(vid, w.direction, t, index, waiting, vehicles, first_read_next)
+        if twin is not None:
+            out.duplicates[vid] = twin
+
+
+def _in_queue_at(t: int, first: int, last: int, waits: bool) -> bool:
+    """In the queue at ``t``: a finished trip spanning it, or a vehicle read again
+    around it."""
+    return first <= t <= last and (not waits or last > first)
+
+
+def _twin(vehicle_id: str, direction: int, t: int, index: PlateIndex,
+          waiting: Mapping[str, WaitingVehicle], vehicles: Mapping[str, list[VehicleEvent]],
+          fits: Callable[[int, int, int, bool], bool]) -> str | None:
+    """The first vehicle one confusion edit from ``vehicle_id`` (read at ``t``) with a
+    stay in ``direction`` that ``fits(t, first read, last read or end, still waiting)``."""
+    for other in index.neighbours(vehicle_id, vehicles):
+        o = waiting.get(other)
+        if o is not None:
+            if o.direction == direction and fits(t, o.queued_ms, o.last_read_ms, True):
+                return other
+        elif any(trip.direction == direction and trip.queued_ms is not None
+                 and trip.end_ms is not None and fits(t, trip.queued_ms, trip.end_ms, False)
+                 for trip in derive_trips(vehicles[other])):
+            return other
+    return None
 
 
 def reread_interval_ms(tails: Iterable[tuple[int, int]], watermark_ms: int | None
