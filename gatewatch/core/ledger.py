@@ -109,7 +109,7 @@ class GateBook:
                  "restored_seen_ms", "reconciling", "min_overtakes", "index", "unmatched",
                  "crossed", "outcome", "hourly", "counts_observed", "limit", "_lane_limits",
                  "_lane_version", "quality_version", "quality_cache", "read_tails",
-                 "_tails_version", "_silence",
+                 "_tails_version", "_interval",
                  "dirty", "aside_count")
 
     def __init__(self, gate_id: str, windows: GateWindows, no_data_ms: int = 900_000,
@@ -140,7 +140,7 @@ class GateBook:
         #: (version, watermark 5 minutes)
         self.read_tails: dict[str, tuple[tuple[int, int], ...]] = {}
         self._tails_version = 0
-        self._silence: tuple[tuple[int, int], int | None] | None = None
+        self._interval: tuple[tuple[int, int], int | None] | None = None
         #: reconcile() is due: the waiting vehicles, unmatched ends or crossings changed
         self.dirty = False
         #: transitions by event-time hour: arrivals, ends, unmatched ends (by direction)
@@ -323,10 +323,10 @@ class GateBook:
         if watermark_ms is None:
             return None
         key = (self._tails_version, watermark_ms // 300_000)
-        if self._silence is None or self._silence[0] != key:
+        if self._interval is None or self._interval[0] != key:
             tails = [t for v in self.read_tails.values() for t in v]
-            self._silence = (key, reread_interval_ms(tails, watermark_ms))
-        return self._silence[1]
+            self._interval = (key, reread_interval_ms(tails, watermark_ms))
+        return self._interval[1]
 
     def reread_silence(self, watermark_ms: int | None) -> int | None:
         """How long a waiting vehicle may go unread before it is unconfirmed; ``None``:
