@@ -8,6 +8,7 @@ processes; each test uses its own uuid-named topics and consumer group. Helpers 
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,17 @@ from pathlib import Path
 import pytest
 
 from tests.support import FIGURES, OUTPUT, PostgresServer, WorkerProc, free_port
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI runner cancelling the job, `kill PID`) stops the run like Ctrl-C, so
+    that fixture teardown runs: the brokers, workers, Prometheus and Alertmanager the
+    tests started run in sessions of their own and would otherwise be left running."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @pytest.fixture(scope="session")
