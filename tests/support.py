@@ -48,8 +48,10 @@ from gatewatch.streams.records import CrossingEvent
 from gatewatch.tools.broker import free_port
 
 __all__ = [
-    "BIN", "CHROMIUM_ARGS", "FIGURES", "GATES_YAML", "MIN", "OUTPUT", "ROOT", "T0",
-    "PollTimeout", "PostgresServer", "Producer", "Service", "TopicTail", "WebhookReceiver",
+    "BIN", "CHROMIUM_ARGS", "FIGURES", "GATES_YAML", "MIN", "ONE_GATE_YAML", "OUTPUT", "ROOT",
+    "T0",
+    "PollTimeout", "PostgresServer", "Producer", "Service", "StandInForecast", "StandInHour",
+    "TopicTail", "WebhookReceiver",
     "WorkerProc",
     "binary", "chromium",
     "committed_offsets", "committed_total", "ev", "event_json", "free_port", "gates",
@@ -677,6 +679,43 @@ def gates_yaml(thresholds: dict[str, str]) -> str:
         f'  - id: {gate}\n    name: "{GATE_NAMES[gate][0]}"\n'
         f'    name_en: "{GATE_NAMES[gate][1]}"\n    yard_capacity: 100\n'
         f"    thresholds: {flow}\n" for gate, flow in thresholds.items())
+
+
+#: one gate, Hữu Nghị, in the smallest valid configuration (tests add keys to its end)
+ONE_GATE_YAML = """
+version: 1
+gates:
+  - id: huu-nghi
+    name: "Hữu Nghị"
+    yard_capacity: 100
+    thresholds: {warning: 10, critical: 20}
+"""
+
+
+@dataclass(frozen=True)
+class StandInHour:
+    """Stand-in for gatewatch.core.forecast.HourForecast (the members advice reads)."""
+
+    start_ms: int
+    backlog: float
+    wait_seconds: float | None
+    p_full: float = 0.0
+
+
+@dataclass(frozen=True)
+class StandInForecast:
+    """Stand-in for gatewatch.core.forecast.GateForecast (the members advice reads)."""
+
+    backlog_now: int
+    hours: tuple[StandInHour, ...]
+    arrivals_per_day: float
+    clearances_per_day: float
+    made_at_ms: int = 0
+    direction: str | None = "export"
+
+    def at(self, t_ms: int) -> StandInHour | None:
+        return next((h for h in self.hours if h.start_ms <= t_ms < h.start_ms + 3_600_000),
+                    None)
 
 
 def gates() -> GateSet:

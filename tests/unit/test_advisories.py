@@ -3,8 +3,6 @@ times, no data, the records and texts, and the processor's tick."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import orjson
 import pytest
 
@@ -14,33 +12,14 @@ from gatewatch.core.processor import Processor, SourceRecord
 from gatewatch.core.signals import Counts, GateSignals
 from gatewatch.gates import load_gates
 from gatewatch.settings import Settings
-from tests.support import ev, message
+from tests.support import StandInForecast, StandInHour, ev, message
 
 MIN = 60_000
 H = 3_600_000
 KEEPS = 6 * 3600.0
 
 
-@dataclass(frozen=True)
-class Hour:  # stand-in for gatewatch.core.forecast.HourForecast (the members read)
-    start_ms: int
-    backlog: float
-    wait_seconds: float | None
-    p_full: float = 0.0
-
-
-@dataclass(frozen=True)
-class Forecast:  # stand-in for gatewatch.core.forecast.GateForecast
-    backlog_now: int
-    hours: tuple[Hour, ...]
-    arrivals_per_day: float
-    clearances_per_day: float
-    made_at_ms: int = 0
-    direction: str | None = "export"
-
-    def at(self, t_ms: int) -> Hour | None:
-        return next((h for h in self.hours if h.start_ms <= t_ms < h.start_ms + H), None)
-
+Hour, Forecast = StandInHour, StandInForecast
 
 def sig(export=100, imp=0, crossed=10, arrived=10, has_data=True) -> GateSignals:
     return GateSignals("tan-thanh", has_data, 1.0, export, imp, 1200,

@@ -5,6 +5,7 @@ import pytest
 from gatewatch.errors import ConfigError
 from gatewatch.gates import load_gates, parse_gates
 from gatewatch.settings import Settings
+from tests.support import ONE_GATE_YAML
 
 
 def test_bundled_gates_are_the_lang_son_gates():
@@ -16,14 +17,7 @@ def test_bundled_gates_are_the_lang_son_gates():
     assert all(g.critical_threshold > g.warning_threshold for g in gs.gates)
 
 
-BASE = """
-version: 1
-gates:
-  - id: huu-nghi
-    name: "Hữu Nghị"
-    yard_capacity: 100
-    thresholds: {warning: 10, critical: 20}
-"""
+BASE = ONE_GATE_YAML
 
 
 @pytest.mark.parametrize("text,key,reason", [

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,9 @@ from gatewatch.core.recommend import Capacity, capacity_of, recommend
 from gatewatch.core.signals import Counts, GateSignals
 from gatewatch.errors import ConfigError
 from gatewatch.gates import load_gates, parse_gates
+from tests.support import ONE_GATE_YAML, StandInForecast, StandInHour
 
-BASE = """
-version: 1
-gates:
-  - id: huu-nghi
-    name: "Hữu Nghị"
-    yard_capacity: 100
-    thresholds: {warning: 10, critical: 20}
-"""
+BASE = ONE_GATE_YAML
 
 
 def test_bundled_gates_say_what_cargo_and_directions_they_handle():
@@ -94,26 +87,7 @@ def test_without_spare_capacity_the_waits_are_levelled_then_growth_is_shared():
     assert recommend([]) == []
 
 
-@dataclass(frozen=True)
-class Hour:  # stand-in for gatewatch.core.forecast.HourForecast (the members read)
-    start_ms: int
-    backlog: float
-    wait_seconds: float | None
-
-
-@dataclass(frozen=True)
-class Forecast:  # stand-in for gatewatch.core.forecast.GateForecast
-    backlog_now: int
-    hours: tuple[Hour, ...]
-    arrivals_per_day: float
-    clearances_per_day: float
-    made_at_ms: int = 0
-    direction: str | None = "export"
-
-    def at(self, t_ms: int) -> Hour | None:
-        return next((h for h in self.hours if h.start_ms <= t_ms < h.start_ms + 3_600_000),
-                    None)
-
+Hour, Forecast = StandInHour, StandInForecast
 
 def signals(backlog=40, crossed=10, arrived=12) -> GateSignals:
     return GateSignals("huu-nghi", True, 1.0, backlog, 0, 1500,

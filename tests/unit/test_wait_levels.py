@@ -9,6 +9,7 @@ from gatewatch.core.congestion import GateAlerts, LevelState, Thresholds, next_l
 from gatewatch.core.signals import Counts, GateSignals
 from gatewatch.errors import ConfigError
 from gatewatch.gates import DEFAULT_WAIT_THRESHOLDS, parse_gates
+from tests.support import ONE_GATE_YAML
 
 T = Thresholds(warning=100, critical=200, warning_clear=90, critical_clear=180,
                raise_hold_ms=60_000, clear_hold_ms=300_000,
@@ -64,14 +65,7 @@ def test_gate_alerts_fire_congestion_on_the_expected_wait():
     assert changes[0].estimated_wait_seconds == 3 * DAY  # the calibrated estimate
 
 
-BASE = """
-version: 1
-gates:
-  - id: huu-nghi
-    name: "Hữu Nghị"
-    yard_capacity: 100
-    thresholds: {warning: 10, critical: 20}
-"""
+BASE = ONE_GATE_YAML
 
 
 def test_open_hours_and_wait_thresholds_are_read_with_defaults():
