@@ -282,6 +282,7 @@ class GateBook:
             return [], []
         wm = self.windows.watermark_ms
         limits: dict[int, int] = {}
+        due: dict[int, int] = {}
         for lane, line in self.crossed.items():
             key = self._lane_version[lane]
             have = self._lane_limits.get(lane)
@@ -293,10 +294,11 @@ class GateBook:
             lately = len(line) - bisect_right(line, (wm - 21_600_000, 1 << 62)) \
                 if wm is not None else 2 * self.min_overtakes
             limits[lane] = max(have[1], MIN_FLOOR, min(self.min_overtakes, lately // 2))
+            due[lane] = max(MIN_FLOOR, have[1] // 3)  # the 99th percentile itself
         self.limit = max(limits.values())
         old = self.outcome
         new = reconcile(self.waiting, self.vehicles, self.unmatched, self.index, self.crossed,
-                        limits, wm, self.reread_interval(wm))
+                        limits, wm, self.reread_interval(wm), due)
         self.outcome, self.dirty = new, False
         self.quality_cache = None  # what is set aside changed: the view is recomputed
         aside = [0, 0]

@@ -21,7 +21,9 @@ on the order events arrived in. Three rules, in this order:
 2. **Duplicate read** (``duplicate_read``): a waiting vehicle read once, one confusion
    edit away from another vehicle of the same direction that was in the queue at that
    moment (a finished trip from its first read to its end spans the read, or a waiting
-   vehicle read again whose reads span it), is a misread re-read of that vehicle: a
+   vehicle read again whose reads span it, or, where the camera re-reads, a waiting
+   vehicle due for a re-read then that did not come: read last within 1.5 intervals
+   before it), is a misread re-read of that vehicle: a
    confusion substitution, or a dropped character (:class:`PlateIndex` keeps every
    plate with one character dropped, so the longer twin is one lookup away).
 3. **Unconfirmed** (``unconfirmed``): a waiting vehicle overtaken, since it was last
@@ -35,7 +37,10 @@ on the order events arrived in. Three rules, in this order:
    unconfirmed: where the queue camera re-reads waiting vehicles, a vehicle not read for
    2.5 × the camera's re-read interval (at least an hour), the interval learned from
    crossed trips (:func:`reread_interval_ms`): it has left unseen, or it is a misread
-   plate no truck has. Read again, it is waiting again.
+   plate no truck has. And a vehicle that missed its re-read (unread for 1.2 intervals)
+   and was overtaken since its last read by more than the lane's 99th percentile (at
+   least 5): two weak pieces of evidence that together say it left. Read again, it is
+   waiting again.
 """
 
 from __future__ import annotations
@@ -233,7 +238,8 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
               crossed: Mapping[int, Sequence[tuple[int, int]]],
               limits: Mapping[int, int],
               watermark_ms: int | None = None,
-              reread_interval_ms: int | None = None) -> Reconciliation:
+              reread_interval_ms: int | None = None,
+              due_limits: Mapping[int, int] | None = None) -> Reconciliation:
     """Which waiting vehicles to set aside (see the module docstring).
 
     ``vehicles``: every vehicle's events; ``unmatched_ends``: (vehicle id, end ms,
@@ -241,7 +247,8 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
     (:func:`lane_of`), the sorted (queued_ms, crossed_ms) of crossed trips; ``limits``:
     overtakers allowed per lane (:func:`overtake_limit`); ``watermark_ms``: the gate's
     event time now; ``reread_interval_ms``: how often the queue camera re-reads a waiting
-    vehicle (:func:`reread_interval_ms`; ``None``: it does not)."""
+    vehicle (:func:`reread_interval_ms`; ``None``: it does not); ``due_limits``: per
+    lane, overtakers allowed to a vehicle that missed its re-read (default: ``limits``)."""
     out = Reconciliation(limit=max(limits.values(), default=0))
     for vid, end_ms, direction in sorted(unmatched_ends, key=lambda u: (u[1], u[0])):
         found = [(other, why) for other, why in index.neighbours(vid, waiting).items()
@@ -251,24 +258,38 @@ def reconcile(waiting: Mapping[str, WaitingVehicle],
             other = found[0][0]
             why = confusion_edit(other, vid) or found[0][1]  # as "true/read"
             out.pairs[other] = Pairing(other, vid, end_ms, direction, why)
+    in_queue = _in_queue_at
+    if reread_interval_ms:
+        gap = DUE_WITHIN * reread_interval_ms
+
+        def in_queue(t: int, first: int, last: int, waits: bool) -> bool:
+            # or a waiting vehicle due for a re-read at t that did not come: read before
+            # t, last within 1.5 intervals of it (the read at t was its misread re-read)
+            return _in_queue_at(t, first, last, waits) or (
+                waits and first < t and t - gap <= last < t)
+
     for vid, w in waiting.items():
         if w.last_read_ms != w.queued_ms or vid in out.pairs or not index.crowded(vid):
             continue  # read more than once (a truck), or no plate of its shape: no misread
         t = w.queued_ms
-        twin = _twin(vid, w.direction, t, index, waiting, vehicles, _in_queue_at)
+        twin = _twin(vid, w.direction, t, index, waiting, vehicles, in_queue)
         if twin is not None:
             out.duplicates[vid] = twin
     silent_after = silence_after(reread_interval_ms) if reread_interval_ms else None
+    missed_after = int(MISSED_REREAD * reread_interval_ms) if reread_interval_ms else None
     if reread_interval_ms and watermark_ms is not None:
         _misread_first_reads(out, waiting, vehicles, index, reread_interval_ms, watermark_ms)
+    due = limits if due_limits is None else due_limits
     for vid, w in waiting.items():
         if vid in out.pairs or vid in out.duplicates:
             continue
         lane = lane_of(w.direction, w.cargo)
         line = crossed[lane]
+        silence = None if watermark_ms is None else watermark_ms - w.last_read_ms
         if _overtaken(line, w.queued_ms, w.last_read_ms, limits[lane]) or (
-                silent_after is not None and watermark_ms is not None
-                and watermark_ms - w.last_read_ms > silent_after):
+                silence is not None and silent_after is not None and silence > silent_after
+        ) or (silence is not None and missed_after is not None and silence > missed_after
+              and _overtaken(line, w.queued_ms, w.last_read_ms, due[lane])):
             out.unconfirmed.add(vid)
     return out
 
@@ -303,6 +324,10 @@ LEARN_TAILS: Final = 500
 MIN_TAILS: Final = 20
 #: the least silence that makes a vehicle unconfirmed, however often the camera re-reads
 MIN_SILENCE_MS: Final = 3_600_000
+#: a vehicle unread for this many re-read intervals missed its latest re-read
+MISSED_REREAD: Final = 1.2
+#: a waiting vehicle last read within this many intervals before a read was due then
+DUE_WITHIN: Final = 1.5
 
 
 def silence_after(interval_ms: int) -> int:
@@ -330,7 +355,7 @@ def _misread_first_reads(out: Reconciliation, waiting: Mapping[str, WaitingVehic
                 or watermark_ms - t <= 1.1 * interval_ms or not index.crowded(vid):
             continue
         twin = _twin(vid, w.direction, t, index, waiting, vehicles, first_read_next)
-        if twin is not None:
+        if twin is not None and out.duplicates.get(twin) != vid:
             out.duplicates[vid] = twin
 
 

@@ -268,19 +268,66 @@ def test_a_misread_re_read_that_dropped_a_character_is_a_duplicate_read():
 
 def test_a_misread_first_read_is_set_aside_when_the_true_plate_turns_up_at_the_re_read():
     """The arrival read 12CO4567 (O for 0); the re-read half an hour later reads the true
-    plate and keeps reading it. Once the misread has gone unread for 1.1 re-read
-    intervals it is a duplicate read of the truck, well before the silence rule (2.5)."""
+    plate. Until the truck is read again, the two reads are one truck, either way round
+    (the later one is taken for a misread re-read of the earlier): the count is right.
+    Once the true plate is read again and the misread has gone unread for 1.1 re-read
+    intervals, the misread is the duplicate read, well before the silence rule (2.5)."""
     p = processor()
     feed(p, learned_trips())
     feed(p, [ev("12CO4567", "queued", T0 + 200 * MIN),
              ev("12C04567", "queued", T0 + 230 * MIN)])
     settle(p, T0 + 230 * MIN)
-    assert sig(p, T0 + 230 * MIN).backlog == 2  # too early to tell
-    feed(p, [ev("51D70001", "queued", T0 + 240 * MIN)])  # event time moves on
-    settle(p, T0 + 240 * MIN)  # 40 min unread > 1.1 x the 32-min interval
-    s = sig(p, T0 + 240 * MIN)
-    assert (s.backlog, s.paired, s.unconfirmed) == (2, 1, 0)
+    s = sig(p, T0 + 230 * MIN)
+    assert (s.backlog, s.paired) == (1, 1)  # one truck; which plate is true: not yet known
+    feed(p, [ev("12C04567", "queued", T0 + 262 * MIN)])  # its next re-read
+    settle(p, T0 + 262 * MIN)  # 62 min unread > 1.1 x the 32-min interval
+    s = sig(p, T0 + 262 * MIN)
+    assert (s.backlog, s.paired, s.unconfirmed) == (1, 1, 0)
     assert p.ledger.books[GATE].set_aside == {"12CO4567": "duplicate_read"}
+
+
+def test_a_misread_re_read_is_a_duplicate_read_before_the_truck_is_read_again():
+    """A truck read at 200 and due again at 232: the read at 232 is a plate one confusion
+    away (12CO4567) never seen before, and the truck's own plate is not read then. That
+    read is the truck's misread re-read at once, not a second truck until the next one."""
+    p = processor()
+    feed(p, learned_trips())
+    feed(p, [ev("12C04567", "queued", T0 + 168 * MIN), ev("12C04567", "queued", T0 + 200 * MIN),
+             ev("12CO4567", "queued", T0 + 232 * MIN)])
+    settle(p, T0 + 232 * MIN)
+    s = sig(p, T0 + 232 * MIN)
+    assert (s.backlog, s.paired) == (1, 1)
+    assert p.ledger.books[GATE].set_aside == {"12CO4567": "duplicate_read"}
+    # a truck last read three intervals before is not due: the read is a truck of its own
+    q = processor()
+    feed(q, learned_trips())
+    feed(q, [ev("12C04567", "queued", T0 + 100 * MIN), ev("12C04567", "queued", T0 + 132 * MIN),
+             ev("12CO4567", "queued", T0 + 232 * MIN)])
+    settle(q, T0 + 232 * MIN)
+    assert q.ledger.books[GATE].set_aside.get("12CO4567") is None
+
+
+def test_a_truck_that_missed_its_re_read_and_was_overtaken_has_left():
+    """Trucks behind it crossing and a re-read that did not come: each alone is weak
+    evidence (the lane allows 18 overtakers here, half its crossings of 6 hours; a
+    truck misses a re-read now and then), together they say the truck has left. Unread
+    for 1.2 intervals and overtaken by more than the lane's 99th percentile (at least
+    5): unconfirmed, long before the silence rule (2.5 intervals)."""
+    p = processor()
+    reads = learned_trips() + [ev("36C40000", "queued", T0 + 200 * MIN)]  # left unseen
+    for i in range(6):  # six trucks behind it cross
+        plate = f"15C{61000 + 137 * i}"
+        reads += [ev(plate, "queued", T0 + (201 + i) * MIN),
+                  ev(plate, "crossed", T0 + (210 + i) * MIN)]
+    reads.append(ev("37C70007", "queued", T0 + 207 * MIN))  # joined after them: not overtaken
+    feed(p, reads)
+    settle(p, T0 + 216 * MIN)
+    assert sig(p, T0 + 216 * MIN).unconfirmed == 0  # not due for a re-read yet
+    feed(p, [ev("51D70001", "queued", T0 + 250 * MIN)])  # event time moves on
+    settle(p, T0 + 250 * MIN)  # 50 min unread > 1.2 x the 32-min interval < 2.5 x
+    s = sig(p, T0 + 250 * MIN)
+    assert (s.backlog, s.unconfirmed) == (2, 1)
+    assert p.ledger.books[GATE].set_aside == {"36C40000": "unconfirmed"}
 
 
 def test_the_overtaking_limit_is_learned_from_the_gate_with_a_floor():
