@@ -24,7 +24,7 @@ from aiokafka.partitioner import murmur2
 
 from gatewatch.agents import compat
 from gatewatch.agents.health import BrokerWatch
-from gatewatch.alerts.advisories import encode_advisory
+from gatewatch.alerts.advisories import advisory_states, encode_advisory, latest_advisories
 from gatewatch.alerts.cap import latest_records
 from gatewatch.alerts.evaluator import encode_alert, firing_states
 from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
@@ -326,6 +326,7 @@ class Worker:
                     log.info("restored %d firing alert(s) from %s", n, self.topics.alerts)
             except Exception:  # noqa: BLE001 - alerts may then be notified once more
                 log.exception("could not restore alert state from %s", self.topics.alerts)
+            await self.restore_advisories()
         await self.restore_counts()
         for rec in fx.windows:
             await self.publish_window(rec, republished=True)
@@ -334,6 +335,29 @@ class Worker:
         self.metrics.ready.set(1)
         log.info("state rebuilt: %d vehicles, %d waiting, %d recent windows republished",
                  proc.vehicles_tracked(), proc.vehicles_waiting(), len(fx.windows))
+
+    async def restore_advisories(self) -> int:
+        """Take back the shipment advisories in force from ``gate.advisories`` (for the
+        gates this worker holds), so a restart does not publish the same advice again,
+        and the CAP feed keeps their records. Returns how many; a failure is logged (the
+        advice may then be published once more)."""
+        if self.advisories_topic is None:
+            return 0
+        try:
+            old = await compat.read_to_end(self.consumer_factory, self.topics.advisories)
+            docs = [orjson.loads(r.value) for r in old if r.value]
+            n = self.processor.restore_advisories(advisory_states(docs))
+            owned = self.processor.owned_gates()
+            for aid, doc in latest_advisories([*docs, *self.advisory_records.values()]
+                                              ).items():
+                if doc.get("gate_id") in owned:
+                    self.advisory_records[aid] = dict(doc)
+        except Exception:  # noqa: BLE001 - the advice may then be published once more
+            log.exception("could not restore advisories from %s", self.topics.advisories)
+            return 0
+        if n:
+            log.info("restored %d shipment advisory(ies) from %s", n, self.topics.advisories)
+        return n
 
     async def load_history(self) -> int:
         """Give the forecasts the past windows of every gate from ``profile_source``

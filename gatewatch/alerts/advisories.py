@@ -36,12 +36,13 @@ import orjson
 
 from gatewatch.alerts.cap import KEEP_RESOLVED_MS, Notice
 from gatewatch.alerts.texts import format_duration
-from gatewatch.core.advisories import Advisory, AdvisoryChange
+from gatewatch.core.advisories import ADVICE, Advisory, AdvisoryChange, AdvisoryFigures
 from gatewatch.gates import GateConfig, GateSet
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 
 __all__ = ["ADVICE_TEXT", "CAP_ADVICE", "SEVERITY", "TEMPLATES", "advisory_doc",
-           "advisory_notices", "as_alert_record", "encode_advisory", "render_advisory"]
+           "advisory_notices", "advisory_states", "as_alert_record", "encode_advisory",
+           "latest_advisories", "render_advisory"]
 
 ADVICE_TEXT: Final = {
     "vi": {"normal": "BÌNH THƯỜNG", "slow_down": "GIẢM TỐC ĐỘ GỬI HÀNG",
@@ -158,19 +159,65 @@ CAP_ADVICE: Final = {"slow_down": ("Expected", "Moderate", "Likely", "Prepare"),
 _EVENT: Final = {"vi": "Khuyến cáo gửi hàng", "en": "Shipment advisory"}
 
 
+def latest_advisories(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The latest ``gate.advisories`` record per advisory id (the greatest ``since``, then
+    ``updated_at``; on a tie the later one read): what several workers' records and a
+    restart's read-back merge into. Records without an advisory id are skipped."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for r in records:
+        aid = r.get("advisory_id")
+        if not isinstance(aid, str):
+            continue
+        old = latest.get(aid)
+        if old is None or (str(r.get("since", "")), str(r.get("updated_at", ""))) >= (
+                str(old.get("since", "")), str(old.get("updated_at", ""))):
+            latest[aid] = r
+    return latest
+
+
+def _number(value: Any, default: float | None) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else default
+
+
+def advisory_states(records: Iterable[Mapping[str, Any]]) -> list[Advisory]:
+    """The advisories in force according to published records (the latest per advisory
+    id, :func:`latest_advisories`; cleared ones and malformed records are left out),
+    for a worker to take back after a restart
+    (:meth:`gatewatch.core.processor.Processor.restore_advisories`)."""
+    out = []
+    for aid, r in sorted(latest_advisories(records).items()):
+        advice, gate_id, direction = r.get("advice"), r.get("gate_id"), r.get("direction")
+        since = parse_timestamp_ms(str(r.get("since")))
+        if advice not in ADVICE or advice == "normal" or not isinstance(gate_id, str) \
+                or direction not in ("export", "import") or since is None:
+            continue
+        f = r.get("figures")
+        f = f if isinstance(f, Mapping) else {}
+        figures = AdvisoryFigures(
+            int(_number(f.get("backlog"), 0) or 0),
+            _number(f.get("clearances_per_day"), 0.0) or 0.0,
+            _number(f.get("arrivals_per_day"), 0.0) or 0.0,
+            _number(f.get("days_to_drain"), None),
+            _number(f.get("expected_wait_seconds"), None),
+            _number(f.get("keeps_seconds"), 0.0) or 0.0,
+            bool(f.get("perishable", False)),
+            _number(f.get("yard_full_chance"), 0.0) or 0.0,
+            str(f.get("source", "forecast")))
+        updated = parse_timestamp_ms(str(r.get("updated_at"))) or since
+        started = parse_timestamp_ms(str(r.get("started_at"))) or since
+        out.append(Advisory(aid, gate_id, str(direction), advice, figures, since, updated,
+                            started))
+    return out
+
+
 def advisory_notices(records: Iterable[Mapping[str, Any]], gates: GateSet, now_ms: int
                      ) -> list[Notice]:
     """The CAP notices of the latest ``gate.advisories`` record per advisory (for
     :func:`gatewatch.alerts.cap.cap_entries`): raised from normal → Alert, raised or
     lowered → Update, cleared → Cancel (kept 24 h); malformed records are skipped."""
-    latest: dict[str, Mapping[str, Any]] = {}
-    for r in records:
-        aid = r.get("advisory_id")
-        if isinstance(aid, str) and str(r.get("since", "")) >= str(
-                latest.get(aid, {}).get("since", "")):
-            latest[aid] = r
     out = []
-    for aid, r in sorted(latest.items()):
+    for aid, r in sorted(latest_advisories(records).items()):
         gate = gates.get(str(r.get("gate_id")))
         started = parse_timestamp_ms(str(r.get("started_at")))
         sent = parse_timestamp_ms(str(r.get("since")))

@@ -188,6 +188,14 @@ class GateAdvisories:
     state: dict[str, LevelState] = field(default_factory=dict)
     current: dict[str, Advisory] = field(default_factory=dict)
 
+    def restore(self, advisory: Advisory) -> None:
+        """Take back an advisory published before a restart or rebalance: its advice
+        holds, with no change to publish, until the data moves it (then the change is
+        published as if this worker had raised it), so coordinators are not told the
+        same advice twice."""
+        self.state[advisory.direction] = LevelState(_AS_LEVEL[advisory.advice])
+        self.current[advisory.direction] = advisory
+
     def evaluate(self, direction: str, signals: GateSignals, figures: AdvisoryFigures,
                  now_ms: int) -> AdvisoryChange | None:
         """Advance ``direction``'s advisory by one observation; the change, if any."""

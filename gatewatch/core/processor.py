@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 from gatewatch.core.advisories import (
     GENERAL_KEEP_FACTOR,
+    Advisory,
     AdvisoryChange,
     GateAdvisories,
     figures_of,
@@ -501,6 +502,22 @@ class Processor:
             if ga is None or st.gate_id not in owned or st.state != "firing":
                 continue
             ga.restore(st)
+            restored += 1
+        return restored
+
+    def restore_advisories(self, advisories: Iterable[Advisory]) -> int:
+        """Take back the shipment advisories in force before a restart (not ``normal``),
+        for the gates this worker holds and the directions they handle, so coordinators
+        are not told the same advice again (:meth:`GateAdvisories.restore`). Returns how
+        many."""
+        owned = self.owned_gates()
+        restored = 0
+        for adv in advisories:
+            gate = self._gate.get(adv.gate_id)
+            if gate is None or adv.gate_id not in owned \
+                    or adv.direction not in gate.accepts_directions:
+                continue
+            self.advisories[adv.gate_id].restore(adv)
             restored += 1
         return restored
 

@@ -118,3 +118,33 @@ def test_advisories_recommendations_and_the_public_feed(bootstrap, worker_factor
     status, headers, body = limited[0]
     assert int(headers["Retry-After"]) >= 1
     assert orjson.loads(body)["error"]["code"] == "rate_limited"
+
+    # a restart takes back the advice in force from gate.advisories: the API shows it at
+    # once, with the time it took effect, and it is not published a second time
+    published = [orjson.loads(r.value) for r in
+                 read_all(bootstrap, f"{test_id}-gate.advisories", len(records), timeout=20)]
+    w.stop()
+    w2 = worker_factory(GATEWATCH_API_TOKEN=TOKEN, GATEWATCH_ADVISORY_RAISE_HOLD_SECONDS="1")
+    w2.wait_ready()
+    ready_at = time.time()
+
+    def re_evaluated() -> dict | None:
+        status, _, body = call(f"{w2.url}/api/v1/gates/coc-nam", TOKEN)
+        adv = orjson.loads(body)["advisories"].get("export") if status == 200 else None
+        # advised every second here: a few evaluations after the restart (without the
+        # read-back, the first would start a pending raise and the next publish it)
+        return adv if adv and parse_time(adv["updated_at"]) > ready_at + 3 else None
+    adv = poll(re_evaluated, 30, "coc-nam's advisory re-evaluated after the restart",
+               alive=w2.check_alive)
+    assert adv["advice"] == "hold_shipments" and adv["since"] == cn["since"]
+    after = read_all(bootstrap, f"{test_id}-gate.advisories", len(published) + 1, timeout=5)
+    assert len(after) == len(published), [orjson.loads(r.value)["change"] for r in after]
+    status, _, atom = call(f"{w2.url}/api/v1/cap.atom", TOKEN)  # the CAP feed kept it
+    assert status == 200 and b"gatewatch.coc-nam.advisory.export." in atom
+
+
+def parse_time(text: str) -> float:
+    from gatewatch.streams.codec import parse_timestamp_ms
+    ms = parse_timestamp_ms(text)
+    assert ms is not None, text
+    return ms / 1000

@@ -244,3 +244,61 @@ def test_a_forecast_runs_on_event_time_and_may_cover_both_directions():
                     made_at_ms=0, direction=None)
     f = figures_of(sig(export=30, imp=12), "export", late, KEEPS, True, now_ms=5 * 24 * H)
     assert f.expected_wait_seconds == 7200.0 and f.backlog == 42  # both directions
+
+
+def coc_nam_held(raise_hold_s: int = 0):
+    """A processor holding coc-nam's 60 trucks queued over 7 h (hold_shipments due)."""
+    proc = Processor(load_gates(), Settings(advisory_raise_hold_seconds=raise_hold_s,
+                                            advisory_clear_hold_seconds=0))
+    t0 = 1_700_000_000_000
+    msgs = [message(ev(f"v{i}", "queued", t0 - (60 - i) * 7 * MIN, "coc-nam"))
+            for i in range(60)]
+    proc.apply_batch([SourceRecord("t", 0, i, t0, k, v) for i, (k, v) in enumerate(msgs)],
+                     t0 + 100)
+    return proc, t0
+
+
+def test_a_restart_takes_back_the_advice_in_force_and_does_not_publish_it_again():
+    from gatewatch.alerts.advisories import advisory_states
+    gate = load_gates().get("coc-nam")
+    assert gate
+    first, t0 = coc_nam_held()
+    (raised,) = first.tick(t0 + 1000).advisories
+    records = [orjson.loads(encode_advisory(raised, gate))]
+    # a restarted worker with the same state: without the read-back it raises it again
+    again, _ = coc_nam_held()
+    assert [c.change for c in again.tick(t0 + 70_000).advisories] == ["raised"]
+    restarted, _ = coc_nam_held()
+    (state,) = advisory_states(records)
+    assert (state.advisory_id, state.advice, state.since_ms) == (
+        "coc-nam:export", "hold_shipments", t0 + 1000)
+    assert restarted.restore_advisories([state]) == 1
+    assert restarted.tick(t0 + 70_000).advisories == []  # the same advice: nothing new
+    assert restarted.advisories["coc-nam"].current["export"].since_ms == t0 + 1000
+    # the trucks cross: the advice clears, from the advice in force
+    crossed = [message(ev(f"v{i}", "crossed", t0 + 80_000 + i, "coc-nam")) for i in range(60)]
+    restarted.apply_batch([SourceRecord("t", 0, 100 + i, t0 + 90_000, k, v)
+                           for i, (k, v) in enumerate(crossed)], t0 + 90_000)
+    changes = [c for t in (140_000, 200_000, 260_000)
+               for c in restarted.tick(t0 + t).advisories]
+    assert [(c.change, c.previous) for c in changes] == [("cleared", "hold_shipments")]
+    assert changes[0].advisory.started_ms == t0 + 1000  # the incident CAP refers to
+
+
+def test_advisories_read_back_skip_cleared_malformed_and_foreign_ones():
+    from gatewatch.alerts.advisories import advisory_states
+    gate = load_gates().get("coc-nam")
+    assert gate
+    proc, t0 = coc_nam_held()
+    (raised,) = proc.tick(t0 + 1000).advisories
+    held = orjson.loads(encode_advisory(raised, gate))
+    cleared = held | {"advice": "normal", "change": "cleared", "previous": "hold_shipments",
+                      "since": "2023-11-14T22:20:00.000Z", "updated_at": "2023-11-14T22:20:00.000Z"}
+    # cleared later: nothing in force; a record without an id or a time is skipped
+    assert advisory_states([held, cleared, {"advice": "hold_shipments"},
+                            held | {"advisory_id": "x:export", "since": "soon"}]) == []
+    # a gate it does not hold, or a direction coc-nam does not handle (imports): not taken
+    other, _ = coc_nam_held()
+    import_side = held | {"advisory_id": "coc-nam:import", "direction": "import"}
+    foreign = held | {"advisory_id": "huu-nghi:export", "gate_id": "huu-nghi"}
+    assert other.restore_advisories(advisory_states([import_side, foreign])) == 0
