@@ -119,6 +119,14 @@ def main() -> int:
         print(f"  {mode:<10} " + ", ".join(
             f"{k} {m['error_parts_mean'][k]} | {m['error_parts_final'][k]}"
             for k in m["error_parts_mean"]))
+    m = headline["modes"]["reconciled"] if "reconciled" in headline["modes"] else None
+    if m is not None:
+        print(f"trucks never read (the floor of any reconciliation on camera evidence): at "
+              f"most {m['never_read_max']} at one gate and hour; a perfect reconciliation "
+              f"would be in goal in {m['perfect_within_goal_share']:.1%} of the gate-hours")
+        for o in m["out_of_goal"]:
+            print(f"  out of goal: {o['gate']} hour {o['hour']:g}: true {o['true']}, shown "
+                  f"{o['shown']}, never read {o['never_read']}")
     if sweep:
         print(f"\nsweep, {args.sweep_days:g} days each")
         print(HEADER)

@@ -70,6 +70,13 @@ class ModeFigures:
     parts_sum: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PARTS, 0))
     parts_final: dict[str, int] = field(default_factory=dict)
     sampled: int = 0
+    #: the floor of any reconciliation on camera evidence: trucks truly waiting that were
+    #: never read (or only misread) at a sample. A perfect one (every phantom gone at
+    #: once, nothing set aside wrongly) shows true - never read.
+    never_read_max: int = 0
+    perfect_within: int = 0
+    #: (gate, hour, true, shown, never read) of the samples out of goal (the first 50)
+    out_of_goal: list[tuple[str, float, int, int, int]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         n = len(self.errors)
@@ -89,6 +96,11 @@ class ModeFigures:
             "error_parts_mean": {k: round(v / self.sampled, 1) if self.sampled else 0.0
                                  for k, v in self.parts_sum.items()},
             "error_parts_final": dict(self.parts_final),
+            "never_read_max": self.never_read_max,
+            "perfect_within_goal_share": round(self.perfect_within / self.samples, 4)
+            if self.samples else 1.0,
+            "out_of_goal": [{"gate": g, "hour": h, "true": t, "shown": sh, "never_read": nr}
+                            for g, h, t, sh, nr in self.out_of_goal],
         }
 
 
@@ -149,7 +161,8 @@ def measure(gates: GateSet, *, days: float, missed: float, misread: float, seed:
                 err = abs(shown - true)
                 fig.errors.append(err)
                 fig.samples += 1
-                fig.within += within_goal(true, shown)
+                ok = within_goal(true, shown)
+                fig.within += ok
                 day_max[name] = max(day_max[name], err)
                 confirmed, set_aside = _confirmed(proc, gate_id)
                 plates = set(model.waiting_plates(gate_id))
@@ -160,7 +173,13 @@ def measure(gates: GateSet, *, days: float, missed: float, misread: float, seed:
                 n_misread = len(phantoms & misread_plates)
                 parts["phantom_misread"] += n_misread
                 parts["phantom_real"] += len(phantoms) - n_misread
-                parts["missing_unread"] += len(plates - proc.ledger.books[gate_id].waiting.keys())
+                never_read = len(plates - proc.ledger.books[gate_id].waiting.keys())
+                parts["missing_unread"] += never_read
+                fig.never_read_max = max(fig.never_read_max, never_read)
+                fig.perfect_within += within_goal(true, true - never_read)
+                if not ok and len(fig.out_of_goal) < 50:
+                    fig.out_of_goal.append((gate_id, (now - start_ms) / HOUR_MS, true, shown,
+                                            never_read))
                 if final:
                     fig.final_errors[gate_id] = err
             parts["wrongly_set_aside"] = wrongly

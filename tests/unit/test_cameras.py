@@ -243,6 +243,7 @@ def test_accuracy_harness_measures_the_exact_ledger_and_reconciliation():
         # perfect cameras, nothing late: the backlog is the truth at every sample
         assert figures["max_abs_error"] == figures["wrongly_set_aside_max"] == 0
         assert figures["within_goal_share"] == 1.0
+        assert figures["never_read_max"] == 0 and figures["out_of_goal"] == []
     assert r["true_backlog"]["max_per_gate"] > 50
     orjson.dumps(r)  # it goes to bench/results-accuracy.json
 
@@ -252,3 +253,9 @@ def test_accuracy_harness_sees_the_exact_ledger_drift():
                 modes={"exact": "0"})
     assert r["modes"]["exact"]["final_abs_error"] > 5
     assert r["reads"]["missed"] > 0
+    m = r["modes"]["exact"]
+    # missed arrival reads, never re-read here: the trucks no camera rule could count
+    assert m["never_read_max"] > 0 and m["perfect_within_goal_share"] <= 1.0
+    assert m["out_of_goal"] and all(not within_goal(o["true"], o["shown"])
+                                    and abs(o["shown"] - o["true"]) <= m["max_abs_error"]
+                                    for o in m["out_of_goal"])
