@@ -43,6 +43,8 @@ MODES: Mapping[str, str] = {"exact": "0", "reconciled": "1"}
 #: the goal: within this share of the true backlog, or this many trucks (the larger)
 GOAL_SHARE = 0.01
 GOAL_VEHICLES = 5
+#: the samples out of goal are listed one by one if there are at most this many
+OUT_OF_GOAL_LISTED = 20
 #: the parts of the backlog error (module docstring)
 PARTS = ("phantom_real", "phantom_misread", "missing_unread", "wrongly_set_aside")
 
@@ -75,7 +77,8 @@ class ModeFigures:
     #: once, nothing set aside wrongly) shows true - never read.
     never_read_max: int = 0
     perfect_within: int = 0
-    #: (gate, hour, true, shown, never read) of the samples out of goal (the first 50)
+    #: (gate, hour, true, shown, never read) of the samples out of goal (the first
+    #: :data:`OUT_OF_GOAL_LISTED`; listed in the summary only if that is all of them)
     out_of_goal: list[tuple[str, float, int, int, int]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -99,8 +102,10 @@ class ModeFigures:
             "never_read_max": self.never_read_max,
             "perfect_within_goal_share": round(self.perfect_within / self.samples, 4)
             if self.samples else 1.0,
+            "out_of_goal_samples": self.samples - self.within,
             "out_of_goal": [{"gate": g, "hour": h, "true": t, "shown": sh, "never_read": nr}
-                            for g, h, t, sh, nr in self.out_of_goal],
+                            for g, h, t, sh, nr in self.out_of_goal]
+            if self.samples - self.within <= OUT_OF_GOAL_LISTED else [],
         }
 
 
@@ -177,7 +182,7 @@ def measure(gates: GateSet, *, days: float, missed: float, misread: float, seed:
                 parts["missing_unread"] += never_read
                 fig.never_read_max = max(fig.never_read_max, never_read)
                 fig.perfect_within += within_goal(true, true - never_read)
-                if not ok and len(fig.out_of_goal) < 50:
+                if not ok and len(fig.out_of_goal) < OUT_OF_GOAL_LISTED:
                     fig.out_of_goal.append((gate_id, (now - start_ms) / HOUR_MS, true, shown,
                                             never_read))
                 if final:

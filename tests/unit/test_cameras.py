@@ -254,8 +254,12 @@ def test_accuracy_harness_sees_the_exact_ledger_drift():
     assert r["modes"]["exact"]["final_abs_error"] > 5
     assert r["reads"]["missed"] > 0
     m = r["modes"]["exact"]
-    # missed arrival reads, never re-read here: the trucks no camera rule could count
-    assert m["never_read_max"] > 0 and m["perfect_within_goal_share"] <= 1.0
-    assert m["out_of_goal"] and all(not within_goal(o["true"], o["shown"])
-                                    and abs(o["shown"] - o["true"]) <= m["max_abs_error"]
-                                    for o in m["out_of_goal"])
+    # missed arrival reads, never re-read here: trucks no camera rule could count, so
+    # even a perfect reconciliation would miss the goal now and then
+    assert m["never_read_max"] > 5 and m["perfect_within_goal_share"] < 1.0
+    assert m["out_of_goal_samples"] == round(60 * (1 - m["within_goal_share"])) > 20
+    assert m["out_of_goal"] == []  # more than 20: counted, not listed
+    few = measure(load_gates(None), days=0.25, missed=0.03, misread=0.0, reread_minutes=0,
+                  modes={"exact": "0"})["modes"]["exact"]
+    assert 0 < few["out_of_goal_samples"] == len(few["out_of_goal"]) <= 20
+    assert all(not within_goal(o["true"], o["shown"]) for o in few["out_of_goal"])
