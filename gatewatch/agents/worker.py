@@ -298,7 +298,17 @@ class Worker:
     async def rebuild(self) -> None:
         """After every recovery: rebuild the core from the state table, restore firing
         alerts from ``gate.alerts`` and the latest count observations from
-        ``gate.counts``, republish the last hour's windows, become ready."""
+        ``gate.counts``, republish the last hour's windows, become ready. A failure is
+        logged here: Faust runs this in a task whose exception nobody reads, and the
+        worker then stays not ready."""
+        try:
+            await self._rebuild()
+        except Exception:
+            log.exception("rebuild after a recovery failed: the worker stays not ready "
+                          "until the next rebalance")
+            raise
+
+    async def _rebuild(self) -> None:
         proc = self.processor
         store = self.table.data
         partitions = getattr(store, "_key_partition", None) or {}

@@ -273,7 +273,8 @@ def test_worker_command_builds_every_client_with_sasl(clients: Recorder):
 
 
 def test_worker_alert_restore_consumer_uses_sasl(clients: Recorder):
-    """The worker's own aiokafka consumer (alert state restored after a recovery)."""
+    """The worker's own aiokafka consumers (alert state and shipment advisories restored
+    after a recovery: one each)."""
     from gatewatch.agents.app import STATE_TABLE, create_app
     from gatewatch.gates import load_gates
     from gatewatch.streams.changelog import encode_state, state_key
@@ -288,7 +289,7 @@ def test_worker_alert_restore_consumer_uses_sasl(clients: Recorder):
     table = gw.app.tables[STATE_TABLE]
     table.data[state_key("huu-nghi", "29C-12345")] = encode_state(events)
     asyncio.run(table.call_recover_callbacks())
-    assert clients.kinds() == [FAUST_APP, CONSUMER]
+    assert clients.kinds() == [FAUST_APP, CONSUMER, CONSUMER]
     clients.assert_all_sasl()
 
 
