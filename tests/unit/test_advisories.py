@@ -124,15 +124,22 @@ def test_the_record_and_its_texts():
     assert "7 h 00 min" in doc["message"]["en"] and "6 h 00 min" in doc["message"]["en"]
 
 
-def test_the_processor_tick_advises_each_direction_a_gate_handles():
-    proc = Processor(load_gates(), Settings(advisory_raise_hold_seconds=60))
+def coc_nam_held(raise_hold_s: int = 0, clear_hold_s: int | None = None):
+    """A processor holding coc-nam's 60 trucks queued over 7 h, nobody crossed (coc-nam
+    handles exports only): a truck joining now waits at least as long as the first has
+    (7 h > 6 h), so hold_shipments is due."""
+    holds = {} if clear_hold_s is None else {"advisory_clear_hold_seconds": clear_hold_s}
+    proc = Processor(load_gates(), Settings(advisory_raise_hold_seconds=raise_hold_s, **holds))
     t0 = 1_700_000_000_000
-    # coc-nam handles exports only; 60 trucks queued over 7 h, nobody crossed: a truck
-    # joining now waits at least as long as the first has (7 h > 6 h)
     msgs = [message(ev(f"v{i}", "queued", t0 - (60 - i) * 7 * MIN, "coc-nam"))
             for i in range(60)]
     proc.apply_batch([SourceRecord("t", 0, i, t0, k, v) for i, (k, v) in enumerate(msgs)],
                      t0 + 100)
+    return proc, t0
+
+
+def test_the_processor_tick_advises_each_direction_a_gate_handles():
+    proc, t0 = coc_nam_held(raise_hold_s=60)
     assert proc.tick(t0 + 1000).advisories == []         # pending (raise hold)
     assert proc.tick(t0 + 30_000).advisories == []       # advised at most once a minute
     changes = proc.tick(t0 + 61_000).advisories
@@ -227,11 +234,7 @@ def test_advisories_in_the_cap_feed_alert_update_cancel_and_valid_cap():
 
 
 def test_a_gate_moved_to_another_worker_loses_its_advisories():
-    proc = Processor(load_gates(), Settings(advisory_raise_hold_seconds=0))
-    t0 = 1_700_000_000_000
-    msgs = [message(ev(f"v{i}", "queued", t0 - (60 - i) * 7 * MIN, "coc-nam"))
-            for i in range(60)]
-    proc.apply_batch([SourceRecord("t", 0, i, t0, k, v) for i, (k, v) in enumerate(msgs)], t0)
+    proc, t0 = coc_nam_held()
     proc.tick(t0 + 1000)
     assert proc.advisories["coc-nam"].current["export"].advice == "hold_shipments"
     proc.rebuild([], t0 + 2000, gates_held=set())  # its partition went elsewhere
@@ -246,29 +249,17 @@ def test_a_forecast_runs_on_event_time_and_may_cover_both_directions():
     assert f.expected_wait_seconds == 7200.0 and f.backlog == 42  # both directions
 
 
-def coc_nam_held(raise_hold_s: int = 0):
-    """A processor holding coc-nam's 60 trucks queued over 7 h (hold_shipments due)."""
-    proc = Processor(load_gates(), Settings(advisory_raise_hold_seconds=raise_hold_s,
-                                            advisory_clear_hold_seconds=0))
-    t0 = 1_700_000_000_000
-    msgs = [message(ev(f"v{i}", "queued", t0 - (60 - i) * 7 * MIN, "coc-nam"))
-            for i in range(60)]
-    proc.apply_batch([SourceRecord("t", 0, i, t0, k, v) for i, (k, v) in enumerate(msgs)],
-                     t0 + 100)
-    return proc, t0
-
-
 def test_a_restart_takes_back_the_advice_in_force_and_does_not_publish_it_again():
     from gatewatch.alerts.advisories import advisory_states
     gate = load_gates().get("coc-nam")
     assert gate
-    first, t0 = coc_nam_held()
+    first, t0 = coc_nam_held(clear_hold_s=0)
     (raised,) = first.tick(t0 + 1000).advisories
     records = [orjson.loads(encode_advisory(raised, gate))]
     # a restarted worker with the same state: without the read-back it raises it again
-    again, _ = coc_nam_held()
+    again, _ = coc_nam_held(clear_hold_s=0)
     assert [c.change for c in again.tick(t0 + 70_000).advisories] == ["raised"]
-    restarted, _ = coc_nam_held()
+    restarted, _ = coc_nam_held(clear_hold_s=0)
     (state,) = advisory_states(records)
     assert (state.advisory_id, state.advice, state.since_ms) == (
         "coc-nam:export", "hold_shipments", t0 + 1000)
