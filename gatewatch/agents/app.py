@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 import faust
@@ -155,8 +156,9 @@ def create_app(settings: Settings, gates: GateSet, *,
                                       "unreachable_seconds": round(
                                           worker.broker.down_seconds(), 1)
                                       if worker.broker else 0.0},
-                alert_records=lambda: worker.alert_records.values(),
-                advisory_records=lambda: worker.advisory_records.values(),
+                alert_records=lambda: chain.from_iterable(worker.alert_records.values()),
+                advisory_records=lambda: chain.from_iterable(
+                    worker.advisory_records.values()),
                 cap_sender=settings.cap_sender)
     install_pages(app, registry=registry, metrics=worker.metrics, not_ready=worker.not_ready)
     return worker

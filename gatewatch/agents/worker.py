@@ -14,8 +14,9 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -24,8 +25,8 @@ from aiokafka.partitioner import murmur2
 
 from gatewatch.agents import compat
 from gatewatch.agents.health import BrokerWatch
-from gatewatch.alerts.advisories import advisory_states, encode_advisory, latest_advisories
-from gatewatch.alerts.cap import latest_records
+from gatewatch.alerts.advisories import advisory_order, advisory_states, encode_advisory
+from gatewatch.alerts.cap import alert_order, incident_records
 from gatewatch.alerts.evaluator import encode_alert, firing_states
 from gatewatch.core.processor import Effects, Processor, SourceRecord, StateWrite
 from gatewatch.core.reconcile import Pairing
@@ -133,10 +134,11 @@ class Worker:
     windows_published: list[WindowRecord] = field(default_factory=list)
     #: alert records (key, value) evaluated but not yet accepted by the broker
     pending_alerts: list[tuple[bytes, bytes]] = field(default_factory=list)
-    #: the latest alert record per alert id this worker read or wrote (the CAP feed's source)
-    alert_records: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: the latest advisory record per advisory id this worker published (the CAP feed)
-    advisory_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the records of each alert's latest incident this worker read or wrote, oldest first
+    #: (the CAP feed's source: :func:`~gatewatch.alerts.cap.incident_records`)
+    alert_records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: the same for the advisories of the gates it holds (the CAP feed)
+    advisory_records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     broker: BrokerWatch | None = None
     #: closed windows of the past for the forecasts' profiles (None: only this worker's)
     profile_source: ProfileSource | None = None
@@ -206,7 +208,7 @@ class Worker:
             assert gate is not None  # alerts exist only for configured gates
             record = encode_alert(change, gate, self.settings.runbook())
             self.pending_alerts.append((alert_key(change.alert.alert_id), record))
-            self.alert_records[change.alert.alert_id] = orjson.loads(record)
+            self.keep_alert_records([orjson.loads(record)])
         if self.pending_alerts:
             await self.send_pending_alerts()
         for adv in fx.advisories:
@@ -215,7 +217,7 @@ class Worker:
                 record = encode_advisory(adv, gate)
                 await self.advisories_topic.send(key=adv.advisory.advisory_id.encode(),
                                                  value=record)
-                self.advisory_records[adv.advisory.advisory_id] = orjson.loads(record)
+                self.keep_advisory_records([orjson.loads(record)])
 
     async def write_changelog(self, writes: Sequence[StateWrite],
                               send: Callable[..., Awaitable[Any]] | None = None) -> None:
@@ -330,8 +332,7 @@ class Worker:
                 old = await compat.read_to_end(self.consumer_factory, self.topics.alerts)
                 docs = [orjson.loads(r.value) for r in old if r.value]
                 n = proc.restore_alerts(firing_states(docs))
-                self.alert_records = {str(d["alert_id"]): dict(d) for d in latest_records(
-                    [*self.alert_records.values(), *docs])}
+                self.keep_alert_records(docs)
                 if n:
                     log.info("restored %d firing alert(s) from %s", n, self.topics.alerts)
             except Exception:  # noqa: BLE001 - alerts may then be notified once more
@@ -346,6 +347,18 @@ class Worker:
         log.info("state rebuilt: %d vehicles, %d waiting, %d recent windows republished",
                  proc.vehicles_tracked(), proc.vehicles_waiting(), len(fx.windows))
 
+    def keep_alert_records(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        """Add ``gate.alerts`` records (written or read back) to :attr:`alert_records`."""
+        self.alert_records = incident_records(
+            [*chain.from_iterable(self.alert_records.values()), *docs], id_field="alert_id",
+            order=alert_order)
+
+    def keep_advisory_records(self, docs: Iterable[Mapping[str, Any]]) -> None:
+        """Add ``gate.advisories`` records to :attr:`advisory_records`."""
+        self.advisory_records = incident_records(
+            [*chain.from_iterable(self.advisory_records.values()), *docs],
+            id_field="advisory_id", order=advisory_order)
+
     async def restore_advisories(self) -> int:
         """Take back the shipment advisories in force from ``gate.advisories`` (for the
         gates this worker holds), so a restart does not publish the same advice again,
@@ -358,10 +371,7 @@ class Worker:
             docs = [orjson.loads(r.value) for r in old if r.value]
             n = self.processor.restore_advisories(advisory_states(docs))
             owned = self.processor.owned_gates()
-            for aid, doc in latest_advisories([*docs, *self.advisory_records.values()]
-                                              ).items():
-                if doc.get("gate_id") in owned:
-                    self.advisory_records[aid] = dict(doc)
+            self.keep_advisory_records([d for d in docs if d.get("gate_id") in owned])
         except Exception:  # noqa: BLE001 - the advice may then be published once more
             log.exception("could not restore advisories from %s", self.topics.advisories)
             return 0

@@ -41,8 +41,8 @@ from gatewatch.gates import GateConfig, GateSet
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 
 __all__ = ["ADVICE_TEXT", "CAP_ADVICE", "SEVERITY", "TEMPLATES", "advisory_doc",
-           "advisory_notices", "advisory_states", "as_alert_record", "encode_advisory",
-           "latest_advisories", "render_advisory"]
+           "advisory_notices", "advisory_order", "advisory_states", "as_alert_record",
+           "encode_advisory", "latest_advisories", "render_advisory"]
 
 ADVICE_TEXT: Final = {
     "vi": {"normal": "BÌNH THƯỜNG", "slow_down": "GIẢM TỐC ĐỘ GỬI HÀNG",
@@ -159,18 +159,23 @@ CAP_ADVICE: Final = {"slow_down": ("Expected", "Moderate", "Likely", "Prepare"),
 _EVENT: Final = {"vi": "Khuyến cáo gửi hàng", "en": "Shipment advisory"}
 
 
+def advisory_order(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """Where a ``gate.advisories`` record stands among its advisory's records: by
+    ``since``, then ``updated_at``."""
+    return str(doc.get("since", "")), str(doc.get("updated_at", ""))
+
+
 def latest_advisories(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """The latest ``gate.advisories`` record per advisory id (the greatest ``since``, then
-    ``updated_at``; on a tie the later one read): what several workers' records and a
-    restart's read-back merge into. Records without an advisory id are skipped."""
+    """The latest ``gate.advisories`` record per advisory id (:func:`advisory_order`; on
+    a tie the later one read): what several workers' records and a restart's read-back
+    merge into. Records without an advisory id are skipped."""
     latest: dict[str, Mapping[str, Any]] = {}
     for r in records:
         aid = r.get("advisory_id")
         if not isinstance(aid, str):
             continue
         old = latest.get(aid)
-        if old is None or (str(r.get("since", "")), str(r.get("updated_at", ""))) >= (
-                str(old.get("since", "")), str(old.get("updated_at", ""))):
+        if old is None or advisory_order(r) >= advisory_order(old):
             latest[aid] = r
     return latest
 
@@ -211,13 +216,17 @@ def advisory_states(records: Iterable[Mapping[str, Any]]) -> list[Advisory]:
     return out
 
 
-def advisory_notices(records: Iterable[Mapping[str, Any]], gates: GateSet, now_ms: int
-                     ) -> list[Notice]:
+def advisory_notices(records: Iterable[Mapping[str, Any]], gates: GateSet, now_ms: int, *,
+                     every: bool = False) -> list[Notice]:
     """The CAP notices of the latest ``gate.advisories`` record per advisory (for
     :func:`gatewatch.alerts.cap.cap_entries`): raised from normal → Alert, raised or
-    lowered → Update, cleared → Cancel (kept 24 h); malformed records are skipped."""
+    lowered → Update, cleared → Cancel (kept 24 h); malformed records are skipped.
+    ``every``: one per record, not only the latest (the messages the feed has replaced,
+    for :func:`gatewatch.alerts.cap.find_message`)."""
     out = []
-    for aid, r in sorted(latest_advisories(records).items()):
+    chosen = [(r["advisory_id"], r) for r in records if isinstance(r.get("advisory_id"), str)
+              ] if every else sorted(latest_advisories(records).items())
+    for aid, r in chosen:
         gate = gates.get(str(r.get("gate_id")))
         started = parse_timestamp_ms(str(r.get("started_at")))
         sent = parse_timestamp_ms(str(r.get("since")))

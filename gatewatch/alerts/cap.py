@@ -14,6 +14,11 @@ keeps one per alert id), so it needs no other history:
 - ``escalated`` / ``deescalated`` → ``Update``, identifier ``<original>.<change>.<updated>``;
 - ``resolved`` → ``Cancel``, kept in the feed for :data:`KEEP_RESOLVED_MS` (24 h).
 
+The feed lists each incident's latest message; the messages it replaced stay fetchable
+while their incident is listed (:func:`find_message`, from the records
+:func:`incident_records` keeps), so a reader that read the feed just before a change
+still gets the message the feed linked to.
+
 ``Update`` and ``Cancel`` name the original ``Alert`` in ``references``
 (``sender,identifier,sent``), which they can always rebuild: its identifier and ``sent``
 come from the alert id and start time every record carries. An identifier is stable for
@@ -40,25 +45,30 @@ Times are written as CAP wants them: seconds, with the offset, UTC as ``-00:00``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 from xml.etree import ElementTree as ET  # noqa: S405 - building XML, never parsing it
 
+import orjson
+
 from gatewatch.alerts.texts import EVENT_NAMES, HEADLINE
 from gatewatch.gates import GateSet
 from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 
-__all__ = ["ATOM_NS", "CAP_MAPPING", "CAP_NS", "CAP_TYPE", "KEEP_RESOLVED_MS", "Notice",
-           "alert_notice", "atom_feed", "cap_entries", "cap_message", "cap_time", "etag",
-           "latest_records"]
+__all__ = ["ATOM_NS", "CAP_MAPPING", "CAP_NS", "CAP_TYPE", "KEEP_RESOLVED_MS",
+           "KEEP_SUPERSEDED", "Notice", "alert_notice", "alert_order", "atom_feed",
+           "cap_entries", "cap_message", "cap_time", "etag", "find_message",
+           "incident_records", "latest_records"]
 
 CAP_NS: Final = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS: Final = "http://www.w3.org/2005/Atom"
 CAP_TYPE: Final = "application/cap+xml"
 #: a resolved alert's Cancel message stays in the feed this long after resolving
 KEEP_RESOLVED_MS: Final = 24 * 3600 * 1000
+#: the replaced messages of one incident kept fetchable (a flapping alert's oldest go first)
+KEEP_SUPERSEDED: Final = 50
 #: (kind, severity or "resolved") → (urgency, severity, certainty, responseType)
 CAP_MAPPING: Final[dict[tuple[str, str], tuple[str, str, str, str]]] = {
     ("congestion", "warning"): ("Expected", "Moderate", "Observed", "Monitor"),
@@ -124,19 +134,44 @@ def cap_time(ms: int) -> str:
     return datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S-00:00")
 
 
+def alert_order(doc: Mapping[str, Any]) -> tuple[int, bool]:
+    """Where a ``gate.alerts`` record stands among its alert's records: by ``updated_at``,
+    on a tie the resolved one last."""
+    return parse_timestamp_ms(str(doc.get("updated_at"))) or 0, doc.get("state") == "resolved"
+
+
 def latest_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The latest record per alert id (greatest ``updated_at``; on a tie the resolved
-    one): what several workers' views of ``gate.alerts`` merge into."""
-    latest: dict[str, tuple[int, bool, Mapping[str, Any]]] = {}
+    """The latest record per alert id (:func:`alert_order`; on a tie the later one read):
+    what several workers' views of ``gate.alerts`` merge into."""
+    latest: dict[str, tuple[tuple[int, bool], Mapping[str, Any]]] = {}
     for doc in records:
         aid = doc.get("alert_id")
         if not isinstance(aid, str):
             continue
-        rank = (parse_timestamp_ms(str(doc.get("updated_at"))) or 0,
-                doc.get("state") == "resolved")
-        if aid not in latest or rank >= latest[aid][:2]:
-            latest[aid] = (*rank, doc)
-    return [v[2] for _k, v in sorted(latest.items())]
+        rank = alert_order(doc)
+        if aid not in latest or rank >= latest[aid][0]:
+            latest[aid] = (rank, doc)
+    return [v[1] for _k, v in sorted(latest.items())]
+
+
+def incident_records(records: Iterable[Mapping[str, Any]], *, id_field: str,
+                     order: Callable[[Mapping[str, Any]], Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each id's records of its latest incident (those with the ``started_at`` of its
+    latest record by ``order``), oldest first, each once, at most the latest and
+    :data:`KEEP_SUPERSEDED` before it: what a worker keeps of ``gate.alerts`` (or
+    ``gate.advisories``) so that the CAP messages the feed has replaced stay fetchable.
+    Records without a string ``id_field`` are skipped."""
+    by_id: dict[str, dict[bytes, dict[str, Any]]] = {}
+    for doc in records:
+        rid = doc.get(id_field)
+        if isinstance(rid, str):
+            by_id.setdefault(rid, {})[orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)] = dict(doc)
+    out = {}
+    for rid, docs in sorted(by_id.items()):
+        ordered = sorted(docs.values(), key=order)  # stable: on a tie, the later read last
+        started = ordered[-1].get("started_at")
+        out[rid] = [d for d in ordered if d.get("started_at") == started][-KEEP_SUPERSEDED - 1:]
+    return out
 
 
 def alert_notice(record: Mapping[str, Any], gates: GateSet) -> Notice | None:
@@ -233,6 +268,19 @@ def cap_entries(alerts: Iterable[Mapping[str, Any]], advisories: Iterable[Notice
         out.append(n)
     out.extend(advisories)
     return sorted(out, key=lambda n: (-n.sent_ms, n.identifier))
+
+
+def find_message(identifier: str, listed: Iterable[Notice],
+                 every: Iterable[Notice | None] = ()) -> Notice | None:
+    """The message ``identifier``: one the feed lists (``listed``), or one of ``every``
+    (the notices of all the records kept, :func:`incident_records`) whose incident the
+    feed lists, such as the ``Alert`` an ``Update`` replaced. None: neither."""
+    listed = list(listed)
+    incidents = {n.original_identifier for n in listed}
+    for n in (*listed, *every):
+        if n is not None and n.identifier == identifier and n.original_identifier in incidents:
+            return n
+    return None
 
 
 def atom_feed(notices: Iterable[Notice], *, base_url: str, sender: str, now_ms: int) -> bytes:

@@ -33,7 +33,15 @@ from aiohttp import web as aioweb
 from faust.web import View
 
 from gatewatch.alerts.advisories import advisory_notices
-from gatewatch.alerts.cap import CAP_TYPE, atom_feed, cap_entries, cap_message, etag
+from gatewatch.alerts.cap import (
+    CAP_TYPE,
+    alert_notice,
+    atom_feed,
+    cap_entries,
+    cap_message,
+    etag,
+    find_message,
+)
 from gatewatch.core.congestion import LEVELS, GateAlerts
 from gatewatch.core.estimates import ErrorSummary
 from gatewatch.core.forecast import GateForecast
@@ -683,9 +691,10 @@ def openapi(version: str, *, token_required: bool = False) -> dict[str, Any]:
                 "get": {"summary": "One CAP 1.2 message of the feed (vi-VN and en-US info)",
                         "responses": {"200": xml(CAP_TYPE), "304": not_modified,
                                       "400": oversized, "401": unauthorized,
-                                      "404": err("not (or no longer) in the feed", {
-                                          "unknown_message": ("not in the feed", "no CAP "
-                                                              "message 'x' in the feed")})}}},
+                                      "404": err("not a message of an incident in the feed",
+                                                 {"unknown_message": (
+                                                     "not in the feed", "no CAP message 'x' "
+                                                     "of an incident in the feed")})}}},
         },
         "components": {
             "schemas": {
@@ -808,10 +817,11 @@ def install(app: Any, *, processor: Processor,
             advisory_records: Callable[[], Iterable[Mapping[str, Any]]] = lambda: (),
             history: HistoryStore | None = None, utc_offset_minutes: int = 420) -> None:
     """Add the API views to a Faust app. ``kafka_status`` returns the ``kafka`` member
-    of the gate list (reachable, unreachable_seconds); ``alert_records`` the latest
-    ``gate.alerts`` record per alert this worker knows (the CAP feed's source);
+    of the gate list (reachable, unreachable_seconds); ``alert_records`` the
+    ``gate.alerts`` records of each alert's latest incident this worker knows (the CAP
+    feed's source: it lists the latest, and serves the messages it replaced);
     ``public_rate_per_minute``: the public feed's per-client rate limit;
-    ``advisory_records`` the latest ``gate.advisories`` record per advisory (CAP too);
+    ``advisory_records`` the same of ``gate.advisories`` (CAP too);
     ``history`` is the history store (read-only; ``None``: the history paths answer 503),
     whose days and hours of the week are local at ``utc_offset_minutes``."""
     spec = openapi(version, token_required=bool(token))
@@ -1115,11 +1125,13 @@ def install(app: Any, *, processor: Processor,
                 body, ctype = atom_feed(notices, base_url=str(request.url.origin()),
                                         sender=cap_sender, now_ms=now), "application/atom+xml"
             else:
-                found = [n for n in notices if n.identifier == identifier]
-                if not found:
+                found = find_message(identifier, notices, [
+                    *(alert_notice(r, gates) for r in records),
+                    *advisory_notices(advised, gates, now, every=True)])
+                if found is None:
                     raise ApiError(404, "unknown_message", f"no CAP message {identifier[:80]!r} "
-                                   "in the feed; see /api/v1/cap.atom")
-                body, ctype, notices = cap_message(found[0], cap_sender), CAP_TYPE, found
+                                   "of an incident in the feed; see /api/v1/cap.atom")
+                body, ctype, notices = cap_message(found, cap_sender), CAP_TYPE, [found]
         except ApiError as exc:
             return web.json(exc.body(), status=exc.status,
                             headers=headers_for(request) | exc.headers)

@@ -1,7 +1,8 @@
 """The CAP feed through a real worker: an alert raised by real events appears in
 /api/v1/cap.atom as an ``Alert``, escalates to an ``Update`` and resolves to a ``Cancel``;
 every CAP message the feed links to is fetched and validated against the official OASIS
-CAP 1.2 schema; ETag revalidation answers 304."""
+CAP 1.2 schema, and the messages the feed replaced stay fetchable while their incident
+is listed; ETag revalidation answers 304."""
 
 from __future__ import annotations
 
@@ -98,4 +99,8 @@ def test_alert_update_and_cancel_in_the_cap_feed(bootstrap, worker_factory, test
     assert cancel.findtext(CAP + "references") == original
     assert cancel.findtext(CAP + "info/" + CAP + "urgency") == "Past"
     assert len(seen) >= 3  # Alert, Update and Cancel each fetched and valid
+    # the Alert and Update the feed replaced stay fetchable while their incident is listed
+    # (a reader that read the feed just before a change follows its links after it)
+    for href, xml in seen.items():
+        assert w.get(href[len(w.url):]) == (200, xml), href
     assert w.get("/api/v1/cap/gatewatch.nope.xml")[0] == 404

@@ -197,7 +197,7 @@ def test_advisories_in_the_cap_feed_alert_update_cancel_and_valid_cap():
     from xml.etree import ElementTree as ET
 
     from gatewatch.alerts.advisories import advisory_notices
-    from gatewatch.alerts.cap import CAP_NS, cap_entries, cap_message
+    from gatewatch.alerts.cap import CAP_NS, cap_entries, cap_message, find_message
     from tests.support import cap_errors
 
     gates = load_gates()
@@ -227,6 +227,10 @@ def test_advisories_in_the_cap_feed_alert_update_cancel_and_valid_cap():
     [first] = advisory_notices(records[:1], gates, 10 * MIN)
     [cancel] = advisory_notices(records, gates, 10 * MIN)
     assert cancel.original_identifier == first.identifier  # the Cancel names the Alert
+    # every record's message, for fetching the ones the feed replaced (find_message)
+    every = advisory_notices(records, gates, 10 * MIN, every=True)
+    assert [n.msg_type for n in every] == kinds
+    assert find_message(first.identifier, [cancel], every) == first
     # joined with the alerts; a Cancel leaves after 24 h
     assert len(cap_entries([], advisory_notices(records, gates, 10 * MIN), gates=gates,
                            now_ms=10 * MIN)) == 1

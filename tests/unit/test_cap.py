@@ -16,10 +16,15 @@ from gatewatch.alerts.cap import (
     CAP_NS,
     CAP_TYPE,
     KEEP_RESOLVED_MS,
+    KEEP_SUPERSEDED,
     Notice,
+    alert_notice,
+    alert_order,
     atom_feed,
     cap_entries,
     cap_message,
+    find_message,
+    incident_records,
 )
 from gatewatch.alerts.evaluator import encode_alert
 from gatewatch.core.processor import Processor, SourceRecord
@@ -148,6 +153,45 @@ def test_no_data_alerts_stay_out_and_records_from_several_workers_merge():
     merged = cap_entries([RECORDS[3], RECORDS[0], no_data, RECORDS[1]], gates=GATES,
                          now_ms=T0 + 60 * MIN)
     assert [n.msg_type for n in merged] == ["Cancel"]
+
+
+def kept(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a worker keeps of ``records`` (read or written in any order, some twice)."""
+    return [d for docs in incident_records(records, id_field="alert_id", order=alert_order
+                                           ).values() for d in docs]
+
+
+def test_the_messages_the_feed_replaced_stay_fetchable_while_their_incident_is_listed():
+    """A reader that read the feed at the Update and fetches its link after the resolve
+    (the race a CI run hit) still gets the Update, and the Alert before it; another
+    incident's, or one that has left the feed, is not found."""
+    now = T0 + 60 * MIN
+    records = kept([RECORDS[3], RECORDS[1], RECORDS[0], RECORDS[2], RECORDS[1]])
+    assert [r["change"] for r in records] == ["fired", "escalated", "deescalated", "resolved"]
+    listed = cap_entries(records, gates=GATES, now_ms=now)
+    assert [n.msg_type for n in listed] == ["Cancel"]
+    every = [alert_notice(r, GATES) for r in records]
+    for r in RECORDS:
+        n = alert_notice(r, GATES)
+        assert n is not None and find_message(n.identifier, listed, every) == n
+    # without the replaced records (as before the fix) the Update is not found
+    update = next(n for n in every if n is not None and n.msg_type == "Update")
+    assert find_message(update.identifier, listed, []) is None
+    # a Cancel older than 24 h has left the feed, and its incident's messages with it
+    late = T0 + 25 * MIN + KEEP_RESOLVED_MS + 1
+    assert find_message(update.identifier, cap_entries(records, gates=GATES, now_ms=late),
+                        every) is None
+    assert find_message("gatewatch.huu-nghi.congestion.nope", listed, every) is None
+
+
+def test_a_new_incident_replaces_the_records_kept_of_the_last_and_a_flapping_one_is_bounded():
+    later = [dict(r, started_at="2021-12-02T00:00:00.000Z",
+                  updated_at=f"2021-12-02T00:{i // 60:02d}:{i % 60:02d}.000Z",
+                  change="escalated" if i % 2 else "deescalated")
+             for i, r in enumerate([RECORDS[1]] * (KEEP_SUPERSEDED + 10))]
+    records = kept([*RECORDS, *later])
+    assert len(records) == KEEP_SUPERSEDED + 1
+    assert records == later[-KEEP_SUPERSEDED - 1:]  # the latest incident's, newest kept
 
 
 def test_the_atom_index_feed_lists_one_entry_per_message_linking_to_it():
