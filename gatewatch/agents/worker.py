@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, count
 from typing import Any
 
 import orjson
@@ -147,6 +147,11 @@ class Worker:
     #: ``gate.advisories`` (shipment advisory changes); None: not published
     advisories_topic: Any = None
     ticks: int = 0
+    #: recoveries started or partitions revoked so far (a retried rebuild stops when this
+    #: moves on)
+    recoveries: int = 0
+    #: seconds before each new attempt at a failed rebuild (the last repeats)
+    rebuild_retry_seconds: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0)
     _send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     # -- input -------------------------------------------------------------------------
@@ -300,15 +305,29 @@ class Worker:
     async def rebuild(self) -> None:
         """After every recovery: rebuild the core from the state table, restore firing
         alerts from ``gate.alerts`` and the latest count observations from
-        ``gate.counts``, republish the last hour's windows, become ready. A failure is
-        logged here: Faust runs this in a task whose exception nobody reads, and the
-        worker then stays not ready."""
-        try:
-            await self._rebuild()
-        except Exception:
-            log.exception("rebuild after a recovery failed: the worker stays not ready "
-                          "until the next rebalance")
-            raise
+        ``gate.counts``, republish the last hour's windows, become ready.
+
+        A failed attempt is logged and tried again after :attr:`rebuild_retry_seconds`,
+        until it succeeds or a newer rebalance takes over: Faust resumes the input only
+        when this returns, so no event is applied to a half-rebuilt core, and the worker
+        does not stay not ready until the next rebalance (Faust runs this in a task whose
+        exception nobody reads)."""
+        self.recoveries += 1
+        mine = self.recoveries
+        for attempt in count(1):
+            try:
+                await self._rebuild()
+                return
+            except Exception:
+                delays = self.rebuild_retry_seconds
+                delay = delays[min(attempt, len(delays)) - 1]
+                log.exception("rebuild after a recovery failed (attempt %d); trying again in "
+                              "%.0f s, not ready meanwhile", attempt, delay)
+                self.metrics.rebuild_failures.inc()
+            await asyncio.sleep(delay)
+            if self.recoveries != mine:
+                log.warning("a newer rebalance took over the failed rebuild")
+                return
 
     async def _rebuild(self) -> None:
         proc = self.processor
@@ -436,6 +455,7 @@ class Worker:
                 if partition_of(g.gate_id.encode(), self.input_partitions) in assigned}
 
     def revoked(self) -> None:
+        self.recoveries += 1  # a rebuild being retried stops
         self.ready = False
         self.metrics.ready.set(0)
 

@@ -126,6 +126,10 @@ class GatewatchMetrics:
             "gatewatch_state_writes_failed",
             "State-table changelog writes refused for the record itself (e.g. too large); "
             "dead-lettered with reason state_write_failed", registry=registry)
+        self.rebuild_failures = Counter(
+            "gatewatch_rebuild_failures",
+            "Failed attempts at rebuilding the core after a recovery (each is tried again; "
+            "the worker is not ready meanwhile)", registry=registry)
         self.count_observations = Counter(
             "gatewatch_count_observations", "Valid count observations read from gate.counts",
             registry=registry)

@@ -107,3 +107,88 @@ def test_events_from_the_future_and_too_old_are_counted_per_gate():
     assert get("gatewatch_events_rejected_total", {"reason": "from_the_future"}) == 1
     assert dict(dead[0]["headers"])["gatewatch-reason"] == b"from_the_future"
     assert worker.processor.signals("tan-thanh", now).watermark_ms is None  # not moved
+
+
+class _FlakyTopic:
+    """A ``gate.windows`` topic whose first ``fail`` sends raise as aiokafka does while the
+    broker is away (a rebuild republishes the last hour's windows: after a broker restart
+    this is a likely way for it to fail), then records what it is sent. ``on_fail`` runs
+    at each failure. A stand-in: no broker here refuses on demand."""
+
+    def __init__(self, fail: int, on_fail=lambda: None):  # type: ignore[no-untyped-def]
+        self.fail, self.on_fail, self.calls, self.sent = fail, on_fail, 0, []
+
+    async def send(self, key, value):  # type: ignore[no-untyped-def]
+        from aiokafka.errors import KafkaConnectionError
+
+        self.calls += 1
+        if self.calls <= self.fail:
+            self.on_fail()
+            raise KafkaConnectionError("broker away")
+        self.sent.append(key)
+
+
+class _Store(dict):  # type: ignore[type-arg]
+    """The state table's store as ``Worker._rebuild`` reads it."""
+
+    def __init__(self, items):  # type: ignore[no-untyped-def]
+        super().__init__((k, v) for k, v, _p in items)
+        self._key_partition = {k: p for k, _v, p in items}
+
+
+def _rebuild_worker(windows: _FlakyTopic):  # type: ignore[no-untyped-def]
+    """A real worker (no broker) whose state table holds one truck queued at Hữu Nghị
+    30 min ago, with ``windows`` as its windows topic; the read-backs of
+    gate.alerts/advisories fail at once (and are logged, as without a broker)."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry
+
+    from gatewatch.agents.app import create_app
+    from gatewatch.core.processor import Processor, SourceRecord
+    from gatewatch.settings import Settings
+    from gatewatch.streams.codec import encode_event
+    from tests.support import MIN, T0, ev
+
+    gates = load_gates(None)
+    p = Processor(gates, Settings.from_env({}))
+    fx = p.apply_batch([SourceRecord("gate.events", 0, 0, T0, b"huu-nghi", encode_event(
+        ev("29C-00001", "queued", T0)))], T0)
+    registry = CollectorRegistry()
+    worker = create_app(Settings.from_env({}), gates, registry=registry)
+    worker.table = SimpleNamespace(data=_Store([(w.key, w.value, w.partition)
+                                                for w in fx.writes]))
+    worker.windows_topic = windows
+    worker.wall_ms = lambda: T0 + 30 * MIN
+
+    def no_broker():  # type: ignore[no-untyped-def]
+        raise RuntimeError("no broker in this test")
+
+    worker.consumer_factory = no_broker
+    worker.rebuild_retry_seconds = (0.0,)
+    return worker, registry
+
+
+def test_a_failed_rebuild_is_tried_again_and_the_worker_becomes_ready():
+    """A rebuild that raised (here: republishing a window while the broker is away) left
+    the worker not ready until the next rebalance, and Faust then resumed the input over
+    a core it had not finished rebuilding. Now it is tried again."""
+    import asyncio
+
+    windows = _FlakyTopic(fail=2)
+    worker, registry = _rebuild_worker(windows)
+    asyncio.run(worker.rebuild())
+    assert worker.ready and worker.processor.vehicles_waiting() == 1
+    assert windows.sent  # the windows were republished at the third attempt
+    assert registry.get_sample_value("gatewatch_rebuild_failures_total") == 2
+
+
+def test_a_newer_rebalance_takes_over_a_failing_rebuild():
+    import asyncio
+
+    windows = _FlakyTopic(fail=10**9)
+    worker, registry = _rebuild_worker(windows)
+    windows.on_fail = lambda: worker.revoked() if windows.calls == 3 else None
+    asyncio.run(worker.rebuild())  # returns: the new rebalance's recovery rebuilds
+    assert not worker.ready and windows.calls == 3
+    assert registry.get_sample_value("gatewatch_rebuild_failures_total") == 3
