@@ -1,5 +1,5 @@
 """The JSON API on real workers: documents, errors, token, OpenAPI; and two workers of
-one group answering the same state for every gate."""
+one group answering the same state and CAP feed for every gate."""
 
 from __future__ import annotations
 
@@ -38,6 +38,27 @@ def call(url: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, 
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+
+
+def cap_links(w) -> list[str]:  # type: ignore[no-untyped-def]
+    """The message links of a worker's CAP feed."""
+    from xml.etree import ElementTree as ET  # noqa: S405 - the worker's own output
+
+    status, _h, body = call(f"{w.url}/api/v1/cap.atom")
+    assert status == 200, body[:300]
+    atom = "{http://www.w3.org/2005/Atom}"
+    return [link.get("href") or "" for link in ET.fromstring(body).iter(atom + "link")  # noqa: S314
+            if link.get("type") == "application/cap+xml"]
+
+
+def cap_types(w) -> list[str]:  # type: ignore[no-untyped-def]
+    """The msgType of each message a worker's CAP feed links to, fetched from it."""
+    out = []
+    for href in cap_links(w):
+        status, _h, body = call(href)
+        assert status == 200, body[:300]
+        out.append(body.split(b"<msgType>")[1].split(b"<")[0].decode())
+    return out
 
 
 def traffic(t0: int) -> list[tuple[bytes, bytes]]:
@@ -146,8 +167,8 @@ def test_api_documents_errors_token_and_openapi(bootstrap, worker_factory, test_
 
 
 def test_any_of_two_workers_answers_for_every_gate(bootstrap, worker_factory, test_id):
-    w1 = worker_factory()
-    w2 = worker_factory()
+    w1 = worker_factory(GATEWATCH_ALERT_RAISE_HOLD_SECONDS="1")
+    w2 = worker_factory(GATEWATCH_ALERT_RAISE_HOLD_SECONDS="1")
     w1.wait_ready(timeout=90)
     w2.wait_ready(timeout=90)
     produce(bootstrap, f"{test_id}-gate.events", traffic(int(time.time() * 1000) - 60_000))
@@ -174,3 +195,19 @@ def test_any_of_two_workers_answers_for_every_gate(bootstrap, worker_factory, te
     mine1, mine2 = local(w1), local(w2)
     print(f"worker 1 holds {sorted(mine1)}, worker 2 holds {sorted(mine2)}")
     assert mine1 | mine2 == set(GATES) and not mine1 & mine2  # each gate held exactly once
+
+    # the CAP feed: either worker lists the alert of a gate the other holds, and serves its
+    # messages, the one the feed replaced included (from the holder's incident records)
+    t = int(time.time() * 1000) - 50_000
+    hn = [message(ev(f"29C-{v:05d}", "queued", t + v, "huu-nghi", event_id=f"cap-{v}",
+                     cargo=None)) for v in range(1200)]
+    produce(bootstrap, f"{test_id}-gate.events", hn[:700])  # > the bundled warning, 600
+    poll(lambda: cap_types(w1) == cap_types(w2) == ["Alert"], 90,
+         "the Alert in both workers' CAP feeds")
+    [alert] = cap_links(w1)
+    produce(bootstrap, f"{test_id}-gate.events", hn[700:])  # > critical, 1100
+    poll(lambda: cap_types(w1) == cap_types(w2) == ["Update"], 90,
+         "the Update in both workers' CAP feeds")
+    for w in (w1, w2):
+        status, _h, body = call(alert.replace(w1.url, w.url))
+        assert status == 200 and b"<msgType>Alert</msgType>" in body, body[:300]
