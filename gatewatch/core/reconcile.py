@@ -117,16 +117,41 @@ class Reconciliation:
         return out
 
 
+def _put(index: dict[str, str | tuple[str, ...]], key: str, vehicle_id: str) -> None:
+    """Add ``vehicle_id`` under ``key``: a plain string when it is the only one (nearly
+    always), a tuple of them otherwise; neither is a container the garbage collector
+    tracks, where a set per key was one more per vehicle (a third of the core's time went
+    to collections with one; see docs/benchmarks.md)."""
+    have = index.get(key)
+    index[key] = vehicle_id if have is None else \
+        (have, vehicle_id) if isinstance(have, str) else (*have, vehicle_id)
+
+
+def _drop(index: dict[str, str | tuple[str, ...]], key: str, vehicle_id: str) -> None:
+    have = index.get(key)
+    if have == vehicle_id:
+        del index[key]
+    elif isinstance(have, tuple):
+        rest = tuple(v for v in have if v != vehicle_id)
+        index[key] = rest[0] if len(rest) == 1 else rest
+
+
+def _under(have: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    return () if have is None else (have,) if isinstance(have, str) else have
+
+
 class PlateIndex:
     """Vehicles by the canonical form of their plate (one substitution within a
     confusion class keeps it), and by each of their plates with one character dropped
     (a reader losing a character): what finds a misread's true plate in O(1). About
-    0.6 KiB per vehicle in the state (10,000 vehicles: 6 MB, measured with tracemalloc)."""
+    0.6 KiB per vehicle in the state (10,000 vehicles: 6 MB, measured with tracemalloc).
+    Vehicles under one key are kept in the order they were added."""
 
     __slots__ = ("_by_canon", "_by_shorter", "_canon_of")
 
     def __init__(self) -> None:
-        self._by_canon: dict[str, set[str]] = {}
+        #: canonical plate → the vehicle (or vehicles) with it
+        self._by_canon: dict[str, str | tuple[str, ...]] = {}
         self._canon_of: dict[str, str] = {}
         #: plate with one character dropped → the vehicle (or vehicles) it comes from
         self._by_shorter: dict[str, str | tuple[str, ...]] = {}
@@ -135,7 +160,7 @@ class PlateIndex:
         if vehicle_id in self._canon_of:
             return
         key = self._canon_of[vehicle_id] = canonical(vehicle_id)
-        self._by_canon.setdefault(key, set()).add(vehicle_id)
+        _put(self._by_canon, key, vehicle_id)
         if len(vehicle_id) > 4:
             by_shorter = self._by_shorter
             shorter = deletions(vehicle_id)
@@ -143,40 +168,27 @@ class PlateIndex:
                 by_shorter.update(dict.fromkeys(shorter, vehicle_id))
                 return
             for short in shorter:
-                have = by_shorter.get(short)
-                by_shorter[short] = vehicle_id if have is None else \
-                    (have, vehicle_id) if isinstance(have, str) else (*have, vehicle_id)
+                _put(by_shorter, short, vehicle_id)
 
     def remove(self, vehicle_id: str) -> None:
         key = self._canon_of.pop(vehicle_id, None)
         if key is None:
             return
-        ids = self._by_canon.get(key)
-        if ids is not None:
-            ids.discard(vehicle_id)
-            if not ids:
-                del self._by_canon[key]
+        _drop(self._by_canon, key, vehicle_id)
         if len(vehicle_id) > 4:
-            by_shorter = self._by_shorter
             for short in deletions(vehicle_id):
-                have = by_shorter.get(short)
-                if have == vehicle_id:
-                    del by_shorter[short]
-                elif isinstance(have, tuple):
-                    rest = tuple(v for v in have if v != vehicle_id)
-                    by_shorter[short] = rest[0] if len(rest) == 1 else rest
+                _drop(self._by_shorter, short, vehicle_id)
 
     def longer(self, plate: str) -> tuple[str, ...]:
         """Vehicles whose plate with one character dropped is ``plate``."""
-        have = self._by_shorter.get(plate)
-        return () if have is None else (have,) if isinstance(have, str) else have
+        return _under(self._by_shorter.get(plate))
 
     def crowded(self, vehicle_id: str) -> bool:
         """True if another vehicle has a plate of the same shape (one confusion
         substitution away) or one character longer, so that ``vehicle_id`` may be a
         misread of it."""
         key = self._canon_of.get(vehicle_id)
-        return key is not None and (len(self._by_canon.get(key, ())) > 1
+        return key is not None and (isinstance(self._by_canon.get(key), tuple)
                                     or vehicle_id in self._by_shorter)
 
     def neighbours(self, plate: str, waiting: Mapping[str, object]) -> dict[str, str]:
@@ -184,7 +196,7 @@ class PlateIndex:
         ``plate`` → why: a confusion substitution, ``plate`` with one character dropped,
         or one character longer than ``plate``."""
         out: dict[str, str] = {}
-        for other in self._by_canon.get(canonical(plate), ()):
+        for other in _under(self._by_canon.get(canonical(plate))):
             if other != plate and other in waiting \
                     and (why := confusion_edit(plate, other)) is not None:
                 out[other] = why
