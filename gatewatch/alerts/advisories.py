@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import orjson
 
-from gatewatch.alerts.cap import KEEP_RESOLVED_MS, Notice
+from gatewatch.alerts.cap import KEEP_RESOLVED_MS, Notice, latest_by
 from gatewatch.alerts.texts import format_duration
 from gatewatch.core.advisories import ADVICE, Advisory, AdvisoryChange, AdvisoryFigures
 from gatewatch.gates import GateConfig, GateSet
@@ -169,15 +169,7 @@ def latest_advisories(records: Iterable[Mapping[str, Any]]) -> dict[str, Mapping
     """The latest ``gate.advisories`` record per advisory id (:func:`advisory_order`; on
     a tie the later one read): what several workers' records and a restart's read-back
     merge into. Records without an advisory id are skipped."""
-    latest: dict[str, Mapping[str, Any]] = {}
-    for r in records:
-        aid = r.get("advisory_id")
-        if not isinstance(aid, str):
-            continue
-        old = latest.get(aid)
-        if old is None or advisory_order(r) >= advisory_order(old):
-            latest[aid] = r
-    return latest
+    return latest_by(records, id_field="advisory_id", order=advisory_order)
 
 
 def _number(value: Any, default: float | None) -> float | None:

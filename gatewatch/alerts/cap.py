@@ -60,7 +60,7 @@ from gatewatch.streams.codec import format_ms, parse_timestamp_ms
 __all__ = ["ATOM_NS", "CAP_MAPPING", "CAP_NS", "CAP_TYPE", "KEEP_RESOLVED_MS",
            "KEEP_SUPERSEDED", "Notice", "alert_notice", "alert_order", "atom_feed",
            "cap_entries", "cap_message", "cap_time", "etag", "find_message",
-           "incident_records", "latest_records"]
+           "incident_records", "latest_by", "latest_records"]
 
 CAP_NS: Final = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS: Final = "http://www.w3.org/2005/Atom"
@@ -140,18 +140,26 @@ def alert_order(doc: Mapping[str, Any]) -> tuple[int, bool]:
     return parse_timestamp_ms(str(doc.get("updated_at"))) or 0, doc.get("state") == "resolved"
 
 
-def latest_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The latest record per alert id (:func:`alert_order`; on a tie the later one read):
-    what several workers' views of ``gate.alerts`` merge into."""
-    latest: dict[str, tuple[tuple[int, bool], Mapping[str, Any]]] = {}
+def latest_by(records: Iterable[Mapping[str, Any]], *, id_field: str,
+              order: Callable[[Mapping[str, Any]], Any]) -> dict[str, Mapping[str, Any]]:
+    """The latest record per string ``id_field`` by ``order`` (on a tie the later one
+    read); records without one are skipped."""
+    latest: dict[str, tuple[Any, Mapping[str, Any]]] = {}
     for doc in records:
-        aid = doc.get("alert_id")
-        if not isinstance(aid, str):
+        rid = doc.get(id_field)
+        if not isinstance(rid, str):
             continue
-        rank = alert_order(doc)
-        if aid not in latest or rank >= latest[aid][0]:
-            latest[aid] = (rank, doc)
-    return [v[1] for _k, v in sorted(latest.items())]
+        rank = order(doc)
+        if rid not in latest or rank >= latest[rid][0]:
+            latest[rid] = (rank, doc)
+    return {rid: doc for rid, (_rank, doc) in latest.items()}
+
+
+def latest_records(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The latest record per alert id (:func:`alert_order`; on a tie the later one read),
+    by alert id: what several workers' views of ``gate.alerts`` merge into."""
+    return [doc for _aid, doc in sorted(latest_by(records, id_field="alert_id",
+                                                  order=alert_order).items())]
 
 
 def incident_records(records: Iterable[Mapping[str, Any]], *, id_field: str,
