@@ -48,6 +48,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, Final
 from xml.etree import ElementTree as ET  # noqa: S405 - building XML, never parsing it
 
@@ -285,7 +286,7 @@ def find_message(identifier: str, listed: Iterable[Notice],
     feed lists, such as the ``Alert`` an ``Update`` replaced. None: neither."""
     listed = list(listed)
     incidents = {n.original_identifier for n in listed}
-    for n in (*listed, *every):
+    for n in chain(listed, every):  # ``every`` is built only if the feed lacks it
         if n is not None and n.identifier == identifier and n.original_identifier in incidents:
             return n
     return None

@@ -23,7 +23,7 @@ import asyncio
 import hmac
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ from faust.web import View
 from gatewatch.alerts.advisories import advisory_notices
 from gatewatch.alerts.cap import (
     CAP_TYPE,
+    Notice,
     alert_notice,
     atom_feed,
     cap_entries,
@@ -1125,9 +1126,11 @@ def install(app: Any, *, processor: Processor,
                 body, ctype = atom_feed(notices, base_url=str(request.url.origin()),
                                         sender=cap_sender, now_ms=now), "application/atom+xml"
             else:
-                found = find_message(identifier, notices, [
-                    *(alert_notice(r, gates) for r in records),
-                    *advisory_notices(advised, gates, now, every=True)])
+                def every() -> Iterator[Notice | None]:  # read only if not listed
+                    yield from (alert_notice(r, gates) for r in records)
+                    yield from advisory_notices(advised, gates, now, every=True)
+
+                found = find_message(identifier, notices, every())
                 if found is None:
                     raise ApiError(404, "unknown_message", f"no CAP message {identifier[:80]!r} "
                                    "of an incident in the feed; see /api/v1/cap.atom")
